@@ -1,0 +1,28 @@
+# Every target sets itself up: a fresh clone needs only python3 (3.10+) and make.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PORT   ?= 8501
+
+.PHONY: run test bench setup clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	# torch first, pinned, so the CPU build is chosen before anything else asks for torch
+	$(PY) -m pip install -q "torch>=2.4,<2.14"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m streamlit run app.py --server.port=$(PORT) --browser.gatherUsageStats=false
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

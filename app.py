@@ -1,0 +1,15 @@
+"""Compression Lab: the router. Pages live in pages/; the shared sidebar model picker in pages/common.py."""
+
+import streamlit as st
+
+from pages import common
+
+st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wide")
+
+PAGES = [
+    st.Page("pages/model.py", title="Model", icon="🧠", url_path="model", default=True),
+]
+
+navigation = st.navigation(PAGES)
+common.model_picker()
+navigation.run()

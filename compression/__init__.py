@@ -1,0 +1,1 @@
+"""Compression Lab's engine: models, data, training and measurements for pruning, quantization and distillation."""

@@ -1,0 +1,188 @@
+"""Built-in datasets (digits, Fashion-MNIST) and user evaluation data, as tensors of images (N, C, H, W)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import struct
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .errors import InputError
+from .settings import FASHION_MNIST_ENV, fashion_mnist_dirs
+
+DIGITS_CLASSES = tuple(str(i) for i in range(10))
+FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+MAX_NPZ_SAMPLES = 200_000
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A train/test split; `x_train` is None for evaluation-only data (e.g. an uploaded .npz)."""
+
+    name: str
+    x_test: Tensor
+    y_test: Tensor
+    classes: tuple[str, ...]
+    x_train: Tensor | None = None
+    y_train: Tensor | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_test.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def has_train(self) -> bool:
+        return self.x_train is not None
+
+
+DATASETS = ("digits", "fashion-mnist")
+
+
+class DatasetUnavailable(InputError):
+    """A dataset whose files are not on this machine."""
+
+
+def load_dataset(name: str) -> Dataset:
+    """Return a built-in dataset by name; cached, so every caller shares the same read-only tensors."""
+    if name == "digits":
+        return _digits()
+    if name == "fashion-mnist":
+        return _fashion_mnist()
+    raise InputError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+@lru_cache(maxsize=None)
+def _digits() -> Dataset:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[:, None]  # (N, 1, 8, 8) in [0, 1]
+    y = bunch.target.astype(np.int64)
+    # Fixed stratified 80/20 split: every model and every page sees the same 360 test images.
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
+    return Dataset("digits", _frozen(x_te), _frozen(y_te), DIGITS_CLASSES, _frozen(x_tr), _frozen(y_tr))
+
+
+@lru_cache(maxsize=None)
+def _fashion_mnist() -> Dataset:
+    folder = find_fashion_mnist()
+    x_tr = read_idx(_idx_path(folder, "train-images-idx3-ubyte"))
+    y_tr = read_idx(_idx_path(folder, "train-labels-idx1-ubyte"))
+    x_te = read_idx(_idx_path(folder, "t10k-images-idx3-ubyte"))
+    y_te = read_idx(_idx_path(folder, "t10k-labels-idx1-ubyte"))
+    to_x = lambda a: _frozen((a.astype(np.float32) / 255.0)[:, None])  # noqa: E731  (N, 1, 28, 28)
+    to_y = lambda a: _frozen(a.astype(np.int64))  # noqa: E731
+    return Dataset("fashion-mnist", to_x(x_te), to_y(y_te), FASHION_CLASSES, to_x(x_tr), to_y(y_tr))
+
+
+def find_fashion_mnist() -> Path:
+    """Folder holding the four Fashion-MNIST IDX files, or DatasetUnavailable saying how to get them."""
+    for folder in fashion_mnist_dirs():
+        if all(_idx_path(folder, stem) for stem in _FASHION_STEMS):
+            return folder
+    searched = ", ".join(str(d) for d in fashion_mnist_dirs())
+    raise DatasetUnavailable(
+        "Fashion-MNIST is not installed. On Debian/Ubuntu run `sudo apt-get install dataset-fashion-mnist`, "
+        f"or put the four IDX files (train/t10k images and labels, .gz or not) in a folder named by "
+        f"${FASHION_MNIST_ENV}. Searched: {searched}"
+    )
+
+
+def fashion_mnist_available() -> bool:
+    try:
+        find_fashion_mnist()
+        return True
+    except DatasetUnavailable:
+        return False
+
+
+_FASHION_STEMS = (
+    "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+)
+
+
+def _idx_path(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (the MNIST format), gzipped or not."""
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    return parse_idx(raw, str(path))
+
+
+def parse_idx(raw: bytes, where: str = "IDX data") -> np.ndarray:
+    """Parse IDX bytes: 2 zero bytes, a dtype code, the number of dims, big-endian sizes, then data."""
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise InputError(f"{where} is not an IDX file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise InputError(f"{where} is truncated (header)")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    count = int(np.prod(shape)) if shape else 0
+    if len(raw) - header < count * dtype.itemsize:
+        raise InputError(f"{where} is truncated: expected {count} values of shape {shape}")
+    return np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(shape)
+
+
+def load_npz(data: bytes, *, name: str = "upload", classes: int | None = None) -> Dataset:
+    """Evaluation data from an .npz with `x` (N, ...) and integer labels `y` (N,); never unpickles."""
+    try:
+        archive = np.load(io.BytesIO(data), allow_pickle=False)
+    except Exception as exc:  # numpy raises several types for corrupt archives
+        raise InputError(f"{name} is not a readable .npz archive ({type(exc).__name__})") from exc
+    with archive:
+        missing = {"x", "y"} - set(archive.files)
+        if missing:
+            raise InputError(f"{name} must hold arrays 'x' and 'y'; missing {', '.join(sorted(missing))}")
+        try:
+            x, y = archive["x"], archive["y"]
+        except ValueError as exc:  # object arrays would need pickle
+            raise InputError(f"{name}: arrays must be numeric, not Python objects") from exc
+        except Exception as exc:
+            raise InputError(f"{name} is corrupt ({type(exc).__name__})") from exc
+    if x.dtype.kind not in "fiub" or x.ndim < 2:
+        raise InputError(f"{name}: 'x' must be a numeric array of shape (N, ...), got {x.dtype} {x.shape}")
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise InputError(f"{name}: 'y' must be integer class labels of shape (N,), got {y.dtype} {y.shape}")
+    if len(x) != len(y):
+        raise InputError(f"{name}: 'x' has {len(x)} samples but 'y' has {len(y)}")
+    if not 0 < len(y) <= MAX_NPZ_SAMPLES:
+        raise InputError(f"{name}: need between 1 and {MAX_NPZ_SAMPLES} samples, got {len(y)}")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise InputError(f"{name}: 'x' contains NaN or Inf")
+    n_classes = classes if classes is not None else int(y.max()) + 1
+    if y.min() < 0 or y.max() >= n_classes:
+        raise InputError(f"{name}: labels must lie in [0, {n_classes - 1}], got [{y.min()}, {y.max()}]")
+    labels = tuple(str(i) for i in range(n_classes))
+    return Dataset(name, _frozen(x), _frozen(y.astype(np.int64)), labels)
+
+
+def _frozen(array: np.ndarray) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array)).clone()

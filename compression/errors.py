@@ -1,0 +1,5 @@
+"""The one exception type users see: bad input, explained in one line."""
+
+
+class InputError(ValueError):
+    """Input the engine refuses (a file, a name, a shape, a setting), with a message meant for the user."""

@@ -1,0 +1,155 @@
+"""Measurements: accuracy and loss, per-layer counts, real serialized sizes, measured latency, histograms."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save as safetensors_save
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    accuracy: float  # fraction in [0, 1]
+    loss: float
+    samples: int
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 2048) -> Evaluation:
+    """Accuracy and mean cross-entropy of `model` on (x, y), in eval mode."""
+    model.eval()
+    correct, loss_sum = 0, 0.0
+    for i in range(0, len(y), batch_size):
+        logits = model(x[i:i + batch_size])
+        loss_sum += F.cross_entropy(logits, y[i:i + batch_size], reduction="sum").item()
+        correct += (logits.argmax(1) == y[i:i + batch_size]).sum().item()
+    return evaluation_from_logits_stats(correct, loss_sum, len(y))
+
+
+def evaluation_from_logits_stats(correct: int, loss_sum: float, samples: int) -> Evaluation:
+    return Evaluation(correct / samples, loss_sum / samples, samples)
+
+
+def logits_evaluation(logits: Tensor, y: Tensor) -> Evaluation:
+    """Accuracy and loss from precomputed logits (e.g. from onnxruntime)."""
+    loss = F.cross_entropy(logits, y, reduction="sum").item()
+    return evaluation_from_logits_stats(int((logits.argmax(1) == y).sum()), loss, len(y))
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One layer of the architecture table."""
+
+    layer: str
+    type: str
+    shape: str
+    params: int
+    nonzero: int
+
+    @property
+    def sparsity(self) -> float:
+        return 1.0 - self.nonzero / self.params if self.params else 0.0
+
+
+def layer_table(model: nn.Module) -> list[LayerRow]:
+    """Every module that owns parameters directly, with its parameter and non-zero counts."""
+    rows = []
+    for name, module in model.named_modules():
+        own = list(module.named_parameters(recurse=False))
+        if not own:
+            continue
+        weight = dict(own).get("weight", own[0][1])
+        rows.append(LayerRow(
+            layer=name or "(root)", type=type(module).__name__,
+            shape=" x ".join(str(d) for d in weight.shape) + ("" if "weight" in dict(own) else f" ({own[0][0]})"),
+            params=sum(p.numel() for _, p in own),
+            nonzero=sum(int(torch.count_nonzero(p)) for _, p in own),
+        ))
+    return rows
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_nonzero(model: nn.Module) -> int:
+    return sum(int(torch.count_nonzero(p)) for p in model.parameters())
+
+
+def state_dict_of(model: nn.Module) -> dict[str, Tensor]:
+    """Detached, contiguous CPU tensors: what `export` writes and what the sizes are measured on."""
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def torch_save_bytes(state: Mapping[str, Tensor]) -> bytes:
+    """The bytes of a real `model.pt` written by `torch.save` (the zip archive embeds the file's stem)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.pt"
+        torch.save(dict(state), path)
+        return path.read_bytes()
+
+
+def safetensors_bytes(state: Mapping[str, Tensor]) -> bytes:
+    """The exact bytes of a .safetensors file of `state`."""
+    return safetensors_save({k: v.contiguous() for k, v in state.items()})
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Wall-clock time of one forward pass, measured after warm-up."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    batch_size: int
+    repeats: int
+
+
+@torch.no_grad()
+def measure_latency(model: nn.Module, example: Tensor, warmup: int = 5, repeats: int = 30) -> Latency:
+    """Median wall-clock ms of `model(example)` over `repeats` runs after `warmup` runs."""
+    model.eval()
+    for _ in range(warmup):
+        model(example)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model(example)
+        times.append((time.perf_counter() - start) * 1e3)
+    deciles = statistics.quantiles(times, n=10) if len(times) > 1 else [times[0]] * 9
+    return Latency(statistics.median(times), deciles[0], deciles[-1], len(example), repeats)
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Counts of values in equal-width bins; `edges` has one more entry than `counts`."""
+
+    counts: list[int]
+    edges: list[float]
+
+    @property
+    def centers(self) -> list[float]:
+        return [(a + b) / 2 for a, b in zip(self.edges[:-1], self.edges[1:])]
+
+
+def histogram(values: Tensor, bins: int = 100, value_range: tuple[float, float] | None = None) -> Histogram:
+    """Histogram computed on the server, so only `bins` numbers reach the browser."""
+    flat = values.detach().float().flatten()
+    flat = flat[torch.isfinite(flat)]
+    if value_range is None:
+        lo, hi = (flat.min().item(), flat.max().item()) if flat.numel() else (0.0, 0.0)
+    else:
+        lo, hi = value_range
+    if hi <= lo:  # constant tensor: one visible bar around the value
+        lo, hi = lo - 0.5, hi + 0.5
+    counts = torch.histc(flat, bins=bins, min=lo, max=hi)
+    edges = torch.linspace(lo, hi, bins + 1)
+    return Histogram([int(c) for c in counts.tolist()], edges.tolist())
