@@ -8,7 +8,7 @@ from compression.metrics import histogram
 from compression.onnx_model import ONNX_NOT_SUPPORTED, ONNX_TECHNIQUES
 from pages.common import current_model
 
-st.title("🧠 Model")
+st.title("Model")
 with st.expander("What am I looking at?"):
     st.markdown(
         "A neural network is layers of **weights**: numbers multiplied with the input. "
