@@ -145,3 +145,24 @@ def pytest_configure(config):
 
     # Tests run beside other work on a 2-core machine; one thread each avoids oversubscription.
     torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _apptest_runs_the_entrypoint():
+    """Make AppTest rerun app.py like the real server does.
+
+    AppTest (Streamlit 1.67) builds a new PagesManager per run, which sees our pages/ folder and falls back to
+    the legacy folder mode, so reruns execute the page script alone and the sidebar (drawn by app.py)
+    disappears. The real server switches that mode off for good once app.py calls st.navigation; so do we.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    PagesManager.__init__ = init
+    yield
+    PagesManager.__init__ = original

@@ -1,0 +1,141 @@
+"""AppTest of the Model page and the shared sidebar (no browser)."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save as st_save
+from streamlit.testing.v1 import AppTest
+
+from compression.metrics import layer_table
+from compression.models import MLP
+from compression.zoo import ZOO
+from conftest import ROOT, state_checksum
+
+
+def app(model: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.session_state["model"] = model
+    return at.run()
+
+
+def histogram_title(at: AppTest) -> str:
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return spec["layout"]["title"]["text"]
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_every_zoo_model_shows_its_facts(name, zoo, request):
+    if name == "lenet-300-100":
+        request.getfixturevalue("fashion_available")
+    zoo(name)
+    at = app(name)
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Accuracy (held-out)"].endswith("%")
+    assert int(metrics["Parameters"].replace(",", "")) == sum(p.numel() for p in zoo(name).module.parameters())
+    assert list(at.dataframe[0].value["layer"]) == [r.layer for r in layer_table(zoo(name).module)]
+
+
+def test_layer_selector_changes_the_histogram(zoo):
+    zoo("cnn")
+    at = app("cnn")
+    assert histogram_title(at).startswith(at.selectbox(key="layer").value)
+    at.selectbox(key="layer").set_value("conv1.weight").run()
+    assert not at.exception
+    assert histogram_title(at).startswith("conv1.weight: 144 weights")
+    assert len(json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["y"]) == 100  # bins, not raw weights
+
+
+def test_browsing_pages_never_mutates_the_cached_model(zoo):
+    zoo("mlp")
+    at = app("mlp")
+    from pages.common import zoo_model  # the very object st.cache_resource shares with every session
+
+    before = state_checksum(zoo_model("mlp").module)
+    at.selectbox(key="layer").set_value("fc2.weight").run()
+    at.toggle(key="hist_log").set_value(True).run()
+    assert state_checksum(zoo_model("mlp").module) == before
+
+
+def _upload(at: AppTest, key: str, name: str, data: bytes) -> AppTest:
+    at.sidebar.file_uploader(key=key).upload(name, data)  # the uploader lives in the sidebar
+    return at.run()
+
+
+def test_uploaded_weights_for_a_zoo_architecture_are_shown():
+    at = app("Upload weights…")
+    torch.manual_seed(0)
+    at = _upload(at, "upload_weights_file", "small.safetensors", st_save(MLP(64, (40,), 10).state_dict()))
+    assert not at.exception and not at.error
+    assert {m.label: m.value for m in at.metric}["Parameters"] == f"{64 * 40 + 40 + 40 * 10 + 10:,}"
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("evil.pt", None, "refused"),
+    ("trunc.safetensors", st_save(MLP(64, (100,), 10).state_dict())[:500], "corrupt or truncated"),
+    ("cnn-weights.safetensors", st_save(MLP(64, (100,), 12).state_dict()), "shape"),
+    ("model.pt2", b"PK\x03\x04", "torch.export"),
+])
+def test_bad_uploads_show_a_reason_and_the_app_keeps_working(name, data, message, tmp_path):
+    if data is None:
+        class Evil:
+            def __reduce__(self):
+                return (print, ("hacked",))
+
+        buffer = io.BytesIO()
+        torch.save({"fc1.weight": Evil()}, buffer)
+        data = buffer.getvalue()
+    at = app("Upload weights…")
+    at = _upload(at, "upload_weights_file", name, data)
+    assert not at.exception
+    assert any(message in e.value for e in at.error)
+    at.session_state["model"] = "mlp"
+    at.run()
+    assert not at.exception and not at.error and at.metric  # switching back to the zoo still works
+
+
+def test_onnx_upload_with_its_data(zoo, tmp_path):
+    import warnings
+
+    model = zoo("mlp")
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.module, (model.dataset.x_test[:1],), buffer, dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "batch"}})
+    npz = io.BytesIO()
+    np.savez(npz, x=model.dataset.x_test.numpy(), y=model.dataset.y_test.numpy())
+    at = app("Upload ONNX…")
+    at.sidebar.file_uploader(key="upload_onnx_file").upload("mlp.onnx", buffer.getvalue())
+    at.sidebar.file_uploader(key="upload_npz_file").upload("eval.npz", npz.getvalue())
+    at.run()
+    assert not at.exception and not at.error
+    assert {m.label: m.value for m in at.metric}["Accuracy (held-out)"] == f"{model.evaluate().accuracy:.2%}"
+    assert any("onnxruntime" in i.value for i in at.info)
+
+
+def test_missing_fashion_mnist_is_explained_on_the_page(monkeypatch, tmp_path):
+    monkeypatch.setenv("COMPRESSION_LAB_FASHION_MNIST", str(tmp_path))
+    monkeypatch.setattr("compression.settings.DEBIAN_FASHION_MNIST", tmp_path / "none")
+    monkeypatch.setenv("COMPRESSION_LAB_CACHE", str(tmp_path / "cache"))
+    from compression.data import _fashion_mnist
+
+    _fashion_mnist.cache_clear()
+    try:
+        at = app("lenet-300-100")
+        assert not at.exception
+        assert any("dataset-fashion-mnist" in e.value for e in at.error)
+    finally:
+        _fashion_mnist.cache_clear()
+
+
+def test_the_sidebar_choice_switches_the_model(zoo):
+    zoo("mlp"), zoo("cnn")
+    at = app("mlp")
+    at.sidebar.selectbox(key="model").set_value("cnn").run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Parameters"] == "38,282"
+    assert at.query_params.get("model") == "cnn"  # shareable through the URL

@@ -1,0 +1,53 @@
+import pytest
+import torch
+
+from compression.facts import describe
+from compression.loading import load_zoo
+from compression.zoo import ZOO, training_record
+from conftest import state_checksum
+
+# Measured on the fixed seed; a regression in data, models or training shows here first.
+MIN_ACCURACY = {"mlp": 0.95, "mlp-wide": 0.96, "cnn": 0.96, "transformer": 0.96, "lenet-300-100": 0.87}
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_every_zoo_model_trains_to_its_accuracy(name, zoo, request):
+    if name == "lenet-300-100":
+        request.getfixturevalue("fashion_available")
+    model = zoo(name)
+    facts = describe(model)
+    assert facts.accuracy >= MIN_ACCURACY[name]
+    assert facts.accuracy == pytest.approx(training_record(name)["accuracy"])  # cache holds what was trained
+    assert facts.size_bytes > 4 * facts.params  # fp32 weights plus the file's own structure
+
+
+def test_zoo_cache_reloads_identical_weights(zoo):
+    first = zoo("mlp")
+    again = load_zoo("mlp")
+    assert first.module is not again.module
+    assert all(torch.equal(a, b) for a, b in zip(first.module.state_dict().values(),
+                                                 again.module.state_dict().values()))
+
+
+def test_measuring_a_model_never_mutates_it(zoo):
+    model = zoo("cnn")
+    before = state_checksum(model.module)
+    describe(model)
+    model.evaluate()
+    from compression.workbench import Workbench, with_weights
+
+    bench = Workbench(model)
+    bench.evaluate({"fc1.weight": torch.zeros_like(model.weights()["fc1.weight"])})
+    with_weights(model, {"fc1.weight": torch.zeros_like(model.weights()["fc1.weight"])})
+    assert state_checksum(model.module) == before
+
+
+def test_workbench_swaps_weights_in_and_back_out(zoo):
+    from compression.workbench import Workbench
+
+    model = zoo("mlp")
+    bench = Workbench(model)
+    base = bench.evaluate()
+    zeroed = bench.evaluate({"fc1.weight": torch.zeros_like(model.weights()["fc1.weight"])})
+    assert zeroed.accuracy < 0.5 < base.accuracy
+    assert bench.evaluate().accuracy == base.accuracy  # the earlier swap was undone
