@@ -1,0 +1,81 @@
+"""Pure figures for the Distillation page: plain numbers in, plotly figures out (no torch, no streamlit)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+_LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), template="plotly_white")
+STUDENT, SCRATCH, TEACHER = "#4c78a8", "#f58518", "#54a24b"
+
+
+def distill_curves(rows: Sequence[dict], teacher_accuracy: float | None = None,
+                   total_epochs: float | None = None) -> go.Figure:
+    """Left: the student's loss split into hard and soft parts (and the scratch loss); right: test accuracy."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Training loss", "Test accuracy"), horizontal_spacing=0.08)
+    epochs = [r["epoch"] for r in rows]
+    fig.add_trace(go.Scatter(x=epochs, y=[r["loss"] for r in rows], name="student: total loss", mode="lines",
+                             line=dict(color=STUDENT, width=3)), 1, 1)
+    fig.add_trace(go.Scatter(x=epochs, y=[r.get("hard") for r in rows], name="student: hard part α·CE(y, s)",
+                             mode="lines", line=dict(color=STUDENT, dash="dot")), 1, 1)
+    fig.add_trace(go.Scatter(x=epochs, y=[r.get("soft") for r in rows], name="student: soft part (1−α)·T²·KL",
+                             mode="lines", line=dict(color="#9467bd", dash="dash")), 1, 1)
+    if any(r.get("hint") is not None for r in rows):
+        fig.add_trace(go.Scatter(x=epochs, y=[r.get("hint") for r in rows], name="student: hint (feature MSE)",
+                                 mode="lines", line=dict(color="#8c564b", dash="dashdot")), 1, 1)
+    fig.add_trace(go.Scatter(x=epochs, y=[r["scratch_loss"] for r in rows], name="scratch: CE on labels",
+                             mode="lines", line=dict(color=SCRATCH)), 1, 1)
+    evaluated = [r for r in rows if r.get("student_accuracy") is not None]
+    x_acc = [r["epoch"] for r in evaluated]
+    fig.add_trace(go.Scatter(x=x_acc, y=[r["student_accuracy"] for r in evaluated], name="distilled student",
+                             mode="lines+markers", line=dict(color=STUDENT, width=3)), 1, 2)
+    fig.add_trace(go.Scatter(x=x_acc, y=[r["scratch_accuracy"] for r in evaluated], name="scratch student",
+                             mode="lines+markers", line=dict(color=SCRATCH)), 1, 2)
+    if teacher_accuracy is not None:
+        end = total_epochs or (max(epochs) if epochs else 1.0)
+        fig.add_trace(go.Scatter(x=[0, end], y=[teacher_accuracy] * 2, name=f"teacher ({teacher_accuracy:.1%})",
+                                 mode="lines", line=dict(color=TEACHER, dash="dash")), 1, 2)
+    fig.update_xaxes(title_text="epoch", range=[0, total_epochs] if total_epochs else None)
+    fig.update_yaxes(title_text="loss", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy", tickformat=".0%", row=1, col=2)
+    fig.update_layout(height=380, legend=dict(orientation="h", y=-0.2), **_LAYOUT)
+    return fig
+
+
+def soft_targets_bars(classes: Sequence[str], probs_t1: Sequence[float], probs_t: Sequence[float],
+                      temperature: float, label: str) -> go.Figure:
+    """The teacher's probabilities for one image at T = 1 next to those at the chosen T."""
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=list(classes), y=list(probs_t1), name="T = 1 (what the teacher predicts)",
+                         marker_color="#bab0ac"))
+    fig.add_trace(go.Bar(x=list(classes), y=list(probs_t), name=f"T = {temperature:g} (what the student is taught)",
+                         marker_color=STUDENT))
+    fig.update_layout(title=f"Teacher's soft targets for a test image of class {label}", barmode="group",
+                      xaxis_title="class", yaxis=dict(title="probability", range=[0, 1]), height=340,
+                      legend=dict(orientation="h", y=-0.25), **_LAYOUT)
+    return fig
+
+
+def digit_image(pixels: Sequence[Sequence[float]], title: str) -> go.Figure:
+    """A small grayscale picture of one input image."""
+    fig = go.Figure(go.Heatmap(z=list(pixels), colorscale="gray_r", showscale=False))
+    fig.update_layout(title=title, height=340, xaxis=dict(visible=False),
+                      yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"), **_LAYOUT)
+    return fig
+
+
+def size_latency_bars(student_size_bytes: int, teacher_size_bytes: int, student_latency_ms: float,
+                      teacher_latency_ms: float) -> go.Figure:
+    """Student vs teacher: file size (torch.save) and measured latency of one forward pass."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("File size (KiB, torch.save)", "Latency (ms, batch 1)"))
+    names, colors = ["teacher", "student"], [TEACHER, STUDENT]
+    sizes = [teacher_size_bytes / 1024, student_size_bytes / 1024]
+    times = [teacher_latency_ms, student_latency_ms]
+    fig.add_trace(go.Bar(x=names, y=sizes, marker_color=colors, text=[f"{v:,.1f}" for v in sizes],
+                         textposition="auto", showlegend=False), 1, 1)
+    fig.add_trace(go.Bar(x=names, y=times, marker_color=colors, text=[f"{v:.3f}" for v in times],
+                         textposition="auto", showlegend=False), 1, 2)
+    fig.update_layout(height=320, **_LAYOUT)
+    return fig
