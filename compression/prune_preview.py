@@ -1,0 +1,127 @@
+"""One slider position, measured fast: masks swapped into a Workbench, sizes of real files, latency of real runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .metrics import Evaluation, Histogram, histogram, measure_latency, safetensors_bytes
+from .pruning import (PruneConfig, apply_masks, compute_masks, effective_threshold, mask_sparsity, model_state,
+                      output_axes, sparse_bytes)
+from .workbench import Workbench
+
+LATENCY_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The dense model's numbers, measured once per model."""
+
+    evaluation: Evaluation
+    params: int
+    nonzero_params: int
+    size_bytes: int  # dense safetensors file
+    latency_ms: float | None  # None for ONNX models
+    other_nonzero: int  # non-zeros outside the prunable weights (biases, norms)
+
+
+def measure_baseline(bench: Workbench) -> Baseline:
+    state = model_state(bench.model)
+    latency = None
+    if bench.model.module is not None:
+        latency = measure_latency(bench.module_with({}), _example(bench), repeats=20).median_ms
+    return Baseline(bench.evaluate(), sum(t.numel() for t in state.values()),
+                    sum(int(torch.count_nonzero(t)) for t in state.values()), len(safetensors_bytes(state)), latency,
+                    sum(int(torch.count_nonzero(t)) for k, t in state.items() if k not in bench.base))
+
+
+@dataclass(frozen=True, eq=False)
+class Preview:
+    """Everything the Pruning page shows for one setting."""
+
+    config: PruneConfig
+    masks: Mapping[str, Tensor] = field(repr=False)
+    weights: Mapping[str, Tensor] = field(repr=False)  # the pruned weights
+    evaluation: Evaluation
+    sparsity: float  # of the prunable weights
+    layer_sparsity: Mapping[str, float]
+    threshold: float  # effective: the largest |w| removed
+    nonzero_params: int
+    sparse_size_bytes: int  # non-zeros + 1-bit mask
+    shrunk_params: int | None  # the physically smaller model (None when it cannot be built, e.g. ONNX)
+    shrunk_size_bytes: int | None
+    latency_ms: float | None  # the pruned dense model
+    shrunk_latency_ms: float | None
+
+    def to_dict(self) -> dict:
+        keys = ("sparsity", "threshold", "nonzero_params", "sparse_size_bytes", "shrunk_params",
+                "shrunk_size_bytes", "latency_ms", "shrunk_latency_ms")
+        return {"config": self.config.to_dict(), "accuracy": self.evaluation.accuracy,
+                "loss": self.evaluation.loss, **{k: getattr(self, k) for k in keys},
+                "layer_sparsity": dict(self.layer_sparsity)}
+
+
+def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_repeats: int = 5,
+            latency_cache: dict | None = None) -> Preview:
+    """Mask, evaluate and measure `config` on the Workbench's copy (the original model is not touched).
+
+    `latency_cache` (shapes -> ms) keeps the shrunk model's latency per shape, so equal shapes are timed once.
+    """
+    model, base = bench.model, bench.base
+    keep = None
+    if config.method == "structured":
+        from .structured import plan, unit_masks
+
+        module = bench.module_with({})
+        keep = plan(module, config)
+        masks = unit_masks(module, keep)
+    else:
+        masks = compute_masks(base, config, output_axes(model))
+    weights = apply_masks(base, masks)
+    evaluation = bench.evaluate(weights)
+    state = model_state(model) if model.onnx is not None else None
+    total = sum(w.numel() for w in base.values())
+    kept = sum(float(masks[k].sum()) if k in masks else int(torch.count_nonzero(w)) for k, w in base.items())
+    shrunk_params = shrunk_size = latency = shrunk_latency = None
+    if model.module is not None:
+        from .structured import dead_units, has_unit_groups, rebuild, shrink
+
+        module = bench.module_with(weights)
+        state = {k: v.detach() for k, v in module.state_dict().items()}
+        example = _example(bench)
+        latency = measure_latency(module, example, warmup=1, repeats=latency_repeats).median_ms
+        if model.arch is not None and has_unit_groups(module):
+            shrunk = rebuild(model, shrink(module, keep if keep is not None else dead_units(module)))
+            shrunk_state = {k: v.detach() for k, v in shrunk.state_dict().items()}
+            shrunk_params = sum(t.numel() for t in shrunk_state.values())
+            shrunk_size = len(safetensors_bytes(shrunk_state))
+            shapes = tuple(tuple(t.shape) for t in shrunk_state.values())
+            cache = latency_cache if latency_cache is not None else {}
+            if shapes not in cache:
+                cache[shapes] = measure_latency(shrunk, example, warmup=1, repeats=latency_repeats).median_ms
+            shrunk_latency = cache[shapes]
+    else:
+        state = {**state, **weights}
+    return Preview(
+        config=config, masks=masks, weights=weights, evaluation=evaluation,
+        sparsity=1.0 - kept / total if total else 0.0, layer_sparsity=mask_sparsity(masks),
+        threshold=effective_threshold(base, masks), nonzero_params=baseline.other_nonzero + int(kept),
+        sparse_size_bytes=sparse_bytes(state, set(masks)), shrunk_params=shrunk_params,
+        shrunk_size_bytes=shrunk_size, latency_ms=latency, shrunk_latency_ms=shrunk_latency)
+
+
+def layer_histograms(weights: Mapping[str, Tensor], pruned: Mapping[str, Tensor],
+                     bins: int = 100) -> tuple[Histogram, Histogram]:
+    """Histograms of all prunable weights before, and of the surviving (non-zero) ones after, on the same bins."""
+    before = torch.cat([w.reshape(-1) for w in weights.values()])
+    after = torch.cat([w.reshape(-1) for w in pruned.values()]) if pruned else before
+    after = after[after != 0]
+    lo, hi = float(before.min()), float(before.max())
+    return histogram(before, bins, (lo, hi)), histogram(after, bins, (lo, hi))
+
+
+def _example(bench: Workbench) -> Tensor:
+    return bench.model.dataset.x_test[:LATENCY_BATCH]
