@@ -176,3 +176,14 @@ def runs_table(runs: list[Run]) -> list[dict[str, Any]]:
         row.update({k: v for k, v in run.metrics.items() if isinstance(v, (int, float, str, bool)) or v is None})
         rows.append(row)
     return rows
+
+
+def run_from_result(kind: str, model: str, result: Mapping[str, Any], label: str = "",
+                    file_name: str | None = None, file: bytes | None = None) -> Run:
+    """A Run from any result's to_dict(): `config` stays config, scalars become metrics, the rest details."""
+    data = dict(result)
+    config = data.pop("config", {})
+    metrics = {k: v for k, v in data.items() if isinstance(v, (int, float, bool)) and not isinstance(v, bool)}
+    details = {k: v for k, v in data.items() if k not in metrics}
+    return Run(kind=kind, model=model, config=config, metrics=metrics, details=details, label=label or kind,
+               file_name=file_name, file=file)

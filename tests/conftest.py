@@ -11,6 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # The zoo trains into a cache inside the checkout: a fresh clone trains once per test session, later runs reuse it.
 os.environ.setdefault("COMPRESSION_LAB_CACHE", str(ROOT / ".cache" / "test-cache"))
+# Runs recorded by tests go to a history of their own, never the user's.
+os.environ.setdefault("COMPRESSION_LAB_DATA", str(ROOT / ".cache" / "test-data"))
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
