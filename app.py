@@ -8,6 +8,7 @@ st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wi
 
 PAGES = [
     st.Page("pages/model.py", title="Model", icon="🧠", url_path="model", default=True),
+    st.Page("pages/prune.py", title="Pruning", icon="✂️", url_path="prune"),
 ]
 
 navigation = st.navigation(PAGES)

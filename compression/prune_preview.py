@@ -13,7 +13,7 @@ from .pruning import (PruneConfig, apply_masks, compute_masks, effective_thresho
                       output_axes, sparse_bytes)
 from .workbench import Workbench
 
-LATENCY_BATCH = 256
+LATENCY_BATCH = 64  # big enough to be compute-bound, small enough to time on every slider move
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class Preview:
                 "layer_sparsity": dict(self.layer_sparsity)}
 
 
-def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_repeats: int = 5,
+def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_repeats: int = 3,
             latency_cache: dict | None = None) -> Preview:
     """Mask, evaluate and measure `config` on the Workbench's copy (the original model is not touched).
 
@@ -113,14 +113,15 @@ def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_r
         shrunk_size_bytes=shrunk_size, latency_ms=latency, shrunk_latency_ms=shrunk_latency)
 
 
-def layer_histograms(weights: Mapping[str, Tensor], pruned: Mapping[str, Tensor],
-                     bins: int = 100) -> tuple[Histogram, Histogram]:
-    """Histograms of all prunable weights before, and of the surviving (non-zero) ones after, on the same bins."""
-    before = torch.cat([w.reshape(-1) for w in weights.values()])
-    after = torch.cat([w.reshape(-1) for w in pruned.values()]) if pruned else before
-    after = after[after != 0]
-    lo, hi = float(before.min()), float(before.max())
-    return histogram(before, bins, (lo, hi)), histogram(after, bins, (lo, hi))
+def weights_histogram(weights: Mapping[str, Tensor], bins: int = 100) -> Histogram:
+    """Histogram of all prunable weights (the "before" bars; its edges are reused for "after")."""
+    return histogram(torch.cat([w.reshape(-1) for w in weights.values()]), bins)
+
+
+def kept_histogram(pruned: Mapping[str, Tensor], before: Histogram) -> Histogram:
+    """Histogram of the surviving (non-zero) weights on the bins of `before`."""
+    kept = torch.cat([w.reshape(-1) for w in pruned.values()]) if pruned else torch.zeros(0)
+    return histogram(kept[kept != 0], len(before.counts), (before.edges[0], before.edges[-1]))
 
 
 def _example(bench: Workbench) -> Tensor:

@@ -83,12 +83,13 @@ def keep_units(scores: Tensor, amount: float) -> Tensor:
     return torch.topk(scores, k=keep, largest=True).indices.sort().values
 
 
-def _chosen(groups: list[UnitGroup], exclude: tuple[str, ...]) -> list[UnitGroup]:
+def _chosen(groups: list[UnitGroup], exclude: tuple[str, ...], layers: set[str]) -> list[UnitGroup]:
+    """Groups not excluded; excluding a layer that is not a group (e.g. the output layer) changes nothing."""
     names = {g.name for g in groups}
     layer_names = {g.name: {g.name} | {p.rsplit(".", 1)[0] for p, _ in g.producers} | {p for p, _ in g.producers}
                    for g in groups}
     known = set().union(*layer_names.values()) if layer_names else set()
-    unknown = [e for e in exclude if e not in known and e not in names]
+    unknown = [e for e in exclude if e not in known and e not in names and e not in layers]
     if unknown:
         raise InputError(f"cannot exclude {', '.join(unknown)}: structured groups are {', '.join(names)}")
     return [g for g in groups if not layer_names[g.name] & set(exclude)]
@@ -98,7 +99,8 @@ def plan(module: nn.Module, config: PruneConfig) -> dict[str, Tensor]:
     """Indices of the units each group keeps (excluded groups keep all)."""
     state = dict(module.state_dict())
     groups = unit_groups(module)
-    chosen = {g.name for g in _chosen(groups, config.exclude)}
+    layers = set(state) | {k.rsplit(".", 1)[0] for k in state}
+    chosen = {g.name for g in _chosen(groups, config.exclude, layers)}
     if not chosen:
         raise InputError("there is no layer left to prune: every layer is excluded")
     per_layer = dict(config.layer_amounts)

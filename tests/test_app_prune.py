@@ -1,0 +1,61 @@
+"""The Pruning page in AppTest: it runs for mlp and cnn, and moving the sliders changes figures and metrics."""
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+
+def _page(model: str) -> AppTest:
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.session_state["model"] = model  # the sidebar picker vanishes from the tree after the first run
+    at.run()
+    at.switch_page("pages/prune.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _metrics(at: AppTest) -> dict:
+    return {m.label: m.value for m in at.metric}
+
+
+def _charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_sparsity_slider_changes_metrics_and_figures(model, zoo):
+    zoo(model)  # train into the test cache first, outside the page's timeout
+    at = _page(model)
+    before_metrics, before_charts = _metrics(at), _charts(at)
+    assert len(before_charts) >= 4
+    at.slider(key="sparsity").set_value(0.95).run()
+    assert not at.exception
+    after_metrics, after_charts = _metrics(at), _charts(at)
+    assert after_metrics["Non-zero parameters"] != before_metrics["Non-zero parameters"]
+    assert after_metrics["Accuracy (held-out)"] != before_metrics["Accuracy (held-out)"]
+    histogram = lambda charts: next(c for c in charts if "Weights before" in c["layout"]["title"]["text"])  # noqa: E731
+    assert histogram(after_charts)["data"][1]["y"] != histogram(before_charts)["data"][1]["y"]
+    curve = next(c for c in after_charts if "Accuracy vs" in c["layout"]["title"]["text"])
+    assert len(curve["data"][0]["x"]) >= 20 and curve["data"][1]["x"] == [pytest.approx(0.95, abs=0.01)]
+
+
+def test_threshold_methods_and_bad_input_show_messages(zoo):
+    zoo("mlp")
+    at = _page("mlp")
+    at.radio(key="prune_by").set_value("threshold").run()
+    at.slider(key="threshold").set_value(at.slider(key="threshold").max).run()
+    assert not at.exception
+    assert any("above every weight" in w.value for w in at.warning)
+    assert _metrics(at)["Accuracy (held-out)"] == "10.00%"  # chance, not NaN
+    at.radio(key="prune_by").set_value("sparsity").run()
+    for method in ("structured", "nm"):
+        at.selectbox(key="prune_method").set_value(method).run()
+        assert not at.exception, [e.value for e in at.exception]
+    at.selectbox(key="prune_method").set_value("structured").run()
+    at.slider(key="sparsity").set_value(0.5).run()
+    metrics = _metrics(at)
+    assert metrics["Physically shrunk"] != metrics["Dense file"]
+    at.multiselect(key="prune_exclude").set_value(["fc1", "fc2"]).run()
+    assert any("every layer is excluded" in e.value for e in at.error)
+    assert not at.exception
