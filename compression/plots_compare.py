@@ -1,0 +1,56 @@
+"""Pure figure builders for the Compare and Pipeline pages: Pareto charts, stage bars, budget sweeps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+
+_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=380, template="plotly_white")
+
+
+def pareto_chart(xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], front: Sequence[int],
+                 x_title: str, title: str, log_x: bool = True, highlight: int | None = None,
+                 budget: float | None = None) -> go.Figure:
+    """Every run as a labelled point, the frontier as a line; optionally a budget line and a best point."""
+    fig = go.Figure(go.Scatter(x=list(xs), y=list(ys), mode="markers+text", text=list(labels),
+                               textposition="top center", name="runs", marker=dict(size=9, color="#4c78a8")))
+    fig.add_trace(go.Scatter(x=[xs[i] for i in front], y=[ys[i] for i in front], mode="lines",
+                             name="Pareto frontier", line=dict(color="#e45756", dash="dash", shape="hv")))
+    if highlight is not None:
+        fig.add_trace(go.Scatter(x=[xs[highlight]], y=[ys[highlight]], mode="markers", name="best under budget",
+                                 marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(color="#54a24b", width=3))))
+    if budget is not None:
+        fig.add_vline(x=budget, line_color="#54a24b", annotation_text="budget")
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title="accuracy (held-out)", **_LAYOUT)
+    fig.update_yaxes(tickformat=".0%")
+    if log_x:
+        fig.update_xaxes(type="log")
+    return fig
+
+
+def stage_bars(names: Sequence[str], sizes: Sequence[int], accuracies: Sequence[float]) -> go.Figure:
+    """File size after each pipeline step (bars, log scale) with accuracy as a line."""
+    fig = go.Figure(go.Bar(x=list(names), y=list(sizes), name="size (bytes)", marker_color="#4c78a8",
+                           text=[f"{s:,} B" for s in sizes], textposition="outside"))
+    fig.add_trace(go.Scatter(x=list(names), y=list(accuracies), name="accuracy", yaxis="y2", mode="lines+markers",
+                             line_color="#54a24b"))
+    fig.update_layout(title="After each step", yaxis=dict(title="bytes", type="log"),
+                      yaxis2=dict(title="accuracy", overlaying="y", side="right", tickformat=".0%",
+                                  range=[min(list(accuracies) + [0.5]) - 0.05, 1.0]), **_LAYOUT)
+    return fig
+
+
+def curves_side_by_side(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], title: str,
+                        y_title: str) -> go.Figure:
+    """Several (name, x, y) curves on one chart."""
+    fig = go.Figure([go.Scatter(x=list(x), y=list(y), name=name, mode="lines+markers") for name, x, y in series])
+    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=y_title, **_LAYOUT)
+    return fig
+
+
+def layer_bars(series: Sequence[tuple[str, Sequence[str], Sequence[float]]], title: str) -> go.Figure:
+    """Grouped bars per layer for several runs (e.g. per-layer sparsity)."""
+    fig = go.Figure([go.Bar(x=list(x), y=list(y), name=name) for name, x, y in series])
+    fig.update_layout(title=title, barmode="group", yaxis_title="sparsity", yaxis_tickformat=".0%", **_LAYOUT)
+    return fig

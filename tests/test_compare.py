@@ -1,0 +1,62 @@
+import re
+import io
+
+import onnxruntime as ort
+import pytest
+import torch
+from safetensors.torch import load as st_load
+
+from compression.compare import BudgetConfig, best_under_budget, budget_search, pareto_front
+from compression.errors import InputError
+from compression.plots_compare import pareto_chart
+from compression.report import dense_safetensors, html_report, onnx_bytes
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    sizes = [100, 200, 150, 300, 120]
+    accuracy = [0.90, 0.95, 0.93, 0.94, 0.89]
+    assert pareto_front(sizes, accuracy) == [0, 2, 1]  # 300/0.94 is beaten by 200/0.95; 120/0.89 by 100/0.90
+
+
+def test_budget_search_measures_real_files_and_picks_the_best_that_fits(zoo):
+    model = zoo("mlp")
+    gen = budget_search(model, BudgetConfig(budget=3000, sparsities=(0.5, 0.9), bits=(2, 4)))
+    progress = []
+    while True:
+        try:
+            progress.append(next(gen))
+        except StopIteration as stop:
+            points = stop.value
+            break
+    assert len(points) == 4 and progress[-1].fraction == 1.0
+    assert all(p.fits == (p.size_bytes <= 3000) for p in points)
+    best = best_under_budget(points)
+    assert best is not None and points[best].fits
+    assert points[best].accuracy == max(p.accuracy for p in points if p.fits)
+    small = {(p.sparsity, p.bits): p.size_bytes for p in points}
+    assert small[(0.9, 2)] < small[(0.5, 4)]
+
+
+def test_budget_config_refuses_nonsense():
+    with pytest.raises(InputError):
+        BudgetConfig(budget=0)
+    with pytest.raises(InputError):
+        BudgetConfig(budget=10, metric="energy")
+
+
+def test_report_is_standalone_html_with_the_charts_and_the_runs():
+    fig = pareto_chart([100, 200], [0.9, 0.95], ["a", "b"], [0, 1], "bytes", "Pareto")
+    page = html_report("My report", {"model": "mlp", "ratio": 20.1}, [{"id": "x1", "accuracy": 0.97}], [fig])
+    assert page.startswith("<!doctype html>") and "Pareto" in page and "x1" in page
+    assert "Plotly.newPlot" in page and len(page) > 1_000_000  # plotly.js itself is inlined
+    assert not re.search(r"<script[^>]+src=", page)  # nothing to fetch: the report reads offline
+
+
+def test_handover_files_load_back(zoo):
+    model = zoo("mlp")
+    weights = st_load(dense_safetensors(model))
+    assert set(weights) == set(model.module.state_dict())
+    session = ort.InferenceSession(onnx_bytes(model), providers=["CPUExecutionProvider"])
+    x = model.dataset.x_test[:7]
+    out = session.run(None, {"x": x.numpy()})[0]
+    assert torch.allclose(torch.from_numpy(out), model.module(x).detach(), atol=1e-4)
