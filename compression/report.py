@@ -70,3 +70,31 @@ def onnx_bytes(model: LoadedModel) -> bytes:
         torch.onnx.export(model.module, (example,), buffer, dynamo=False, input_names=["x"], output_names=["logits"],
                           dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}})
     return buffer.getvalue()
+
+
+def pipeline_report(result) -> str:
+    """The HTML report of one pipeline run (a compression.pipeline.PipelineResult)."""
+    from .plots_compare import stage_bars
+
+    names = ["fp32"] + [s.name for s in result.stages]
+    figure = stage_bars(names, [result.baseline_size_bytes] + [s.size_bytes for s in result.stages],
+                        [result.baseline_accuracy] + [s.accuracy for s in result.stages])
+    summary = {"model": result.model_name, "steps": " → ".join(result.config.steps),
+               "accuracy (decoded file)": result.accuracy, "baseline accuracy": result.baseline_accuracy,
+               "size_bytes": result.size_bytes, "baseline_size_bytes": result.baseline_size_bytes,
+               "compression ratio": result.compression_ratio, "latency_ms": result.latency_ms,
+               "baseline latency_ms": result.baseline_latency_ms, "config": str(result.config.to_dict())}
+    rows = [{"step": s.name, "accuracy": s.accuracy, "size_bytes": s.size_bytes, "params": s.params,
+             "nonzero_params": s.nonzero_params, "seconds": s.seconds} for s in result.stages]
+    return html_report(f"Compression report: {result.model_name}", summary, rows, [figure])
+
+
+def runs_report(rows: list[dict], figures: list[go.Figure]) -> str:
+    """The HTML report of a set of recorded runs (the Compare page's view)."""
+    best = max((r for r in rows if isinstance(r.get("accuracy"), (int, float))), key=lambda r: r["accuracy"],
+               default=None)
+    summary = {"runs": len(rows)}
+    if best is not None:
+        summary.update({"most accurate run": best["id"], "its accuracy": best["accuracy"],
+                        "its size_bytes": best.get("size_bytes")})
+    return html_report("Compression Lab: run comparison", summary, rows, figures)

@@ -1,0 +1,194 @@
+"""Compare page: every recorded run, the accuracy/size and accuracy/latency trade-offs, and a budget search."""
+
+import io
+
+import pandas as pd
+import streamlit as st
+
+from compression import plots, plots_compare
+from compression.commands.runs import write_csv
+from compression.compare import BudgetConfig, best_under_budget, budget_search, pareto_front
+from compression.errors import InputError
+from compression.history import Run, runs_table
+from compression.metrics import histogram
+from compression.pipeline import load_clab
+from compression.report import runs_report
+from pages import history
+from pages.common import current_model
+from pages.jobs import Job
+
+st.title("Compare")
+st.caption("Every run from every page and the CLI is recorded here (an SQLite file in your data folder). "
+           "The Pareto frontier joins the runs no other run beats on both accuracy and size.")
+
+store = history.store()
+runs = store.runs() if store is not None else []
+table = pd.DataFrame(runs_table(runs))
+
+if table.empty:
+    st.info("No runs recorded yet. Run a pipeline, a fine-tune, QAT or a distillation, or use the CLI "
+            "(`python -m compression pipeline --model mlp --out mlp.clab`).")
+else:
+    f = st.columns(2)
+    kinds = f[0].multiselect("Kind", sorted(table["kind"].unique()), key="cmp_kind", bind="query-params")
+    models = f[1].multiselect("Model", sorted(table["model"].unique()), key="cmp_model", bind="query-params")
+    keep = table["kind"].isin(kinds or table["kind"]) & table["model"].isin(models or table["model"])
+    shown = table[keep]
+    st.dataframe(shown, hide_index=True, key="cmp_table")
+    d = st.columns([3, 1, 1, 1])
+    doomed = d[0].multiselect("Delete runs", list(shown["id"]), key="cmp_delete", placeholder="choose run ids")
+
+    def delete() -> None:
+        store.delete(st.session_state["cmp_delete"])
+        st.session_state["cmp_delete"] = []
+
+    d[1].button("Delete", key="cmp_delete_go", on_click=delete, disabled=not doomed)
+    buffer = io.StringIO()
+    write_csv(shown.to_dict("records"), buffer)
+    d[2].download_button("Runs as CSV", buffer.getvalue(), "runs.csv", mime="text/csv", key="cmp_csv")
+
+    figures = []
+    plotted = shown.dropna(subset=[c for c in ("accuracy", "size_bytes") if c in shown]) \
+        if {"accuracy", "size_bytes"} <= set(shown) else shown.iloc[0:0]
+    if not plotted.empty:
+        labels = [f"{r.model}·{r.label}"[:28] for r in plotted.itertuples()]
+        xs, ys = list(plotted["size_bytes"]), list(plotted["accuracy"])
+        figures.append(plots_compare.pareto_chart(xs, ys, labels, pareto_front(xs, ys), "file size (bytes, log)",
+                                                  "Accuracy vs size"))
+        if "latency_ms" in plotted:
+            timed = plotted.dropna(subset=["latency_ms"])
+            if not timed.empty:
+                lx, ly = list(timed["latency_ms"]), list(timed["accuracy"])
+                figures.append(plots_compare.pareto_chart(
+                    lx, ly, [f"{r.model}·{r.label}"[:28] for r in timed.itertuples()], pareto_front(lx, ly),
+                    "latency (ms, batch 1)", "Accuracy vs latency", log_x=False))
+        for fig in figures:
+            st.plotly_chart(fig)
+    else:
+        st.info("None of these runs has both an accuracy and a size to plot.")
+    d[3].download_button("HTML report", lambda: runs_report(shown.to_dict("records"), figures), "runs-report.html",
+                         mime="text/html", key="cmp_report")
+
+    st.subheader("Two runs side by side")
+    by_id = {r.id: r for r in runs}
+    ids = list(shown["id"])
+    pick = st.columns(2)
+    a = pick[0].selectbox("Run A", ids, index=0, key="cmp_a", bind="query-params")
+    b = pick[1].selectbox("Run B", ids, index=min(1, len(ids) - 1), key="cmp_b", bind="query-params")
+    if a and b:
+        left, right = by_id[a], by_id[b]
+        metrics = sorted(set(left.metrics) | set(right.metrics))
+        st.dataframe(pd.DataFrame({"metric": metrics, f"A · {a}": [left.metrics.get(m) for m in metrics],
+                                   f"B · {b}": [right.metrics.get(m) for m in metrics]}), hide_index=True)
+        curves = [(f"{k}·{key}", [p["epoch"] for p in rows if p.get("test_accuracy") is not None],
+                   [p["test_accuracy"] for p in rows if p.get("test_accuracy") is not None])
+                  for k, run in (("A", left), ("B", right))
+                  for key, rows in (run.details.get("curves") or {}).items() if rows]
+        if curves:
+            st.plotly_chart(plots_compare.curves_side_by_side(curves, "Test accuracy while training", "accuracy"))
+        layers = [(k, list(run.details["layer_sparsity"]), list(run.details["layer_sparsity"].values()))
+                  for k, run in (("A", left), ("B", right)) if run.details.get("layer_sparsity")]
+        if layers:
+            st.plotly_chart(plots_compare.layer_bars(layers, "Per-layer sparsity"))
+
+        def decoded(run: Run):
+            full = store.get(run.id)
+            if not full.file:
+                return None
+            try:
+                return load_clab(full.file, full.file_name or "model.clab")
+            except InputError as exc:
+                st.warning(f"Run {run.id}: its stored file cannot be decoded ({exc})")
+                return None
+
+        models_ab = [(k, decoded(run)) for k, run in (("A", left), ("B", right))]
+        with_files = [(k, m) for k, m in models_ab if m is not None]
+        if with_files:
+            names = list(with_files[0][1].weights())
+            layer = st.selectbox("Layer (from the runs' compressed files)", names, key="cmp_layer")
+            cols = st.columns(len(with_files))
+            for col, (k, m) in zip(cols, with_files):
+                w = m.weights().get(layer)
+                if w is not None:
+                    nonzero = w[w != 0]
+                    col.plotly_chart(plots.weight_histogram(histogram(nonzero if nonzero.numel() else w),
+                                                            f"Run {k}: {layer}, non-zero weights"))
+
+st.subheader("Budget search")
+picked = current_model()
+if picked is not None:
+    model, _ = picked
+    st.caption(f"For **{model.name}**: one-shot prune × k-means bits (× distilled students), each encoded to a "
+               "real .clab file, decoded and evaluated. No fine-tuning, so a pipeline run at the chosen point "
+               "will do better.")
+    c = st.columns(4)
+    metric = c[0].radio("Budget on", ["size", "latency"], key="budget_metric", horizontal=True, bind="query-params")
+    unit = "bytes" if metric == "size" else "ms"
+    budget = c[1].number_input(f"Budget ({unit})", min_value=0.0, value=4000.0 if metric == "size" else 0.05,
+                               key="budget_value", format="%.3f" if metric == "latency" else "%.0f")
+    students = c[2].multiselect("Also distilled students (hidden units)", [8, 16, 32, 64], key="budget_students")
+    job = st.session_state.get("budget_job")
+
+    def start() -> None:
+        if job is not None and job.running:
+            return
+        try:
+            config = BudgetConfig(budget=budget, metric=metric, student_hidden=tuple(students))
+        except InputError as exc:
+            st.session_state["budget_error"] = str(exc)
+            return
+        st.session_state["budget_error"] = None
+        st.session_state["budget_job"] = Job(lambda: budget_search(model, config), label="budget")
+        st.session_state["budget_meta"] = {"status": "running", "model": model.name, "config": config}
+
+    c[3].button("Search", key="budget_go", on_click=start, type="primary",
+                disabled=model.module is None or model.arch is None)
+    if model.module is None or model.arch is None:
+        st.info("The budget search rebuilds the model from its weights: it needs a zoo architecture.")
+    if st.session_state.get("budget_error"):
+        st.error(st.session_state["budget_error"])
+
+    @st.fragment(run_every=0.5 if job is not None and job.running else None)
+    def live_budget() -> None:
+        job, meta = st.session_state.get("budget_job"), st.session_state.get("budget_meta")
+        if job is None:
+            return
+        progress = job.steps
+        points = [p.point for p in progress if p.point is not None]
+        if job.status == "done":
+            points = job.result
+        if job.running:
+            bar = st.columns([5, 1])
+            bar[0].progress(progress[-1].fraction if progress else 0.0, text=f"{len(points)} points measured")
+            bar[1].button("Cancel", key="budget_cancel", on_click=job.cancel)
+        if points:
+            cfg = meta["config"]
+            xs = [p.size_bytes if cfg.metric == "size" else p.latency_ms for p in points]
+            ys = [p.accuracy for p in points]
+            best = best_under_budget(points)
+            labels = [f"{'' if p.student_hidden is None else f'h{p.student_hidden} '}{p.sparsity:.0%}/{p.bits}b"
+                      for p in points]
+            st.plotly_chart(plots_compare.pareto_chart(
+                xs, ys, labels, pareto_front(xs, ys), "file size (bytes, log)" if cfg.metric == "size"
+                else "latency (ms)", "Budget search", log_x=cfg.metric == "size", highlight=best,
+                budget=cfg.budget))
+            if job.status == "done":
+                if best is None:
+                    st.warning("No candidate fits this budget: raise it, or add fine-tuning with the Pipeline page.")
+                else:
+                    p = points[best]
+                    st.success(f"Best under budget: {p.label}, sparsity {p.sparsity:.0%}, {p.bits} bits → "
+                               f"{p.accuracy:.2%} accuracy, {p.size_bytes:,} B, {p.latency_ms:.3f} ms.")
+        if job.status != meta["status"]:
+            meta["status"] = job.status
+            if job.status == "done" and best_under_budget(job.result) is not None:
+                p = job.result[best_under_budget(job.result)]
+                history.record(Run(kind="budget", model=meta["model"], config=meta["config"].to_dict(),
+                                   metrics={"accuracy": p.accuracy, "size_bytes": p.size_bytes,
+                                            "latency_ms": p.latency_ms, "sparsity": p.sparsity, "bits": p.bits},
+                                   label=f"budget best {p.sparsity:.0%}/{p.bits}b"))
+            st.rerun(scope="app")
+        if job.status == "failed":
+            st.error(f"The search failed: {job.error}")
+
+    live_budget()

@@ -1,0 +1,152 @@
+"""Pipeline page: compose prune -> distill -> quantize -> encode, run it live, hand over the files."""
+
+import pandas as pd
+import streamlit as st
+
+from compression import plots, plots_compare
+from compression.errors import InputError
+from compression.history import run_from_result
+from compression.pipeline import STEPS, PipelineConfig, run_pipeline
+from compression.report import dense_safetensors, onnx_bytes, pipeline_report
+from pages import history
+from pages.common import current_model
+from pages.jobs import Job
+
+JOB, META, RESULT = "pipeline_job", "pipeline_meta", "pipeline_result"
+
+st.title("Pipeline")
+st.caption("Deep Compression and beyond: prune with fine-tuning, distill into a smaller student, share weights "
+           "by k-means with trained centroids, then encode a real compressed file. Every size is the byte count "
+           "of that file; every accuracy is measured after decoding it.")
+with st.expander("Concept"):
+    st.markdown("The `.clab` file stores, per layer, the positions of the kept weights as **relative indices** "
+                "(gaps of a few bits, with an escape for longer gaps), a **code** per kept weight pointing into "
+                "a small **codebook** of shared values, and both streams **Huffman-coded**:")
+    st.latex(r"\text{bits} \approx \underbrace{(1-s)\,n}_{\text{kept}}\,\big(\bar\ell_\text{code} + "
+             r"\bar\ell_\text{index}\big) + 32\cdot 2^{b}\ \text{per layer},\qquad \bar\ell \le H + 1")
+    st.markdown("Han et al. (2016) reached 40× on LeNet-300-100 this way; zlib on a pruned fp32 file gets 6–9×.")
+
+picked = current_model()
+if picked is None:
+    st.stop()
+model, facts = picked
+if model.module is None or model.arch is None:
+    st.info("The pipeline rebuilds and fine-tunes the model, so it needs a zoo architecture (a zoo model or "
+            "weights uploaded for one). ONNX models: use the Pruning and Quantization pages.")
+    st.stop()
+
+defaults = PipelineConfig()
+steps = st.multiselect("Steps (run in this order)", STEPS, default=list(defaults.steps), key="pipe_steps",
+                       bind="query-params")
+cols = st.columns(4)
+sparsity = cols[0].slider("Sparsity", 0.0, 0.98, defaults.sparsity, 0.01, key="pipe_sparsity",
+                          bind="query-params", disabled="prune" not in steps)
+ft_epochs = cols[0].number_input("Fine-tune epochs", 0, 300, defaults.finetune_epochs, key="pipe_ft_epochs",
+                                 disabled="prune" not in steps)
+hidden = cols[1].slider("Student hidden units", 4, 256, 32, key="pipe_hidden", bind="query-params",
+                        disabled="distill" not in steps)
+distill_epochs = cols[1].number_input("Distill epochs", 1, 200, defaults.distill_epochs, key="pipe_kd_epochs",
+                                      disabled="distill" not in steps)
+bits = cols[2].slider("Bits per shared weight", 1, 8, defaults.bits, key="pipe_bits", bind="query-params",
+                      disabled="quantize" not in steps)
+quant_epochs = cols[2].number_input("Centroid fine-tune epochs", 0, 100, defaults.quant_epochs,
+                                    key="pipe_q_epochs", disabled="quantize" not in steps)
+index_bits = cols[3].slider("Relative index bits", 1, 8, defaults.index_bits, key="pipe_index_bits",
+                            bind="query-params", disabled="encode" not in steps)
+lr = cols[3].select_slider("Learning rate", [3e-4, 1e-3, 3e-3, 1e-2], defaults.finetune_lr, key="pipe_lr")
+
+try:
+    config = PipelineConfig(steps=tuple(steps), sparsity=sparsity, finetune_epochs=int(ft_epochs), finetune_lr=lr,
+                            student_hidden=(hidden,), distill_epochs=int(distill_epochs), bits=bits,
+                            quant_epochs=int(quant_epochs), index_bits=index_bits)
+except InputError as exc:
+    st.error(str(exc))
+    config = None
+
+
+def start() -> None:
+    job = st.session_state.get(JOB)
+    if job is not None and job.running:
+        st.session_state["pipe_refused"] = "A pipeline is already running: wait for it or press Cancel."
+        return
+    st.session_state["pipe_refused"] = None
+    st.session_state[JOB] = Job(lambda: run_pipeline(model, config), label="pipeline")
+    st.session_state[META] = {"status": "running", "model": model.name, "label": " → ".join(config.steps)}
+
+
+st.button("Run pipeline", type="primary", key="pipe_run", on_click=start, disabled=config is None)
+if st.session_state.get("pipe_refused"):
+    st.error(st.session_state["pipe_refused"])
+
+job = st.session_state.get(JOB)
+
+
+@st.fragment(run_every=0.5 if job is not None and job.running else None)
+def live() -> None:
+    job, meta = st.session_state.get(JOB), st.session_state.get(META)
+    if job is None:
+        return
+    progress = job.steps
+    if job.running:
+        last = progress[-1] if progress else None
+        bar = st.columns([5, 1])
+        text = f"{last.stage}: {last.fraction:.0%}" if last else "starting…"
+        bar[0].progress(last.fraction if last else 0.0, text=text)
+        bar[1].button("Cancel", key="pipe_cancel", on_click=job.cancel)
+        rows = [{"epoch": p.step.epoch, "loss": p.step.loss, "test_accuracy": p.step.test_accuracy}
+                for p in progress if p.step is not None and p.stage == (last.stage if last else "")]
+        if rows:
+            st.plotly_chart(plots.training_curves(rows, f"{last.stage}: training"))
+    if job.status != meta["status"]:
+        meta["status"] = job.status
+        if job.status == "done":
+            result = job.result
+            run_id = history.record(run_from_result("pipeline", meta["model"], result.to_dict(),
+                                                    label=meta["label"], file_name="model.clab", file=result.file))
+            st.session_state[RESULT] = {"result": result, "run_id": run_id, "model": meta["model"]}
+        st.rerun(scope="app")
+    if job.status == "cancelled":
+        st.warning("Pipeline cancelled; the model you started from is unchanged.")
+    elif job.status == "failed":
+        st.error(f"The pipeline failed: {job.error}")
+
+
+live()
+history.show_error()
+
+kept = st.session_state.get(RESULT)
+if kept is None or kept["model"] != model.name:
+    st.stop()
+result = kept["result"]
+st.subheader("Result")
+c = st.columns(4)
+c[0].metric("Accuracy (decoded file)", f"{result.accuracy:.2%}",
+            f"{(result.accuracy - result.baseline_accuracy) * 100:+.2f} pt")
+c[1].metric("File size", f"{result.size_bytes:,} B", f"{result.compression_ratio:.1f}× smaller", delta_color="off")
+c[2].metric("fp32 torch.save file", f"{result.baseline_size_bytes:,} B")
+c[3].metric("Latency (batch 1)", f"{result.latency_ms:.3f} ms", f"fp32 {result.baseline_latency_ms:.3f} ms",
+            delta_color="off")
+st.plotly_chart(plots_compare.stage_bars(["fp32"] + [s.name for s in result.stages],
+                                         [result.baseline_size_bytes] + [s.size_bytes for s in result.stages],
+                                         [result.baseline_accuracy] + [s.accuracy for s in result.stages]))
+st.dataframe(pd.DataFrame([{"step": s.name, "accuracy": s.accuracy, "size_bytes": s.size_bytes, "params": s.params,
+                            "non-zeros": s.nonzero_params, "seconds": s.seconds} for s in result.stages]),
+             hide_index=True, column_config={"accuracy": st.column_config.NumberColumn(format="percent")})
+if "encode" not in result.config.steps:
+    st.info("Without the encode step the size is the step's fp32 torch.save file: add encode for the real "
+            "compressed file.")
+st.caption("Latency: decoding restores a dense model, so it runs as fast as the original. Sparse and shared "
+           "weights shrink the file, not the dense matrix multiply.")
+
+st.subheader("Hand over")
+d = st.columns(4)
+if result.file is not None:
+    d[0].download_button("Compressed model (.clab)", result.file, "model.clab", key="dl_clab")
+# Callables: each file is built only when its button is clicked (the report inlines 4 MB of plotly.js).
+d[1].download_button("Dense weights (.safetensors)", lambda: dense_safetensors(result.model), "model.safetensors",
+                     key="dl_st")
+d[2].download_button("ONNX (dense fp32)", lambda: onnx_bytes(result.model), "model.onnx", key="dl_onnx")
+d[3].download_button("HTML report", lambda: pipeline_report(result), "report.html", mime="text/html",
+                     key="dl_report")
+if kept["run_id"]:
+    st.caption(f"Recorded in the history as run `{kept['run_id']}`: compare it on the Compare page.")

@@ -1,0 +1,94 @@
+"""AppTest of the Pipeline and Compare pages."""
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from compression.history import Run, RunStore
+from conftest import ROOT
+
+
+@pytest.fixture
+def history_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPRESSION_LAB_DATA", str(tmp_path))
+    return tmp_path
+
+
+def page(name: str, model: str = "mlp") -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.session_state["model"] = model
+    at.run()
+    return at.switch_page(f"pages/{name}.py").run()
+
+
+def wait_for(at: AppTest, key: str, seconds: float = 120) -> AppTest:
+    deadline = time.time() + seconds
+    while st_job(at, key).running and time.time() < deadline:
+        time.sleep(0.3)
+    return at.run()
+
+
+def st_job(at: AppTest, key: str):
+    return at.session_state[key]
+
+
+def test_pipeline_runs_shows_steps_and_records_the_run(zoo, history_dir):
+    zoo("mlp")
+    at = page("pipeline")
+    assert not at.exception
+    at.number_input(key="pipe_ft_epochs").set_value(5)
+    at.number_input(key="pipe_q_epochs").set_value(1)
+    at.button(key="pipe_run").click().run()
+    at = wait_for(at, "pipeline_job")
+    assert not at.exception and st_job(at, "pipeline_job").status == "done"
+    at.run()
+    labels = {m.label: m.value for m in at.metric}
+    assert "File size" in labels and labels["Accuracy (decoded file)"].endswith("%")
+    [run] = RunStore(history_dir / "runs.sqlite").runs()
+    assert run.kind == "pipeline" and RunStore(history_dir / "runs.sqlite").get(run.id).file
+
+
+def test_pipeline_refuses_a_bad_step_order(zoo, history_dir):
+    zoo("mlp")
+    at = page("pipeline")
+    at.multiselect(key="pipe_steps").set_value(["prune", "encode"]).run()
+    assert not at.exception and any("quantize step before" in e.value for e in at.error)
+
+
+def test_compare_shows_runs_pareto_and_deletes(zoo, history_dir):
+    zoo("mlp")
+    store = RunStore(history_dir / "runs.sqlite")
+    for i, (acc, size) in enumerate([(0.95, 2000), (0.97, 3000), (0.93, 4000)]):
+        store.record(Run(kind="pipeline", model="mlp", config={}, metrics={"accuracy": acc, "size_bytes": size},
+                         label=f"r{i}"))
+    at = page("compare")
+    assert not at.exception
+    assert len(at.dataframe[0].value) == 3
+    import json
+
+    pareto = json.loads(at.get("plotly_chart")[0].proto.spec)
+    frontier = pareto["data"][1]
+    assert frontier["x"] == [2000, 3000]  # the 4000-byte run is dominated
+    victim = store.runs()[0].id
+    at.multiselect(key="cmp_delete").set_value([victim]).run()
+    at.button(key="cmp_delete_go").click().run()
+    assert not at.exception and len(store.runs()) == 2
+
+
+def test_compare_with_no_runs_explains_itself(history_dir, zoo):
+    zoo("mlp")
+    at = page("compare")
+    assert not at.exception and any("No runs recorded yet" in i.value for i in at.info)
+
+
+def test_budget_search_marks_the_best_run_under_budget(zoo, history_dir):
+    zoo("mlp")
+    at = page("compare")
+    at.number_input(key="budget_value").set_value(3000.0)
+    at.button(key="budget_go").click().run()
+    at = wait_for(at, "budget_job", 300)
+    at.run()
+    assert not at.exception
+    assert any("Best under budget" in s.value for s in at.success)
+    assert any(r.kind == "budget" for r in RunStore(history_dir / "runs.sqlite").runs())
