@@ -9,6 +9,7 @@ st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wi
 PAGES = [
     st.Page("pages/model.py", title="Model", icon="🧠", url_path="model", default=True),
     st.Page("pages/prune.py", title="Pruning", icon="✂️", url_path="prune"),
+    st.Page("pages/quantize.py", title="Quantization", icon="🔢", url_path="quantize"),
     st.Page("pages/pipeline.py", title="Pipeline", icon="🧩", url_path="pipeline"),
     st.Page("pages/compare.py", title="Compare", icon="📊", url_path="compare"),
 ]

@@ -9,11 +9,12 @@ import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 
+import torch
 from torch import Tensor
 
 from .errors import InputError
 from .loading import LoadedModel
-from .metrics import Evaluation, state_dict_of, torch_save_bytes
+from .metrics import Evaluation, Histogram, histogram, state_dict_of, torch_save_bytes
 from .packed import save_packed
 from .quant_primitives import (EPS, GRANULARITIES, MAX_BITS, MIN_BITS, RANGES, SCHEMES, LayerQuant, QParams,  # noqa: F401
                                QTensor, QuantConfig, QuantizedWeights, binarize, check_bits, check_finite,
@@ -150,3 +151,54 @@ def _baseline(model: LoadedModel, bench: Workbench) -> tuple[Evaluation, int]:
         size = len(model.onnx.raw) if model.onnx is not None else len(torch_save_bytes(state_dict_of(model.module)))
         _BASELINES[model] = (bench.evaluate(), size)
     return _BASELINES[model]
+
+
+@dataclass(frozen=True)
+class LayerView:
+    """What the page draws for one layer: histograms (all / clipped), the grid, and a sample for the error view."""
+
+    hist: Histogram
+    clipped: Histogram
+    levels: tuple[float, ...]
+    original_sample: tuple[float, ...]
+    quantized_sample: tuple[float, ...]
+    sqnr_db: float
+    clipped_count: int
+
+
+def layer_view(original: Tensor, qtensor: QTensor, bins: int = 100, sample: int = 2000) -> LayerView:
+    """Histograms on the server (only `bins` numbers reach the browser) and a fixed sample of weights."""
+    x = original.detach().float()
+    deq = qtensor.dequantize()
+    lo, hi = x.min().item(), x.max().item()
+    clipped = (clipped_mask(x, qtensor.qparams) if qtensor.kind == "affine"
+               else torch.zeros_like(x, dtype=torch.bool))
+    # one grid (the widest channel's) stands for all channels; clipped values are counted per channel
+    levels = tuple(grid_levels(qtensor))
+    index = torch.randperm(x.numel(), generator=torch.Generator().manual_seed(0))[:sample]
+    return LayerView(histogram(x, bins, (lo, hi)), histogram(x[clipped], bins, (lo, hi)), levels,
+                     tuple(x.reshape(-1)[index].tolist()), tuple(deq.reshape(-1)[index].tolist()),
+                     sqnr_db(x, deq), int(clipped.sum()))
+
+
+@dataclass(frozen=True)
+class WorkedRow:
+    x: float
+    x_over_scale: float
+    code: int
+    x_hat: float
+    error: float
+
+
+def worked_example(values: Iterable[float], bits: int, symmetric: bool = True) -> tuple[float, int,
+                                                                                         tuple[WorkedRow, ...]]:
+    """A small vector rounded to the grid step by step: (scale, zero point, rows) for the Concept panel."""
+    x = torch.tensor(list(values), dtype=torch.float32)
+    check_bits(bits)
+    qp = choose_qparams(x, bits, symmetric)
+    codes = quantize_codes(x, qp)
+    x_hat = fake_quantize(x, qp)
+    scale = float(qp.scale)
+    rows = tuple(WorkedRow(float(a), float(a) / scale, int(c), float(b), float(b - a))
+                 for a, c, b in zip(x, codes, x_hat))
+    return scale, int(qp.zero_point), rows

@@ -11,10 +11,10 @@ from pathlib import Path
 from ..errors import InputError
 from ..loading import LoadedModel, load_custom, load_onnx_with_data, load_weights, load_zoo
 from ..zoo import ZOO, is_cached, train_zoo_model
-from . import distill, export, info, pipeline, prune, runs
+from . import distill, export, info, pipeline, prune, quantize, runs
 
 # Each module exposes register(subparsers) and sets `func` on its parser.
-COMMANDS = [info, export, distill, pipeline, runs, prune]
+COMMANDS = [info, export, distill, quantize, prune, pipeline, runs]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,122 @@
+"""AppTest of the Quantization page (no browser): live views follow the bits slider; QAT, activations, int8."""
+
+import io
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT, state_checksum
+
+
+def page(model: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.session_state["model"] = model
+    at.run()
+    at.switch_page("pages/quantize.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def chart(at: AppTest, key: str) -> dict:
+    """The spec of the plotly chart drawn with key `key`."""
+    for element in at.get("plotly_chart"):
+        if element.proto.id.endswith(f"-{key}"):
+            return json.loads(element.proto.spec)
+    raise AssertionError(f"no chart {key}")
+
+
+def metrics(at: AppTest) -> dict:
+    return {m.label: m.value for m in at.metric}
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_moving_bits_changes_figures_and_metrics(name, zoo):
+    zoo(name)
+    at = page(name)
+    before_hist, before_metrics = chart(at, "q_hist"), metrics(at)
+    assert "4-bit grid" in before_hist["layout"]["title"]["text"]
+    at.slider(key="bits").set_value(2).run()
+    assert not at.exception
+    after_hist, after_metrics = chart(at, "q_hist"), metrics(at)
+    assert "2-bit grid" in after_hist["layout"]["title"]["text"]
+    assert len(after_hist["layout"]["shapes"]) == 4 < len(before_hist["layout"]["shapes"]) == 16
+    assert after_metrics["Packed file"] != before_metrics["Packed file"]
+    assert after_metrics[next(k for k in after_metrics if k.startswith("SQNR"))] != \
+        before_metrics[next(k for k in before_metrics if k.startswith("SQNR"))]
+    bits_chart = chart(at, "q_curve")
+    assert [s["x0"] for s in bits_chart["layout"]["shapes"] if s["line"].get("dash") == "dot"] == [2]
+
+
+def test_bad_settings_and_the_one_bit_warning(zoo):
+    zoo("mlp")
+    at = page("mlp")
+    at.slider(key="bits").set_value(1).run()
+    assert not at.exception and any("Binary at 1 bit" in w.value for w in at.warning)
+    at.toggle(key="q_binary").set_value(True).run()
+    assert not at.exception and not at.warning
+    assert "grid (2 levels)" in [t.get("name") for t in chart(at, "q_hist")["data"]]
+
+
+def test_mixed_precision_activations_and_int8_sections(zoo):
+    model = zoo("mlp")
+    before = state_checksum(model.module)
+    at = page("mlp")
+    at.toggle(key="q_mixed").set_value(True).run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "accuracy drop (points)" in d.value.columns)
+    assert list(table["layer"]) == ["fc1.weight", "fc2.weight"] and set(table["bits"]) == {4}
+    at.toggle(key="q_activations").set_value(True).run()
+    assert not at.exception
+    assert any(label.startswith("W4A8") for label in metrics(at))
+    at.button(key="int8_run").click().run()
+    assert not at.exception
+    assert "int8 accuracy" in metrics(at)
+    assert any("int8" in m.value for m in [*at.warning, *at.success])
+    labels = [d for d in chart(at, "q_bars")["data"][0]["x"]]
+    assert labels[-1].startswith("real int8")
+    assert state_checksum(model.module) == before
+
+
+def test_qat_runs_as_a_job_and_adds_a_point_to_the_bits_chart(zoo):
+    zoo("mlp")
+    at = page("mlp")
+    at.number_input(key="qat_epochs").set_value(1).run()
+    at.button(key="qat_start").click().run()
+    assert not at.exception
+    job = at.session_state["qat_job"]
+    job.join(60)
+    assert job.status == "done", job.error
+    at.run()
+    assert not at.exception
+    assert any(label.startswith("QAT 4-bit") for label in metrics(at))
+    names = [t["name"] for t in chart(at, "q_curve")["data"]]
+    assert names == ["PTQ", "QAT"]
+
+
+def test_onnx_model_gets_weight_quantization_and_clear_infos(zoo):
+    model = zoo("mlp")
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.module, (model.dataset.x_test[:1],), buffer, dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "batch"}})
+    npz = io.BytesIO()
+    np.savez(npz, x=model.dataset.x_test.numpy(), y=model.dataset.y_test.numpy())
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.session_state["model"] = "Upload ONNX…"
+    at.run()
+    at.sidebar.file_uploader(key="upload_onnx_file").upload("mlp.onnx", buffer.getvalue())
+    at.sidebar.file_uploader(key="upload_npz_file").upload("eval.npz", npz.getvalue())
+    at.run()
+    at.switch_page("pages/quantize.py").run()
+    assert not at.exception and not at.error
+    assert metrics(at)["Accuracy (held-out)"].endswith("%")
+    infos = " ".join(i.value for i in at.info)
+    for what in ("Activation quantization", "Quantization-aware training", "Real int8 deployment"):
+        assert f"{what} needs a PyTorch model" in infos
+    at.slider(key="bits").set_value(3).run()
+    assert not at.exception and "3-bit grid" in chart(at, "q_hist")["layout"]["title"]["text"]

@@ -1,0 +1,37 @@
+"""Quantization figures: valid plotly (re-validated here, since the builders skip validation for speed)."""
+
+import math
+
+import plotly.graph_objects as go
+import pytest
+
+from compression import plots_quant
+from compression.metrics import Histogram
+
+HIST = Histogram([1, 5, 2], [-1.0, 0.0, 1.0, 2.0])
+FIGURES = {
+    "histogram": lambda: plots_quant.quant_histogram(HIST, Histogram([1, 0, 0], HIST.edges), [-1.0, 0.0, 1.0], "t",
+                                                     log_y=True),
+    "dense grid": lambda: plots_quant.quant_histogram(HIST, None, [i / 100 for i in range(256)], "t"),
+    "error": lambda: plots_quant.error_view([0.1, -0.3], [0.0, -0.25], "t"),
+    "sqnr": lambda: plots_quant.sqnr_bars(["a", "b"], [12.0, math.inf], [4, 16]),
+    "bits": lambda: plots_quant.accuracy_vs_bits({"PTQ": ([1, 2], [0.1, 0.9]), "QAT": ([2], [0.95])}, 0.97, 2),
+    "bars": lambda: plots_quant.size_latency_bars(["fp32", "packed"], [4096, 512], [0.5, None]),
+    "qat": lambda: plots_quant.qat_curves({"QAT": [{"epoch": 1, "test_accuracy": 0.9}], "fp32 control": []}, 0.95),
+}
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_figures_pass_plotly_validation(name):
+    fig = FIGURES[name]()
+    go.Figure(fig.to_dict())  # raises on any invalid property or value
+    assert fig.to_json()
+
+
+def test_histogram_marks_grid_and_clipped_values():
+    fig = FIGURES["histogram"]()
+    names = [t.name for t in fig.data]
+    assert "clipped (outside the grid)" in names and "grid (3 levels)" in names
+    assert len(fig.layout.shapes) == 3
+    dense = FIGURES["dense grid"]()
+    assert len(dense.layout.shapes) == 2 and "ends only" in dense.data[-1].name
