@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import statistics
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .metrics import Evaluation, Histogram, histogram, measure_latency, safetensors_bytes
 from .pruning import (PruneConfig, apply_masks, compute_masks, effective_threshold, mask_sparsity, model_state,
@@ -55,21 +57,18 @@ class Preview:
     shrunk_size_bytes: int | None
     latency_ms: float | None  # the pruned dense model
     shrunk_latency_ms: float | None
+    dense_latency_ms: float | None  # the original, timed in the same rounds
 
     def to_dict(self) -> dict:
         keys = ("sparsity", "threshold", "nonzero_params", "sparse_size_bytes", "shrunk_params",
-                "shrunk_size_bytes", "latency_ms", "shrunk_latency_ms")
+                "shrunk_size_bytes", "latency_ms", "shrunk_latency_ms", "dense_latency_ms")
         return {"config": self.config.to_dict(), "accuracy": self.evaluation.accuracy,
                 "loss": self.evaluation.loss, **{k: getattr(self, k) for k in keys},
                 "layer_sparsity": dict(self.layer_sparsity)}
 
 
-def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_repeats: int = 3,
-            latency_cache: dict | None = None) -> Preview:
-    """Mask, evaluate and measure `config` on the Workbench's copy (the original model is not touched).
-
-    `latency_cache` (shapes -> ms) keeps the shrunk model's latency per shape, so equal shapes are timed once.
-    """
+def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_repeats: int = 5) -> Preview:
+    """Mask, evaluate and measure `config` on the Workbench's copy (the original model is not touched)."""
     model, base = bench.model, bench.base
     keep = None
     if config.method == "structured":
@@ -85,24 +84,23 @@ def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_r
     state = model_state(model) if model.onnx is not None else None
     total = sum(w.numel() for w in base.values())
     kept = sum(float(masks[k].sum()) if k in masks else int(torch.count_nonzero(w)) for k, w in base.items())
-    shrunk_params = shrunk_size = latency = shrunk_latency = None
+    shrunk_params = shrunk_size = latency = shrunk_latency = dense_latency = None
     if model.module is not None:
         from .structured import dead_units, has_unit_groups, rebuild, shrink
 
         module = bench.module_with(weights)
         state = {k: v.detach() for k, v in module.state_dict().items()}
-        example = _example(bench)
-        latency = measure_latency(module, example, warmup=1, repeats=latency_repeats).median_ms
-        if model.arch is not None and has_unit_groups(module):
+        shrunk = None
+        if has_unit_groups(module):
             shrunk = rebuild(model, shrink(module, keep if keep is not None else dead_units(module)))
             shrunk_state = {k: v.detach() for k, v in shrunk.state_dict().items()}
             shrunk_params = sum(t.numel() for t in shrunk_state.values())
             shrunk_size = len(safetensors_bytes(shrunk_state))
-            shapes = tuple(tuple(t.shape) for t in shrunk_state.values())
-            cache = latency_cache if latency_cache is not None else {}
-            if shapes not in cache:
-                cache[shapes] = measure_latency(shrunk, example, warmup=1, repeats=latency_repeats).median_ms
-            shrunk_latency = cache[shapes]
+        contenders = [lambda: bench.module_with({}), lambda: bench.module_with(weights)]
+        if shrunk is not None:
+            contenders.append(lambda: shrunk)
+        dense_latency, latency, *rest = interleaved_latency(contenders, _example(bench), latency_repeats)
+        shrunk_latency = rest[0] if rest else None
     else:
         state = {**state, **weights}
     return Preview(
@@ -110,7 +108,22 @@ def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_r
         sparsity=1.0 - kept / total if total else 0.0, layer_sparsity=mask_sparsity(masks),
         threshold=effective_threshold(base, masks), nonzero_params=baseline.other_nonzero + int(kept),
         sparse_size_bytes=sparse_bytes(state, set(masks)), shrunk_params=shrunk_params,
-        shrunk_size_bytes=shrunk_size, latency_ms=latency, shrunk_latency_ms=shrunk_latency)
+        shrunk_size_bytes=shrunk_size, latency_ms=latency, shrunk_latency_ms=shrunk_latency,
+        dense_latency_ms=dense_latency)
+
+
+@torch.no_grad()
+def interleaved_latency(contenders: list[Callable[[], nn.Module]], example: Tensor, repeats: int) -> list[float]:
+    """Median ms of each model, timed in turns so that load from other work on the machine hits all alike."""
+    times: list[list[float]] = [[] for _ in contenders]
+    for round_ in range(repeats + 1):  # round 0 warms up
+        for i, get in enumerate(contenders):
+            module = get().eval()
+            start = time.perf_counter()
+            module(example)
+            if round_:
+                times[i].append((time.perf_counter() - start) * 1e3)
+    return [statistics.median(t) for t in times]
 
 
 def weights_histogram(weights: Mapping[str, Tensor], bins: int = 100) -> Histogram:

@@ -149,10 +149,17 @@ def _take(t: Tensor, units: Tensor, block: int, dim: int) -> Tensor:
 
 
 def rebuild(model: LoadedModel, state: Mapping[str, Tensor]) -> nn.Module:
-    """A new module of the model's architecture with the (shrunk) shapes of `state`."""
-    if model.arch is None:
-        raise InputError("rebuilding a smaller model needs a zoo architecture")
-    module = get_architecture(model.arch).from_state_dict(state)
+    """A new module of the model's class with the (shrunk) shapes of `state`."""
+    original = _require_module(model)
+    if isinstance(original, MLP):  # any input/output size, not only the zoo's
+        n = sum(1 for k in state if k.startswith("fc") and k.endswith(".weight"))
+        module = MLP(state["fc1.weight"].shape[1], [state[f"fc{i}.weight"].shape[0] for i in range(1, n)],
+                     state[f"fc{n}.weight"].shape[0])
+    elif isinstance(original, SmallCNN):
+        module = SmallCNN(original.image_size, (state["conv1.weight"].shape[0], state["conv2.weight"].shape[0]),
+                          state["fc1.weight"].shape[0], state["fc2.weight"].shape[0])
+    else:
+        module = get_architecture("transformer").from_state_dict(state)
     module.load_state_dict(state)
     return module.eval()
 

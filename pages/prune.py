@@ -49,7 +49,7 @@ def workspace(model) -> dict:
     if cache.get("model") is not model:
         bench = Workbench(model)
         cache.clear()
-        cache.update(model=model, bench=bench, baseline=measure_baseline(bench), curves={}, latency={}, scan=None,
+        cache.update(model=model, bench=bench, baseline=measure_baseline(bench), curves={}, scan=None,
                      before=weights_histogram(bench.base))
     return cache
 
@@ -97,7 +97,7 @@ try:
         config = PruneConfig(threshold=threshold, scope=scope, exclude=tuple(exclude))
     else:
         config = PruneConfig(amount=sparsity, method=method, scope=scope, exclude=tuple(exclude), norm=norm)
-    view = preview(bench, config, baseline, latency_cache=space["latency"])
+    view = preview(bench, config, baseline)
 except InputError as exc:
     st.error(str(exc))
     st.stop()
@@ -111,31 +111,32 @@ elif sparsity >= 1.0 and method == "magnitude":
 elif method == "structured" and sparsity >= 1.0:
     st.warning("Structured pruning keeps at least one unit per layer so the model still has a path to the output.")
 
-cards = st.columns(6)
+cards = [c for row in (st.columns(3), st.columns(3)) for c in row]
 cards[0].metric("Accuracy (held-out)", f"{acc:.2%}", f"{100 * (acc - base_acc):+.1f} pts vs dense",
                 help=f"dense {base_acc:.2%} on {view.evaluation.samples} test samples")
-cards[1].metric("Non-zero parameters", f"{view.nonzero_params:,}", f"of {baseline.params:,} "
-                f"({view.sparsity:.1%} of prunable weights removed)", delta_color="off")
-cards[2].metric("Dense file", f"{baseline.size_bytes / 1024:,.1f} KiB",
-                "same bytes: zeros cost 4 bytes too" if method != "structured" else "the masked original",
-                delta_color="off", help="safetensors of the masked model, float32")
-cards[3].metric("Sparse encoding", f"{view.sparse_size_bytes / 1024:,.1f} KiB",
-                f"{view.sparse_size_bytes / baseline.size_bytes:.0%} of dense", delta_color="off",
+cards[1].metric("Non-zero parameters", f"{view.nonzero_params:,}", f"of {baseline.params:,} · "
+                f"{view.sparsity:.1%} of weights pruned", delta_color="off")
+if view.latency_ms is not None:
+    shrunk = f" · shrunk {view.shrunk_latency_ms:.2f} ms" if view.shrunk_latency_ms is not None else ""
+    cards[2].metric("Latency, masked model (batch 64)", f"{view.latency_ms:.2f} ms",
+                    f"dense {view.dense_latency_ms:.2f} ms{shrunk}", delta_color="off",
+                    help="median wall-clock of real forward passes on this server's CPU, the models timed in turns")
+else:
+    cards[2].metric("Latency", "—", "not timed for ONNX here", delta_color="off")
+cards[3].metric("Dense file (safetensors)", f"{baseline.size_bytes / 1024:,.1f} KiB",
+                "same bytes: a zero costs 4 bytes too", delta_color="off",
+                help="the masked model written as float32 safetensors: exactly as big as the dense one")
+cards[4].metric("Sparse encoding", f"{view.sparse_size_bytes / 1024:,.1f} KiB",
+                f"{view.sparse_size_bytes / baseline.size_bytes:.0%} of the dense file", delta_color="off",
                 help="a real safetensors file: non-zero values + a 1-bit mask per weight")
 if view.shrunk_size_bytes is not None:
     what = "units removed" if method == "structured" else "dead units removed"
-    cards[4].metric("Physically shrunk", f"{view.shrunk_size_bytes / 1024:,.1f} KiB",
+    cards[5].metric("Physically shrunk model", f"{view.shrunk_size_bytes / 1024:,.1f} KiB",
                     f"{view.shrunk_params:,} params · {what}", delta_color="off",
                     help="The model rebuilt without removed units (structured) or without units whose outgoing "
                          "weights are all zero (unstructured): a real, smaller architecture")
 else:
-    cards[4].metric("Physically shrunk", "—", "needs a zoo architecture", delta_color="off")
-if view.latency_ms is not None:
-    shrunk = f" · shrunk {view.shrunk_latency_ms:.2f} ms" if view.shrunk_latency_ms is not None else ""
-    cards[5].metric("Latency (batch 64)", f"{view.latency_ms:.2f} ms", f"dense {baseline.latency_ms:.2f} ms{shrunk}",
-                    delta_color="off", help="median wall-clock of real forward passes on this server's CPU")
-else:
-    cards[5].metric("Latency", "—", "not timed for ONNX here", delta_color="off")
+    cards[5].metric("Physically shrunk model", "—", "needs an MLP, SmallCNN or TinyTransformer", delta_color="off")
 
 curve_key = (config.method if config.method == "structured" else "magnitude", config.scope, config.exclude,
              config.norm)
@@ -164,11 +165,14 @@ st.caption(f"{len(curve)} points measured on held-out data with one working copy
 
 st.subheader("Why is the pruned model not faster?")
 if view.latency_ms is not None:
+    ratio = view.latency_ms / view.dense_latency_ms if view.dense_latency_ms else 1.0
+    verdict = ("about the same" if 0.8 <= ratio <= 1.25 else
+               f"{ratio:.2f}x the dense time — timer noise from other work on this server, not the zeros")
     shrunk_line = (f" The physically shrunk model (units removed, smaller matrices) took "
                    f"**{view.shrunk_latency_ms:.2f} ms**." if view.shrunk_latency_ms is not None else "")
     st.markdown(
-        f"The masked model ran in **{view.latency_ms:.2f} ms**, the dense one in **{baseline.latency_ms:.2f} ms**: "
-        "about the same. A dense matrix multiply does every multiplication whether the weight is zero or not — "
+        f"The masked model ran in **{view.latency_ms:.2f} ms**, the dense one in **{view.dense_latency_ms:.2f} ms** "
+        f"({verdict}). A dense matrix multiply does every multiplication whether the weight is zero or not — "
         "the zeros are still stored as 4-byte floats and still multiplied. Sparse kernels pay for index "
         "bookkeeping and only win at very high sparsity on large layers; 2:4 patterns need GPU hardware "
         "(sparse tensor cores) that a CPU does not have. What really makes a model smaller and faster is removing "
@@ -188,9 +192,9 @@ with st.expander("Sensitivity scan: which layers can lose the most?"):
                                                 scan.accuracy, scan.baseline_accuracy))
         target = view.sparsity
         allocation = suggest_allocation(scan, target)
-        allocated = preview(bench, allocation.config(config.exclude), baseline, latency_cache=space["latency"])
+        allocated = preview(bench, allocation.config(config.exclude), baseline)
         uniform = preview(bench, PruneConfig(amount=min(target, 1.0), scope="global", exclude=config.exclude),
-                          baseline, latency_cache=space["latency"])
+                          baseline)
         st.dataframe(pd.DataFrame([{"layer": k.rsplit(".", 1)[0], "weights": sizes[k], "suggested sparsity": a}
                                    for k, a in allocation.layer_amounts]), hide_index=True,
                      column_config={"suggested sparsity": st.column_config.NumberColumn(format="percent")})

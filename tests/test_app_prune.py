@@ -55,7 +55,39 @@ def test_threshold_methods_and_bad_input_show_messages(zoo):
     at.selectbox(key="prune_method").set_value("structured").run()
     at.slider(key="sparsity").set_value(0.5).run()
     metrics = _metrics(at)
-    assert metrics["Physically shrunk"] != metrics["Dense file"]
+    assert metrics["Physically shrunk model"] != metrics["Dense file (safetensors)"]
     at.multiselect(key="prune_exclude").set_value(["fc1", "fc2"]).run()
     assert any("every layer is excluded" in e.value for e in at.error)
     assert not at.exception
+
+
+def test_onnx_model_prunes_by_magnitude_and_nm_with_clear_infos(zoo):
+    import io
+    import warnings
+
+    import numpy as np
+    import torch
+
+    model = zoo("mlp")
+    buffer, npz = io.BytesIO(), io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.module, (model.dataset.x_test[:1],), buffer, dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "batch"}})
+    np.savez(npz, x=model.dataset.x_test.numpy(), y=model.dataset.y_test.numpy())
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.session_state["model"] = "Upload ONNX…"
+    at.run()
+    at.sidebar.file_uploader(key="upload_onnx_file").upload("mlp.onnx", buffer.getvalue())
+    at.sidebar.file_uploader(key="upload_npz_file").upload("eval.npz", npz.getvalue())
+    at.run()
+    at.switch_page("pages/prune.py").run()
+    assert not at.exception and not at.error
+    assert any("need a PyTorch model" in i.value for i in at.info)  # fine-tuning
+    first = _metrics(at)["Accuracy (held-out)"]
+    at.slider(key="sparsity").set_value(0.95).run()
+    assert not at.exception and _metrics(at)["Accuracy (held-out)"] != first
+    at.selectbox(key="prune_method").set_value("nm").run()
+    assert not at.exception and not at.error
+    at.selectbox(key="prune_method").set_value("structured").run()
+    assert any("Structured pruning needs a PyTorch model" in i.value for i in at.info)

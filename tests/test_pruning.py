@@ -192,3 +192,32 @@ def test_engine_does_not_import_streamlit():
             "compression.prune_training, compression.prune_preview, compression.plots_pruning; "
             "assert 'streamlit' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _onnx_mlp(model):
+    import io
+    import warnings
+
+    import numpy as np
+
+    from compression.loading import load_onnx_with_data
+
+    buffer, npz = io.BytesIO(), io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.module, (model.dataset.x_test[:1],), buffer, dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "batch"}})
+    np.savez(npz, x=model.dataset.x_test.numpy(), y=model.dataset.y_test.numpy())
+    return load_onnx_with_data(buffer.getvalue(), "mlp.onnx", npz.getvalue(), "eval.npz")
+
+
+def test_onnx_magnitude_and_nm_match_pytorch_and_structured_is_refused(zoo):
+    model = zoo("mlp")
+    onnx_model = _onnx_mlp(model)
+    for config in (PruneConfig(amount=0.8), PruneConfig(method="nm")):
+        onnx_result, torch_result = prune(onnx_model, config), prune(model, config)
+        assert onnx_result.model.onnx is not None and onnx_result.model.onnx.raw != onnx_model.onnx.raw
+        assert onnx_result.accuracy == pytest.approx(torch_result.accuracy)
+        assert onnx_result.sparsity == pytest.approx(torch_result.sparsity)
+    with pytest.raises(InputError, match="needs a PyTorch model"):
+        prune(onnx_model, PruneConfig(method="structured", amount=0.5))

@@ -1,0 +1,129 @@
+"""Pruning targets, each next to its reference measured in the same run.
+
+- `sparsity` slider move on the Pruning page (AppTest set_value + run, median ms) on mlp and cnn, next to a
+  rerun with nothing changed (the harness and page floor)
+- the 22-point accuracy-vs-sparsity curve vs the naive loop (deepcopy + global_unstructured + evaluate per point)
+- fine-tuned accuracy retention: mlp at 90% global, cnn at 95% global, one-shot + fine-tune and gradual
+- structured removal of half the hidden units of a wide MLP: measured speed-up
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.utils.prune as tp
+from torch import nn
+
+ROOT = Path(__file__).resolve().parent.parent
+SLIDER = [0.55, 0.7, 0.35, 0.9, 0.6, 0.8, 0.2, 0.95, 0.5, 0.75, 0.4, 0.85, 0.65, 0.3, 0.92, 0.45, 0.78, 0.1, 0.88, 0.5]
+
+
+def _slider_ms(model: str) -> tuple[float, float]:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.session_state["model"] = model
+    at.run()
+    at.switch_page("pages/prune.py").run()
+    moves, reruns = [], []
+    for value in SLIDER:
+        start = time.perf_counter()
+        at.slider(key="sparsity").set_value(value).run()
+        moves.append((time.perf_counter() - start) * 1e3)
+        start = time.perf_counter()
+        at.run()
+        reruns.append((time.perf_counter() - start) * 1e3)
+    if at.exception:
+        raise RuntimeError(f"page failed: {at.exception}")
+    return statistics.median(moves), statistics.median(reruns)
+
+
+def _naive_curve(model, amounts) -> list[float]:
+    from compression.metrics import evaluate
+
+    out = []
+    for amount in amounts:
+        module = copy.deepcopy(model.module)
+        tp.global_unstructured([(m, "weight") for m in module.modules() if isinstance(m, (nn.Linear, nn.Conv2d))],
+                               pruning_method=tp.L1Unstructured, amount=amount)
+        out.append(evaluate(module, model.dataset.x_test, model.dataset.y_test).accuracy)
+    return out
+
+
+def _timed(fn, repeats: int = 5) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times), result
+
+
+def _run(generator):
+    while True:
+        try:
+            next(generator)
+        except StopIteration as stop:
+            return stop.value
+
+
+def main() -> None:
+    from compression.data import load_dataset
+    from compression.loading import LoadedModel, load_zoo
+    from compression.models import MLP
+    from compression.prune_preview import interleaved_latency
+    from compression.prune_training import FinetuneConfig, GradualConfig, finetune, prune_gradually
+    from compression.pruning import PruneConfig, prune
+    from compression.structured import plan, rebuild, shrink
+    from compression.sensitivity import CURVE_AMOUNTS, accuracy_curve
+    from compression.training import TrainConfig
+    from compression.workbench import Workbench
+
+    torch.set_num_threads(1)  # both sides of every ratio on one thread: the machine is shared
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread")
+
+    for name, target in {"mlp": 50.0, "cnn": 100.0}.items():
+        load_zoo(name)
+        move, rerun = _slider_ms(name)
+        verdict = "meets" if move <= target else "misses"
+        print(f"slider move {name}: median {move:.1f} ms (target <= {target:.0f} ms: {verdict}); "
+              f"rerun with nothing changed {rerun:.1f} ms")
+
+    for name in ("mlp", "cnn"):
+        model = load_zoo(name)
+        config = PruneConfig(amount=0.5)
+        fast_ms, curve = _timed(lambda: accuracy_curve(Workbench(model), config))  # noqa: B023
+        naive_ms, naive = _timed(lambda: _naive_curve(model, CURVE_AMOUNTS))  # noqa: B023
+        same = [p.accuracy for p in curve] == naive
+        target = " (target >= 5x)" if name == "mlp" else ""
+        print(f"{len(CURVE_AMOUNTS)}-point curve {name}: {fast_ms:.1f} ms vs naive deepcopy+global_unstructured "
+              f"{naive_ms:.1f} ms: {naive_ms / fast_ms:.1f}x faster{target}; same accuracies: {same}")
+
+    runs = {"mlp": (0.9, 60, 0.985), "cnn": (0.95, 30, 0.97)}
+    for name, (amount, epochs, target) in runs.items():
+        model = load_zoo(name)
+        dense = model.evaluate().accuracy
+        oneshot = prune(model, PruneConfig(amount=amount)).accuracy
+        train = TrainConfig(epochs=epochs, lr=1e-3)
+        tuned = _run(finetune(model, FinetuneConfig(PruneConfig(amount=amount), train)))
+        gradual = _run(prune_gradually(model, GradualConfig(PruneConfig(amount=amount), train)))
+        for label, result in (("one-shot + fine-tune", tuned), ("gradual (cubic)", gradual)):
+            verdict = "meets" if result.retention >= target else "misses"
+            print(f"{name} at {amount:.0%} global, {label}, {epochs} epochs: {result.accuracy:.4f} vs dense "
+                  f"{dense:.4f} = {result.retention:.2%} kept (target >= {target:.1%}: {verdict}); "
+                  f"one-shot without training {oneshot:.4f}")
+
+    torch.manual_seed(0)
+    wide = MLP(512, (2048, 2048), 10).eval()
+    wide_model = LoadedModel("wide-mlp", "custom", load_dataset("digits"), module=wide)
+    keep = plan(wide, PruneConfig(method="structured", amount=0.5))
+    half = rebuild(wide_model, shrink(wide, keep))
+    example = torch.randn(64, 512)
+    dense_ms, half_ms = interleaved_latency([lambda: wide, lambda: half], example, repeats=40)  # timed in turns
+    print(f"structured half hidden units, MLP 512-2048-2048-10 at batch 64: {dense_ms:.2f} ms -> {half_ms:.2f} ms "
+          f"= {dense_ms / half_ms:.2f}x faster (target >= 1.8x); params {sum(p.numel() for p in wide.parameters()):,} "
+          f"-> {sum(p.numel() for p in half.parameters()):,}")
