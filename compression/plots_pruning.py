@@ -7,6 +7,7 @@ plotly's per-property validation (10-60 ms per figure here, more than all the pr
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+import numpy as np
 import plotly.graph_objects as go
 
 from .metrics import Histogram
@@ -31,9 +32,10 @@ def pruning_histogram(before: Histogram, after: Histogram, threshold: float, log
                       title: str = "Weights before and after") -> go.Figure:
     """All weights (before) and the survivors (after) on the same bins; ±τ marked."""
     width = before.edges[1] - before.edges[0] if len(before.edges) > 1 else 1.0
-    data = [dict(type="bar", x=before.centers, y=before.counts, width=width, name="before",
+    x = np.asarray(before.centers, dtype=np.float32)
+    data = [dict(type="bar", x=x, y=np.asarray(before.counts), width=width, name="before",
                  marker=dict(color="#4c78a8"), opacity=0.55),
-            dict(type="bar", x=after.centers, y=after.counts, width=width, name="kept",
+            dict(type="bar", x=x, y=np.asarray(after.counts), width=width, name="kept",
                  marker=dict(color="#f58518"), opacity=0.85)]
     shapes = [dict(type="line", yref="paper", y0=0, y1=1, x0=x, x1=x, line=dict(color="#e45756", dash="dash"))
               for x in ((-threshold, threshold) if threshold > 0 else ())]
@@ -77,7 +79,8 @@ def mask_heatmap(grid: Sequence[Sequence[float]], layer: str, shape: Sequence[in
     for d in shape[1:]:
         rest *= d
     note = "" if (rows, cols) == (shape[0], rest) else f", shown as {rows}x{cols} blocks"
-    data = [dict(type="heatmap", z=[list(r) for r in grid], zmin=0, zmax=1,
+    # a numpy array travels as one base64 block instead of rows x cols JSON numbers
+    data = [dict(type="heatmap", z=np.asarray(grid, dtype=np.float32), zmin=0, zmax=1,
                  colorscale=[[0, "#f4f4f4"], [1, "#1f4e79"]], colorbar=dict(title=dict(text="kept"), tickformat=".0%"),
                  hovertemplate="row %{y}, col %{x}<br>kept %{z:.0%}<extra></extra>")]
     return _figure(data, dict(title=dict(text=f"Mask of {layer} ({' x '.join(map(str, shape))}{note})"),

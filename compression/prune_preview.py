@@ -67,7 +67,7 @@ class Preview:
                 "layer_sparsity": dict(self.layer_sparsity)}
 
 
-def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_repeats: int = 5) -> Preview:
+def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_repeats: int = 3) -> Preview:
     """Mask, evaluate and measure `config` on the Workbench's copy (the original model is not touched)."""
     model, base = bench.model, bench.base
     keep = None
