@@ -11,11 +11,11 @@ import torch
 from torch import Tensor, nn
 
 from .metrics import Evaluation, Histogram, histogram, measure_latency, safetensors_bytes
-from .pruning import (PruneConfig, apply_masks, compute_masks, effective_threshold, mask_sparsity, model_state,
-                      output_axes, sparse_bytes)
+from .pruning import (MagnitudeRanking, PruneConfig, apply_masks, compute_masks, effective_threshold,
+                      mask_sparsity, model_state, output_axes, sparse_bytes)
 from .workbench import Workbench
 
-LATENCY_BATCH = 64  # big enough to be compute-bound, small enough to time on every slider move
+LATENCY_BATCH = 32  # big enough to be compute-bound, small enough to time on every slider move
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,12 @@ class Preview:
                 "layer_sparsity": dict(self.layer_sparsity)}
 
 
-def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_repeats: int = 3) -> Preview:
-    """Mask, evaluate and measure `config` on the Workbench's copy (the original model is not touched)."""
+def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_repeats: int = 3,
+            rankings: dict | None = None) -> Preview:
+    """Mask, evaluate and measure `config` on the Workbench's copy (the original model is not touched).
+
+    `rankings` caches a MagnitudeRanking per (scope, exclude), so a sparsity move skips re-sorting |w|.
+    """
     model, base = bench.model, bench.base
     keep = None
     if config.method == "structured":
@@ -77,6 +81,12 @@ def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_r
         module = bench.module_with({})
         keep = plan(module, config)
         masks = unit_masks(module, keep)
+    elif rankings is not None and config.method == "magnitude" and config.amount is not None \
+            and not config.layer_amounts:
+        key = (config.scope, config.exclude)
+        if key not in rankings:
+            rankings[key] = MagnitudeRanking(base, config.scope, config.exclude)
+        masks = rankings[key].masks(config.amount)
     else:
         masks = compute_masks(base, config, output_axes(model))
     weights = apply_masks(base, masks)

@@ -141,6 +141,32 @@ def compute_masks(weights: Mapping[str, Tensor], config: PruneConfig,
     return {k: magnitude_mask(w, config.amount) for k, w in chosen.items()}
 
 
+class MagnitudeRanking:
+    """|w| sorted once per scope group; any amount's masks are then a cut of that order (fast slider moves).
+
+    The same number of weights as torch.nn.utils.prune is removed; only exact ties in |w| may break differently.
+    """
+
+    def __init__(self, weights: Mapping[str, Tensor], scope: str = "global", exclude: tuple[str, ...] = ()):
+        chosen = select_weights(weights, tuple(exclude))
+        if not chosen:
+            raise InputError("there is no layer left to prune (every layer is excluded, or the model has none)")
+        groups = [chosen] if scope == "global" else [{k: w} for k, w in chosen.items()]
+        self._groups = [(g, torch.cat([w.reshape(-1) for w in g.values()]).abs().argsort(stable=True))
+                        for g in groups]
+
+    def masks(self, amount: float) -> dict[str, Tensor]:
+        out = {}
+        for group, order in self._groups:
+            flat = torch.ones(order.numel())
+            flat[order[:round(amount * order.numel())]] = 0.0
+            start = 0
+            for name, w in group.items():
+                out[name] = flat[start:start + w.numel()].view_as(w)
+                start += w.numel()
+        return out
+
+
 def apply_masks(weights: Mapping[str, Tensor], masks: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """New tensors w * mask for the masked weights (the inputs are not changed)."""
     return {k: weights[k] * m for k, m in masks.items()}

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from .errors import InputError
 from .metrics import Evaluation
-from .pruning import PruneConfig, apply_masks, compute_masks, select_weights
+from .pruning import MagnitudeRanking, PruneConfig, apply_masks, compute_masks, select_weights
 from .workbench import Workbench
 
 CURVE_AMOUNTS = tuple(round(0.05 * i, 2) for i in range(20)) + (0.97, 0.99)  # 22 points, dense near the end
@@ -35,11 +35,11 @@ def accuracy_curve(bench: Workbench, config: PruneConfig,
         from .structured import plan, unit_masks
 
         module = bench.module_with({})  # original weights: the ranking is computed on them
-    ranked = None if structured else _ranking(bench.base, config)
+    ranked = None if structured else MagnitudeRanking(bench.base, config.scope, config.exclude)
     variants = []
     for amount in amounts:
         cfg = replace(config, amount=amount)
-        masks = unit_masks(module, plan(module, cfg)) if structured else _masks_from(ranked, amount)
+        masks = unit_masks(module, plan(module, cfg)) if structured else ranked.masks(amount)
         variants.append(apply_masks(bench.base, masks))
     return [CurvePoint(a, e.accuracy, e.loss) for a, e in zip(amounts, evaluate_many(bench, variants))]
 
@@ -55,28 +55,6 @@ def evaluate_many(bench: Workbench, variants: Sequence[dict]) -> list[Evaluation
         correct = (logits.argmax(-1) == data.y_test).sum(-1)
     n = len(data.y_test)
     return [Evaluation(int(c) / n, float(v), n) for c, v in zip(correct, losses.view(len(variants), n).mean(1))]
-
-
-def _ranking(weights, config: PruneConfig):
-    """Sort |w| once per scope group; every amount then just cuts the sorted order (no re-ranking per point)."""
-    chosen = select_weights(weights, config.exclude)
-    if not chosen:
-        raise InputError("there is no layer left to prune: every layer is excluded")
-    groups = [chosen] if config.scope == "global" else [{k: w} for k, w in chosen.items()]
-    return [(group, torch.cat([w.reshape(-1) for w in group.values()]).abs().argsort(stable=True))
-            for group in groups]
-
-
-def _masks_from(ranked, amount: float) -> dict:
-    masks = {}
-    for group, order in ranked:
-        flat = torch.ones(order.numel())
-        flat[order[:round(amount * order.numel())]] = 0.0  # the same count torch.nn.utils.prune removes
-        start = 0
-        for name, w in group.items():
-            masks[name] = flat[start:start + w.numel()].view_as(w)
-            start += w.numel()
-    return masks
 
 
 @dataclass(frozen=True)

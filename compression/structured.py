@@ -129,8 +129,9 @@ def unit_masks(module: nn.Module, keep: Mapping[str, Tensor]) -> dict[str, Tenso
 
 
 def shrink(module: nn.Module, keep: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """A state dict with only the kept units: producers' rows and biases and consumers' columns cut out."""
-    state = state_dict_of(module)
+    """A new state dict (no storage shared with `module`) with only the kept units: producers' rows and biases
+    and consumers' columns cut out."""
+    state = {k: v.clone() for k, v in state_dict_of(module).items()}
     for g in unit_groups(module):
         index = keep[g.name]
         for name, block in g.producers:
@@ -151,6 +152,13 @@ def _take(t: Tensor, units: Tensor, block: int, dim: int) -> Tensor:
 def rebuild(model: LoadedModel, state: Mapping[str, Tensor]) -> nn.Module:
     """A new module of the model's class with the (shrunk) shapes of `state`."""
     original = _require_module(model)
+    with torch.device("meta"):  # no random init of weights that load_state_dict replaces anyway
+        module = _empty_like(original, state)
+    module.load_state_dict(state, assign=True)
+    return module.eval()
+
+
+def _empty_like(original: nn.Module, state: Mapping[str, Tensor]) -> nn.Module:
     if isinstance(original, MLP):  # any input/output size, not only the zoo's
         n = sum(1 for k in state if k.startswith("fc") and k.endswith(".weight"))
         module = MLP(state["fc1.weight"].shape[1], [state[f"fc{i}.weight"].shape[0] for i in range(1, n)],
@@ -160,8 +168,7 @@ def rebuild(model: LoadedModel, state: Mapping[str, Tensor]) -> nn.Module:
                           state["fc1.weight"].shape[0], state["fc2.weight"].shape[0])
     else:
         module = get_architecture("transformer").from_state_dict(state)
-    module.load_state_dict(state)
-    return module.eval()
+    return module
 
 
 def dead_units(module: nn.Module) -> dict[str, Tensor]:

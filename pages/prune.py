@@ -49,7 +49,7 @@ def workspace(model) -> dict:
     if cache.get("model") is not model:
         bench = Workbench(model)
         cache.clear()
-        cache.update(model=model, bench=bench, baseline=measure_baseline(bench), curves={}, scan=None,
+        cache.update(model=model, bench=bench, baseline=measure_baseline(bench), curves={}, scan=None, rankings={},
                      before=weights_histogram(bench.base))
     return cache
 
@@ -97,7 +97,7 @@ try:
         config = PruneConfig(threshold=threshold, scope=scope, exclude=tuple(exclude))
     else:
         config = PruneConfig(amount=sparsity, method=method, scope=scope, exclude=tuple(exclude), norm=norm)
-    view = preview(bench, config, baseline)
+    view = preview(bench, config, baseline, rankings=space["rankings"])
 except InputError as exc:
     st.error(str(exc))
     st.stop()
@@ -118,7 +118,7 @@ cards[1].metric("Non-zero parameters", f"{view.nonzero_params:,}", f"of {baselin
                 f"{view.sparsity:.1%} of weights pruned", delta_color="off")
 if view.latency_ms is not None:
     shrunk = f" · shrunk {view.shrunk_latency_ms:.2f} ms" if view.shrunk_latency_ms is not None else ""
-    cards[2].metric("Latency, masked model (batch 64)", f"{view.latency_ms:.2f} ms",
+    cards[2].metric("Latency, masked model (batch 32)", f"{view.latency_ms:.2f} ms",
                     f"dense {view.dense_latency_ms:.2f} ms{shrunk}", delta_color="off",
                     help="median wall-clock of real forward passes on this server's CPU, the models timed in turns")
 else:

@@ -61,9 +61,11 @@ def test_gradual_reaches_target_and_reports_sparsity(zoo):
 
 def test_structured_finetune_trains_the_smaller_model(zoo):
     model = zoo("mlp")
+    before = state_checksum(model.module)
     _, result = _run(finetune(model, FinetuneConfig(PruneConfig(method="structured", amount=0.5),
                                                     TrainConfig(epochs=1))))
     assert result.model.module.fc1.out_features == 50
+    assert state_checksum(model.module) == before  # the rebuilt model shares no storage with the original
 
 
 def test_training_needs_a_pytorch_model_with_training_data(zoo):
