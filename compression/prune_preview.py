@@ -15,6 +15,7 @@ from .pruning import (MagnitudeRanking, PruneConfig, apply_masks, compute_masks,
                       mask_sparsity, model_state, output_axes, sparse_bytes)
 from .workbench import Workbench
 
+LATENCY_BUDGET_MS = 15.0  # per slider move; the rounds stop once it is spent
 LATENCY_BATCH = 32  # big enough to be compute-bound, small enough to time on every slider move
 
 
@@ -67,7 +68,7 @@ class Preview:
                 "layer_sparsity": dict(self.layer_sparsity)}
 
 
-def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_repeats: int = 3,
+def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_repeats: int = 5,
             rankings: dict | None = None) -> Preview:
     """Mask, evaluate and measure `config` on the Workbench's copy (the original model is not touched).
 
@@ -109,7 +110,8 @@ def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_r
         contenders = [lambda: bench.module_with({}), lambda: bench.module_with(weights)]
         if shrunk is not None:
             contenders.append(lambda: shrunk)
-        dense_latency, latency, *rest = interleaved_latency(contenders, _example(bench), latency_repeats)
+        dense_latency, latency, *rest = interleaved_latency(contenders, _example(bench), latency_repeats,
+                                                            budget_ms=LATENCY_BUDGET_MS)
         shrunk_latency = rest[0] if rest else None
     else:
         state = {**state, **weights}
@@ -123,9 +125,14 @@ def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_r
 
 
 @torch.no_grad()
-def interleaved_latency(contenders: list[Callable[[], nn.Module]], example: Tensor, repeats: int) -> list[float]:
-    """Median ms of each model, timed in turns so that load from other work on the machine hits all alike."""
+def interleaved_latency(contenders: list[Callable[[], nn.Module]], example: Tensor, repeats: int,
+                        budget_ms: float | None = None) -> list[float]:
+    """Median ms of each model, timed in turns so that load from other work on the machine hits all alike.
+
+    With `budget_ms`, stop after the round that exceeds it (at least one timed round): a slider move stays fast.
+    """
     times: list[list[float]] = [[] for _ in contenders]
+    begin = time.perf_counter()
     for round_ in range(repeats + 1):  # round 0 warms up
         for i, get in enumerate(contenders):
             module = get().eval()
@@ -133,6 +140,8 @@ def interleaved_latency(contenders: list[Callable[[], nn.Module]], example: Tens
             module(example)
             if round_:
                 times[i].append((time.perf_counter() - start) * 1e3)
+        if round_ and budget_ms is not None and (time.perf_counter() - begin) * 1e3 > budget_ms:
+            break
     return [statistics.median(t) for t in times]
 
 

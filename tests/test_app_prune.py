@@ -91,3 +91,27 @@ def test_onnx_model_prunes_by_magnitude_and_nm_with_clear_infos(zoo):
     assert not at.exception and not at.error
     at.selectbox(key="prune_method").set_value("structured").run()
     assert any("Structured pruning needs a PyTorch model" in i.value for i in at.info)
+
+
+def test_finetune_runs_as_a_job_and_keeps_results_to_compare(zoo):
+    zoo("mlp")
+    at = _page("mlp")
+    at.slider(key="sparsity").set_value(0.9).run()
+    at.number_input(key="prune_ft_epochs").set_value(2).run()
+    at.button(key="prune_ft_start").click().run()
+    job = at.session_state["prune_job"]
+    job.join(timeout=120)
+    at.run()  # the polling fragment sees the end, keeps the result and redraws
+    at.run()
+    assert not at.exception and job.status == "done"
+    runs = at.session_state["prune_runs"]
+    assert len(runs) == 1 and runs[0]["accuracy"] > runs[0]["oneshot"]
+    assert runs[0]["record"]["config"]["prune"]["amount"] == 0.9
+    assert any("Fine-tuning: test accuracy" in c["layout"]["title"]["text"] for c in _charts(at))
+    at.number_input(key="prune_ft_epochs").set_value(300).run()
+    at.button(key="prune_gradual_start").click().run()
+    at.button(key="prune_ft_cancel").click().run()
+    cancelled = at.session_state["prune_job"]
+    cancelled.join(timeout=60)
+    at.run()
+    assert cancelled.status == "cancelled" and len(at.session_state["prune_runs"]) == 1
