@@ -173,6 +173,11 @@ def teacher_features(teacher: LoadedModel, layer: str, x: Tensor) -> Tensor:
     return torch.cat([c.flatten(1) for c in captured])
 
 
+def prepare_training() -> None:
+    """Import what torch.optim imports lazily on first use (torch._dynamo, seconds) before a live run, not during it."""
+    import torch._dynamo  # noqa: F401
+
+
 # ---- the student ---------------------------------------------------------------------------------------------------
 
 def build_student(config: DistillConfig, data: Dataset) -> MLP:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
+from functools import cache
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -14,34 +16,49 @@ STUDENT, SCRATCH, TEACHER = "#4c78a8", "#f58518", "#54a24b"
 def distill_curves(rows: Sequence[dict], teacher_accuracy: float | None = None,
                    total_epochs: float | None = None) -> go.Figure:
     """Left: the student's loss split into hard and soft parts (and the scratch loss); right: test accuracy."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Training loss", "Test accuracy"), horizontal_spacing=0.08)
     epochs = [r["epoch"] for r in rows]
-    fig.add_trace(go.Scatter(x=epochs, y=[r["loss"] for r in rows], name="student: total loss", mode="lines",
-                             line=dict(color=STUDENT, width=3)), 1, 1)
-    fig.add_trace(go.Scatter(x=epochs, y=[r.get("hard") for r in rows], name="student: hard part α·CE(y, s)",
-                             mode="lines", line=dict(color=STUDENT, dash="dot")), 1, 1)
-    fig.add_trace(go.Scatter(x=epochs, y=[r.get("soft") for r in rows], name="student: soft part (1−α)·T²·KL",
-                             mode="lines", line=dict(color="#9467bd", dash="dash")), 1, 1)
+
+    def line(y, name, color, axis="", dash=None, width=2, markers=False, x=None):
+        return dict(type="scatter", x=epochs if x is None else x, y=y, name=name, xaxis=f"x{axis}", yaxis=f"y{axis}",
+                    mode="lines+markers" if markers else "lines", line=dict(color=color, dash=dash, width=width))
+
+    data = [line([r["loss"] for r in rows], "student: total loss", STUDENT, width=3),
+            line([r.get("hard") for r in rows], "student: hard part α·CE(y, s)", STUDENT, dash="dot"),
+            line([r.get("soft") for r in rows], "student: soft part (1−α)·T²·KL", "#9467bd", dash="dash")]
     if any(r.get("hint") is not None for r in rows):
-        fig.add_trace(go.Scatter(x=epochs, y=[r.get("hint") for r in rows], name="student: hint (feature MSE)",
-                                 mode="lines", line=dict(color="#8c564b", dash="dashdot")), 1, 1)
-    fig.add_trace(go.Scatter(x=epochs, y=[r["scratch_loss"] for r in rows], name="scratch: CE on labels",
-                             mode="lines", line=dict(color=SCRATCH)), 1, 1)
+        data.append(line([r.get("hint") for r in rows], "student: hint (feature MSE)", "#8c564b", dash="dashdot"))
+    data.append(line([r["scratch_loss"] for r in rows], "scratch: CE on labels", SCRATCH))
     evaluated = [r for r in rows if r.get("student_accuracy") is not None]
     x_acc = [r["epoch"] for r in evaluated]
-    fig.add_trace(go.Scatter(x=x_acc, y=[r["student_accuracy"] for r in evaluated], name="distilled student",
-                             mode="lines+markers", line=dict(color=STUDENT, width=3)), 1, 2)
-    fig.add_trace(go.Scatter(x=x_acc, y=[r["scratch_accuracy"] for r in evaluated], name="scratch student",
-                             mode="lines+markers", line=dict(color=SCRATCH)), 1, 2)
+    data.append(line([r["student_accuracy"] for r in evaluated], "distilled student", STUDENT, "2", width=3,
+                     markers=True, x=x_acc))
+    data.append(line([r["scratch_accuracy"] for r in evaluated], "scratch student", SCRATCH, "2", markers=True,
+                     x=x_acc))
     if teacher_accuracy is not None:
         end = total_epochs or (max(epochs) if epochs else 1.0)
-        fig.add_trace(go.Scatter(x=[0, end], y=[teacher_accuracy] * 2, name=f"teacher ({teacher_accuracy:.1%})",
-                                 mode="lines", line=dict(color=TEACHER, dash="dash")), 1, 2)
-    fig.update_xaxes(title_text="epoch", range=[0, total_epochs] if total_epochs else None)
+        data.append(line([teacher_accuracy] * 2, f"teacher ({teacher_accuracy:.1%})", TEACHER, "2", dash="dash",
+                         x=[0, end]))
+    layout = _curves_layout()
+    if total_epochs:
+        layout["xaxis"]["range"] = layout["xaxis2"]["range"] = [0, total_epochs]
+    # Built from plain dicts without plotly's validation: this figure is redrawn twice a second while a run
+    # trains in another thread, and validating it (~90 ms) holds the GIL the training thread needs.
+    return go.Figure(dict(data=data, layout=layout), _validate=False)
+
+
+def _curves_layout() -> dict:
+    """A fresh copy of the two-panel layout of the live curves (axes, titles, legend), as plain dicts."""
+    return copy.deepcopy(_curves_layout_once())
+
+
+@cache
+def _curves_layout_once() -> dict:
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Training loss", "Test accuracy"), horizontal_spacing=0.08)
+    fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="loss", rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(title_text="accuracy", tickformat=".0%", row=1, col=2)
+    fig.update_yaxes(title_text="accuracy", tickformat=".0%", range=[0, 1.02], row=1, col=2)
     fig.update_layout(height=380, legend=dict(orientation="h", y=-0.2), **_LAYOUT)
-    return fig
+    return fig.to_plotly_json()["layout"]
 
 
 def soft_targets_bars(classes: Sequence[str], probs_t1: Sequence[float], probs_t: Sequence[float],

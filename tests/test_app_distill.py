@@ -1,0 +1,74 @@
+"""AppTest of the Distillation page (no browser): it renders, runs a short distillation and keeps the result."""
+
+import json
+import time
+
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT, state_checksum
+
+
+def distill_page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["model"] = "cnn"
+    at.run()
+    return at.switch_page("pages/distill.py").run()
+
+
+def poll_until_done(at: AppTest, timeout_s: float = 60) -> None:
+    """AppTest never fires st.fragment(run_every=...): rerun the script until the job has ended."""
+    deadline = time.time() + timeout_s
+    while at.session_state["kd_job"].running and time.time() < deadline:
+        time.sleep(0.2)
+        at.run()
+    at.run()  # the run after the job ended draws the results
+
+
+def test_page_renders_concept_and_soft_targets(zoo):
+    zoo("cnn")
+    at = distill_page()
+    assert not at.exception
+    assert at.title[0].value == "Distillation"
+    assert at.slider(key="alpha").value == 0.5 and at.slider(key="temperature").value == 4.0
+    assert any("T^2" in latex.value for latex in at.latex)
+    bars = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    t1, t = (trace["y"] for trace in bars["data"])
+    assert max(t) < max(t1)  # the chosen T=4 flattens the teacher's distribution
+
+
+def test_short_run_shows_results_and_refuses_a_second_start(zoo):
+    teacher = zoo("cnn")
+    before = state_checksum(teacher.module)
+    at = distill_page()
+    at.slider(key="epochs").set_value(40).run()
+    at.button(key="kd_start").click().run()
+    assert not at.exception
+    at.button(key="kd_start").click().run()  # a second start while the first runs is refused, clearly
+    assert any("already running" in e.value for e in at.error)
+    at.session_state["kd_job"].cancel()
+    poll_until_done(at)
+    assert at.session_state["kd_job"].status == "cancelled"
+    assert any("Cancelled" in w.value for w in at.warning)
+
+    at.slider(key="epochs").set_value(2).run()
+    at.button(key="kd_start").click().run()
+    poll_until_done(at)
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Distilled student"].endswith("%") and metrics["Scratch student"].endswith("%")
+    assert metrics["Student parameters"] == "2,410"
+    curves = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert len(curves["data"][0]["x"]) >= 2  # the loss curve has points from the finished run
+    at.slider(key="alpha").set_value(0.7).run()  # moving a slider afterwards keeps the result on the page
+    assert "Distilled student" in {m.label for m in at.metric}
+    assert state_checksum(teacher.module) == before
+
+
+def test_bad_settings_show_a_message_and_disable_start(zoo):
+    zoo("cnn")
+    at = distill_page()
+    at.slider(key="student_width").set_value(256).run()
+    at.radio(key="student_layers").set_value(2).run()
+    assert not at.exception
+    assert any("bigger than the teacher" in e.value for e in at.error)
+    assert at.button(key="kd_start").disabled
