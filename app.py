@@ -10,6 +10,7 @@ PAGES = [
     st.Page("pages/model.py", title="Model", icon="🧠", url_path="model", default=True),
     st.Page("pages/prune.py", title="Pruning", icon="✂️", url_path="prune"),
     st.Page("pages/quantize.py", title="Quantization", icon="🔢", url_path="quantize"),
+    st.Page("pages/distill.py", title="Distillation", icon="🎓", url_path="distill"),
     st.Page("pages/pipeline.py", title="Pipeline", icon="🧩", url_path="pipeline"),
     st.Page("pages/compare.py", title="Compare", icon="📊", url_path="compare"),
 ]
