@@ -1,0 +1,104 @@
+"""Quantization targets, each next to its reference measured in the same run.
+
+- `bits` slider move (AppTest, median ms) on mlp and cnn, next to a rerun with nothing changed
+- PTQ 4-bit per-channel vs fp32 on mlp and cnn
+- QAT 3-bit and 2-bit per-channel vs fp32, vs PTQ, and vs the same extra epochs in plain fp32 (the control)
+- real int8 vs fp32 on a 1024-4096-4096-10 MLP at batch 256: speed-up and file-size ratio
+- packed 4-bit mlp file vs the fp32 torch.save file, and decoded outputs identical
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SLIDER_BITS = [3, 5, 2, 6, 4, 8, 3, 7, 5, 4, 2, 6, 3, 8, 4, 5, 7, 2, 4, 6]
+
+
+def _slider_ms(model: str) -> tuple[float, float]:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.session_state["model"] = model
+    at.run()
+    at.switch_page("pages/quantize.py").run()
+    moves, reruns = [], []
+    for bits in SLIDER_BITS:
+        start = time.perf_counter()
+        at.slider(key="bits").set_value(bits).run()
+        moves.append((time.perf_counter() - start) * 1e3)
+        start = time.perf_counter()
+        at.run()
+        reruns.append((time.perf_counter() - start) * 1e3)
+    if at.exception:
+        raise RuntimeError(f"page failed: {at.exception}")
+    return statistics.median(moves), statistics.median(reruns)
+
+
+def _run(generator):
+    while True:
+        try:
+            next(generator)
+        except StopIteration as stop:
+            return stop.value
+
+
+def main() -> None:
+    from compression.int8 import LARGE_MLP, large_mlp_int8
+    from compression.loading import load_zoo
+    from compression.packed import load_packed
+    from compression.qat import QATConfig, qat_with_control
+    from compression.quantization import QuantConfig, quantize
+    from compression.training import TrainConfig
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    targets = {"mlp": 50.0, "cnn": 100.0}
+    for name, target in targets.items():
+        move, rerun = _slider_ms(name)
+        print(f"bits slider move  {name:4s}: median {move:6.1f} ms (target <= {target:.0f})  "
+              f"| rerun with no change {rerun:6.1f} ms  -> {'MET' if move <= target else 'MISSED'}")
+
+    for name in ("mlp", "cnn"):
+        model = load_zoo(name)
+        result = quantize(model, QuantConfig(bits=4, granularity="per-channel"))
+        drop = (result.baseline_accuracy - result.accuracy) * 100
+        print(f"PTQ 4-bit per-channel {name:4s}: {result.accuracy:.4f} vs fp32 {result.baseline_accuracy:.4f} "
+              f"({-drop:+.2f} points; target within 1) -> {'MET' if drop <= 1.0 else 'MISSED'}")
+
+    for name in ("mlp", "cnn"):
+        model = load_zoo(name)
+        for bits, limit in ((3, 1.0), (2, 2.0)):
+            config = QATConfig(QuantConfig(bits=bits, granularity="per-channel"), TrainConfig(epochs=10, lr=1e-3))
+            result = _run(qat_with_control(model, config))
+            q, c = result.qat, result.control
+            drop = (q.baseline_accuracy - q.accuracy) * 100
+            print(f"QAT {bits}-bit per-channel {name:4s} (10 epochs): {q.accuracy:.4f} vs fp32 {q.baseline_accuracy:.4f} "
+                  f"({-drop:+.2f} points; target within {limit:.0f}) -> {'MET' if drop <= limit else 'MISSED'} "
+                  f"| PTQ {q.ptq_accuracy:.4f} | control: fp32 +10 epochs {c.accuracy:.4f}, then PTQ "
+                  f"{c.ptq_accuracy:.4f}")
+
+    large = large_mlp_int8(batch_size=256, repeats=10)
+    dims = "-".join(str(d) for d in (LARGE_MLP[0], *LARGE_MLP[1], LARGE_MLP[2]))
+    print(f"real int8 ({large.backend}, {large.mode}) {dims} MLP, batch {large.batch_size}: "
+          f"{large.latency_ms:.1f} ms vs fp32 {large.baseline_latency_ms:.1f} ms = {large.speedup:.2f}x faster "
+          f"(target >= 4) -> {'MET' if large.speedup >= 4 else 'MISSED'}; file {large.size_bytes:,} vs "
+          f"{large.baseline_size_bytes:,} bytes = {large.size_ratio:.2f}x smaller (target >= 3.5) -> "
+          f"{'MET' if large.size_ratio >= 3.5 else 'MISSED'}")
+
+    model = load_zoo("mlp")
+    result = quantize(model, QuantConfig(bits=4, granularity="per-channel"))
+    decoded = load_packed(result.packed)
+    rebuilt = result.to_model().module
+    clone = result.to_model().module
+    clone.load_state_dict(decoded)
+    x = model.dataset.x_test
+    with torch.no_grad():
+        identical = torch.equal(clone(x), rebuilt(x))
+    ratio = result.baseline_size_bytes / result.size_bytes
+    print(f"packed 4-bit mlp file: {result.size_bytes:,} bytes vs fp32 torch.save {result.baseline_size_bytes:,} bytes "
+          f"= 1/{ratio:.2f} (target <= 1/6) -> {'MET' if ratio >= 6 else 'MISSED'}; decoded outputs identical: "
+          f"{identical}")

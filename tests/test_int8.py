@@ -1,0 +1,64 @@
+"""Real int8 deployment: a working, smaller model behind our own backend interface."""
+
+import warnings
+
+import pytest
+import torch
+
+from compression.errors import InputError
+from compression.int8 import (DEFAULT_BACKEND, Int8Config, Int8Measure, TorchAOQuantization, convert_int8,
+                              deploy_int8)
+from compression.loading import LoadedModel
+from conftest import state_checksum
+
+
+@pytest.mark.parametrize("name, mode", [("mlp", "dynamic"), ("cnn", "static")])
+def test_int8_model_works_and_its_file_is_smaller(zoo, name, mode):
+    model = zoo(name)
+    before = state_checksum(model.module)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # torch.ao's deprecation warnings stay inside
+        result = deploy_int8(model, Int8Config(mode=mode, batch_size=64, repeats=3))
+    assert state_checksum(model.module) == before
+    assert result.accuracy >= result.baseline_accuracy - 0.02
+    assert result.measure.size_bytes * 2 < result.measure.baseline_size_bytes
+    assert result.measure.latency_ms > 0 and result.measure.baseline_latency_ms > 0
+    kinds = {type(m).__module__ for m in result.model.modules()}
+    assert any("quantized" in k for k in kinds)  # really int8 modules, not fake quantization
+    assert set(result.to_dict()) >= {"accuracy", "baseline_accuracy", "size_bytes", "latency_ms", "speedup"}
+
+
+def test_the_backend_can_be_replaced(zoo):
+    calls = []
+
+    class Recording(TorchAOQuantization):
+        name = "recording"
+
+        def quantize_dynamic(self, module):
+            calls.append("dynamic")
+            return super().quantize_dynamic(module)
+
+    result = deploy_int8(zoo("mlp"), Int8Config(batch_size=16, repeats=2), backend=Recording())
+    assert calls == ["dynamic"] and result.measure.backend == "recording"
+
+
+def test_refusals():
+    with pytest.raises(InputError, match="mode"):
+        Int8Config(mode="int4")
+    with pytest.raises(InputError, match="calibration"):
+        convert_int8(torch.nn.Linear(2, 2), "static", None, DEFAULT_BACKEND)
+
+
+def test_onnx_models_are_refused_with_a_reason(zoo):
+    onnx_like = LoadedModel("m.onnx", "onnx", zoo("mlp").dataset)
+    with pytest.raises(InputError, match="PyTorch model"):
+        deploy_int8(onnx_like, Int8Config())
+
+
+def test_verdict_says_plainly_when_int8_is_slower_or_faster():
+    slow = Int8Measure("b", "dynamic", 1, latency_ms=0.04, baseline_latency_ms=0.02, size_bytes=10,
+                       baseline_size_bytes=30)
+    fast = Int8Measure("b", "dynamic", 256, latency_ms=10.0, baseline_latency_ms=45.0, size_bytes=10,
+                       baseline_size_bytes=40)
+    assert "SLOWER" in slow.verdict() and "3.0x smaller" in slow.verdict()
+    assert "4.5x faster" in fast.verdict()
