@@ -210,7 +210,7 @@ def int8_section(model: LoadedModel) -> None:
                     delta_color="off")
         c[2].metric("int8 file (torch.save)", f"{m.size_bytes / 1024:,.1f} KiB", f"{m.size_ratio:.1f}× smaller",
                     delta_color="off")
-        c[3].metric("Speed-up", f"{m.speedup:.2f}×")
+        c[3].metric("Speed-up", f"{m.speedup:.3g}×")
         (st.success if m.speedup >= 1.1 else st.warning)(m.verdict())
         st.caption(f"Backend: {m.backend} ({result.config.mode}), behind our own Int8Backend interface so torchao "
                    "can replace it. Biases, scales and zero points stay in the file, so small models shrink "
