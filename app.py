@@ -16,5 +16,6 @@ PAGES = [
 ]
 
 navigation = st.navigation(PAGES)
-common.model_picker()
-navigation.run()
+with common.routing():
+    common.model_picker()
+    navigation.run()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from compression.errors import InputError
 from compression.facts import ModelFacts, describe
@@ -10,6 +14,31 @@ from compression.loading import (LoadedModel, custom_from_environment, load_cust
                                  load_weights, load_zoo)
 from compression.models import ARCHITECTURES
 from compression.zoo import ZOO, is_cached, train_zoo_model
+
+_router = threading.local()  # one script run per thread: is app.py routing this run?
+
+
+@contextmanager
+def routing():
+    """Wrap app.py's navigation so pages can tell they were reached through the router."""
+    _router.active = True
+    try:
+        yield
+    finally:
+        _router.active = False
+
+
+def ensure_routed() -> None:
+    """Rerun through app.py when Streamlit ran a page script alone.
+
+    Streamlit treats an app with a pages/ folder as a legacy folder app until app.py calls st.navigation; a
+    first visit by direct link (/prune?sparsity=0.9) would then run pages/prune.py alone, without the sidebar.
+    Switching the legacy mode off and rerunning sends the same URL through app.py (same url_path, same page).
+    """
+    if not getattr(_router, "active", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
 
 UPLOAD_WEIGHTS = "Upload weights…"
 UPLOAD_ONNX = "Upload ONNX…"
@@ -95,6 +124,7 @@ def _try_load(load, token) -> None:
 
 def current_model() -> tuple[LoadedModel, ModelFacts] | None:
     """The model chosen in the sidebar, or None (with a message shown) when there is none yet."""
+    ensure_routed()
     choice = st.session_state.get("model", ZOO[0])
     if choice in ZOO:
         try:

@@ -14,9 +14,10 @@ from compression.metrics import histogram
 from compression.pipeline import load_clab
 from compression.report import runs_report
 from pages import history
-from pages.common import current_model
+from pages.common import current_model, ensure_routed
 from pages.jobs import Job
 
+ensure_routed()
 st.title("Compare")
 st.caption("Every run from every page and the CLI is recorded here (an SQLite file in your data folder). "
            "The Pareto frontier joins the runs no other run beats on both accuracy and size.")

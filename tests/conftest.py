@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -68,8 +69,8 @@ def state_checksum(module) -> float:
         return float(sum((t.double() * (i + 1)).sum() for i, t in enumerate(module.state_dict().values())))
 
 
-@pytest.fixture(scope="session")
-def app_server(chromium_path):
+@contextlib.contextmanager
+def serve_app():
     """The real app served by `streamlit run` on a free localhost port; yields its base URL."""
     import signal
     import socket
@@ -82,7 +83,7 @@ def app_server(chromium_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     (ROOT / ".cache").mkdir(exist_ok=True)
-    log = open(ROOT / ".cache" / "e2e-server.log", "w")
+    log = open(ROOT / ".cache" / f"e2e-server-{port}.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",
          "--server.address=127.0.0.1", f"--server.port={port}", "--browser.gatherUsageStats=false",
@@ -93,7 +94,7 @@ def app_server(chromium_path):
         deadline = time.time() + 60
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with {proc.returncode}; see .cache/e2e-server.log")
+                pytest.fail(f"streamlit exited with {proc.returncode}; see .cache/e2e-server-{port}.log")
             try:
                 if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
                     break
@@ -107,6 +108,12 @@ def app_server(chromium_path):
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def app_server(chromium_path):
+    with serve_app() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -147,24 +154,3 @@ def pytest_configure(config):
 
     # Tests run beside other work on a 2-core machine; one thread each avoids oversubscription.
     torch.set_num_threads(1)
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _apptest_runs_the_entrypoint():
-    """Make AppTest rerun app.py like the real server does.
-
-    AppTest (Streamlit 1.67) builds a new PagesManager per run, which sees our pages/ folder and falls back to
-    the legacy folder mode, so reruns execute the page script alone and the sidebar (drawn by app.py)
-    disappears. The real server switches that mode off for good once app.py calls st.navigation; so do we.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    PagesManager.__init__ = init
-    yield
-    PagesManager.__init__ = original

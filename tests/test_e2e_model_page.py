@@ -22,3 +22,21 @@ def test_open_app_pick_model_and_screenshot(app_server, page):
     assert bars == 100
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "model-page-cnn.png"), full_page=True)
+
+
+def test_a_shared_link_to_a_page_opens_with_the_sidebar_on_a_fresh_server(chromium_path, page, zoo):
+    from conftest import serve_app
+
+    zoo("cnn")
+    with serve_app() as url:  # a fresh server: this link is its very first request
+        page.goto(f"{url}/pipeline?model=cnn&pipe_bits=3")
+        wait_idle(page)
+        expect(page.get_by_role("heading", name="Pipeline")).to_be_visible()
+        expect(page.get_by_role("button", name="Run pipeline")).to_be_visible()
+        wait_idle(page)
+        nav = page.get_by_test_id("stSidebarNav")
+        expect(nav.get_by_text("Pruning")).to_be_visible()  # the app's navigation, not the pages/ folder listing
+        expect(nav.get_by_text("common")).to_have_count(0)
+        expect(page.get_by_role("combobox", name="Model")).to_have_value("cnn")
+        assert "pipe_bits=3" in page.url
+        page.screenshot(path=str(SCREENSHOTS / "shared-link-pipeline.png"), full_page=True)

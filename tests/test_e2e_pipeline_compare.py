@@ -1,0 +1,47 @@
+"""The Pipeline and Compare pages in headless Chromium: run a pipeline, see it on the Pareto chart, get the report."""
+
+import pytest
+from playwright.sync_api import expect
+
+from conftest import SCREENSHOTS, wait_idle
+
+pytestmark = pytest.mark.e2e
+
+
+def _set_number(page, label: str, value: int) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    wait_idle(page)
+
+
+def test_run_a_pipeline_then_compare_and_download_the_report(app_server, page, zoo, tmp_path):
+    zoo("mlp")
+    page.goto(f"{app_server}/pipeline?model=mlp")
+    wait_idle(page)
+    _set_number(page, "Fine-tune epochs", 10)
+    _set_number(page, "Centroid fine-tune epochs", 1)
+    page.get_by_role("button", name="Run pipeline").click()
+    expect(page.get_by_text("Accuracy (decoded file)")).to_be_visible(timeout=180_000)
+    wait_idle(page)
+    expect(page.get_by_role("button", name="Compressed model (.clab)")).to_be_visible()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "pipeline-mlp.png"), full_page=True)
+
+    page.goto(f"{app_server}/compare?model=mlp")
+    wait_idle(page)
+    expect(page.get_by_text("Accuracy vs size")).to_be_visible()
+    chart = page.locator(".js-plotly-plot").first
+    assert chart.evaluate("gd => gd.data[0].x.length") >= 1
+    with page.expect_download() as download:
+        page.get_by_role("button", name="HTML report").click()
+    report = tmp_path / "report.html"
+    download.value.save_as(report)
+    text = report.read_text()
+    assert "Compression Lab: run comparison" in text and "Plotly.newPlot" in text
+    page.screenshot(path=str(SCREENSHOTS / "compare.png"), full_page=True)
+
+    report_page = page.context.new_page()
+    report_page.goto(report.as_uri())  # the downloaded report, opened offline
+    report_page.wait_for_selector(".js-plotly-plot")
+    report_page.screenshot(path=str(SCREENSHOTS / "report.png"), full_page=True)
