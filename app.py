@@ -4,15 +4,16 @@ import streamlit as st
 
 from pages import common
 
+# A page_icon of our own: with material icons on pages, the browser would otherwise fetch a favicon online.
 st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wide")
 
 PAGES = [
-    st.Page("pages/model.py", title="Model", icon="🧠", url_path="model", default=True),
-    st.Page("pages/prune.py", title="Pruning", icon="✂️", url_path="prune"),
-    st.Page("pages/quantize.py", title="Quantization", icon="🔢", url_path="quantize"),
-    st.Page("pages/distill.py", title="Distillation", icon="🎓", url_path="distill"),
-    st.Page("pages/pipeline.py", title="Pipeline", icon="🧩", url_path="pipeline"),
-    st.Page("pages/compare.py", title="Compare", icon="📊", url_path="compare"),
+    st.Page("pages/model.py", title="Model", icon=":material/neurology:", url_path="model", default=True),
+    st.Page("pages/prune.py", title="Pruning", icon=":material/content_cut:", url_path="prune"),
+    st.Page("pages/quantize.py", title="Quantization", icon=":material/tune:", url_path="quantize"),
+    st.Page("pages/distill.py", title="Distillation", icon=":material/school:", url_path="distill"),
+    st.Page("pages/pipeline.py", title="Pipeline", icon=":material/account_tree:", url_path="pipeline"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
 ]
 
 navigation = st.navigation(PAGES)
