@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass
 
-import torch
-
 from . import codec
 from .errors import InputError
 from .loading import LoadedModel

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Generator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -128,7 +129,7 @@ def run_pipeline(model: LoadedModel, config: PipelineConfig) -> Generator[Pipeli
     example = data.x_test[:1]
     base_eval = model.evaluate()
     stages, curves = [], {}
-    current = LoadedModel(model.name, model.source, data, module=_copy(model.module), arch=model.arch)
+    current = LoadedModel(model.name, model.source, data, module=copy.deepcopy(model.module), arch=model.arch)
     masks: dict[str, Tensor] = {}
     shared: dict[str, SharedTensor] = {}
     file = None
@@ -142,7 +143,7 @@ def run_pipeline(model: LoadedModel, config: PipelineConfig) -> Generator[Pipeli
             _apply_masks(current.module, masks)
             steps = yield from _train(current.module, data, TrainConfig(
                 epochs=config.finetune_epochs, lr=config.finetune_lr, seed=config.seed),
-                lambda m: _apply_masks(m, masks), stage, index, len(config.steps))
+                lambda m, masks=masks: _apply_masks(m, masks), stage, index, len(config.steps))
             curves["prune"] = steps
         elif stage == "distill":
             from .distillation import DistillConfig, distill
@@ -201,12 +202,6 @@ def _train(module, data: Dataset, train: TrainConfig, after_step, stage: str, in
             rows.append({"epoch": step.epoch, "loss": step.loss, "test_accuracy": step.test_accuracy})
             yield PipelineProgress(stage, index, stages, step)
     return rows
-
-
-def _copy(module: nn.Module) -> nn.Module:
-    import copy
-
-    return copy.deepcopy(module)
 
 
 @torch.no_grad()

@@ -1,5 +1,4 @@
 import re
-import io
 
 import onnxruntime as ort
 import pytest
