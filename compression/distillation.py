@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from .data import Dataset
 from .errors import InputError
+from .kd_loss import distillation_loss, labeled_mask, masked_cross_entropy, top1_agreement
 from .loading import LoadedModel
 from .metrics import count_params, measure_latency, state_dict_of, torch_save_bytes
 from .models import MLP
@@ -44,7 +45,8 @@ class DistillConfig:
             raise InputError(f"temperature must be in (0, {MAX_TEMPERATURE:g}], got {self.temperature}")
         hidden = tuple(self.student_hidden)
         if not hidden or any(not isinstance(h, int) or not 1 <= h <= MAX_HIDDEN for h in hidden):
-            raise InputError(f"student hidden sizes must be 1 to {MAX_HIDDEN} units per layer, got {self.student_hidden}")
+            raise InputError(f"student hidden sizes must be 1 to {MAX_HIDDEN} units per layer, "
+                             f"got {self.student_hidden}")
         object.__setattr__(self, "student_hidden", hidden)  # a list from JSON becomes a hashable tuple
         if not 0.0 < self.labeled_fraction <= 1.0:
             raise InputError(f"labeled fraction must be in (0, 1], got {self.labeled_fraction}")
@@ -61,57 +63,6 @@ class DistillConfig:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "student_hidden": list(self.student_hidden)}
-
-
-# ---- pure tensor functions -------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class KDLoss:
-    """The loss and its two weighted parts: total = hard + soft (+ hint when hint distillation is on)."""
-
-    total: Tensor
-    hard: Tensor  # alpha * CE(y, s) over the labeled samples of the batch
-    soft: Tensor  # (1 - alpha) * T^2 * KL(softmax(t/T) || softmax(s/T))
-
-
-def soft_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
-    """T^2 * KL(softmax(t/T) || softmax(s/T)), averaged over the batch; the teacher is the target."""
-    log_p_student = F.log_softmax(student_logits / temperature, dim=1)  # (B, C)
-    log_p_teacher = F.log_softmax(teacher_logits.detach() / temperature, dim=1)
-    kl = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
-    # Gradients of the softened KL shrink like 1/T^2; the factor keeps the soft term's pull independent of T.
-    return kl * temperature * temperature
-
-
-def masked_cross_entropy(logits: Tensor, labels: Tensor, labeled: Tensor | None = None) -> Tensor:
-    """Mean cross-entropy over the samples whose label may be used; an exact zero when there are none."""
-    if labeled is None:
-        return F.cross_entropy(logits, labels)
-    if not bool(labeled.any()):
-        return logits.sum() * 0.0  # keeps the graph, so backward() still works on a batch without labels
-    return F.cross_entropy(logits[labeled], labels[labeled])
-
-
-def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, alpha: float,
-                      temperature: float, labeled: Tensor | None = None) -> KDLoss:
-    """L = alpha * CE(y, s) + (1 - alpha) * T^2 * KL(softmax(t/T) || softmax(s/T))."""
-    hard = alpha * masked_cross_entropy(student_logits, labels, labeled)
-    soft = (1.0 - alpha) * soft_loss(student_logits, teacher_logits, temperature)
-    return KDLoss(hard + soft, hard, soft)
-
-
-def top1_agreement(a_logits: Tensor, b_logits: Tensor) -> float:
-    """Fraction of samples on which two models predict the same class."""
-    return float((a_logits.argmax(1) == b_logits.argmax(1)).float().mean())
-
-
-def labeled_mask(n: int, fraction: float, seed: int) -> Tensor:
-    """Boolean (n,) mask of the training images whose labels may be used: round(fraction * n), at least 1."""
-    count = min(n, max(1, round(fraction * n)))
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(10_007 + seed))
-    mask = torch.zeros(n, dtype=torch.bool)
-    mask[order[:count]] = True
-    return mask
 
 
 # ---- the teacher (read-only) -----------------------------------------------------------------------------------
@@ -206,6 +157,11 @@ def check_pair(teacher: LoadedModel, student: nn.Module, teacher_train_logits: T
     if out.shape[1] != teacher_train_logits.shape[1]:
         raise InputError(f"the student has {out.shape[1]} outputs but the teacher has "
                          f"{teacher_train_logits.shape[1]} classes")
+    check_student_size(student, teacher)
+
+
+def check_student_size(student: nn.Module, teacher: LoadedModel) -> None:
+    """Refuse a student with more parameters than its teacher: distillation is meant to compress."""
     s_params, t_params = count_params(student), teacher_params(teacher)
     if s_params > t_params:
         raise InputError(f"the student ({s_params:,} parameters) is bigger than the teacher ({t_params:,}): "

@@ -3,8 +3,8 @@
 import streamlit as st
 
 from compression import plots_distill
-from compression.distillation import (MAX_TEMPERATURE, DistillConfig, build_student, distill, hint_layers,
-                                      prepare_training, soft_targets, student_layout, teacher_params)
+from compression.distillation import (MAX_TEMPERATURE, DistillConfig, build_student, check_student_size, distill,
+                                      hint_layers, prepare_training, soft_targets, student_layout, teacher_params)
 from compression.errors import InputError
 from compression.metrics import count_params
 from pages.common import current_model
@@ -77,10 +77,9 @@ try:
     config = DistillConfig(alpha=alpha, temperature=min(temperature, MAX_TEMPERATURE), student_hidden=hidden,
                            labeled_fraction=fraction, epochs=epochs, seed=int(seed),
                            hint_layer=None if hint == "none" else hint)
-    student_size, teacher_size = count_params(build_student(config, teacher.dataset)), teacher_params(teacher)
-    if student_size > teacher_size:
-        raise InputError(f"the student ({student_size:,} parameters) is bigger than the teacher ({teacher_size:,}): "
-                         "distillation compresses, so choose fewer hidden units")
+    student = build_student(config, teacher.dataset)
+    check_student_size(student, teacher)
+    student_size, teacher_size = count_params(student), teacher_params(teacher)
 except InputError as exc:
     st.error(str(exc))
     config = None
@@ -99,7 +98,8 @@ def start(config: DistillConfig) -> None:
     st.session_state[REFUSED] = None
     st.session_state[JOB] = Job(lambda: distill(teacher, config), label="distill")
     st.session_state[META] = {"teacher": teacher.name, "teacher_accuracy": facts.accuracy, "config": config,
-                              "status": "running"}
+                              "student": student_layout(config, teacher.dataset),
+                              "test_images": len(teacher.dataset.y_test), "status": "running"}
 
 
 job = st.session_state.get(JOB)
@@ -138,7 +138,7 @@ def live() -> None:
 
 
 def show_result(result, meta) -> None:
-    st.subheader(f"Result: {meta['teacher']} → student {student_layout(result.config, teacher.dataset)}")
+    st.subheader(f"Result: {meta['teacher']} → student {meta['student']}")
     cols = st.columns(5)
     cols[0].metric("Distilled student", f"{result.student_accuracy:.2%}", f"{100 * result.gain:+.1f} pts vs scratch")
     cols[1].metric("Scratch student", f"{result.scratch_accuracy:.2%}")
@@ -153,7 +153,7 @@ def show_result(result, meta) -> None:
         st.warning(f"Distillation did not beat the paired scratch student here ({100 * result.gain:+.1f} points, "
                    f"{used}). With plenty of labels on an easy set the teacher's soft targets add little beyond "
                    "the labels; lower the labeled fraction to see where distillation helps. One test image is "
-                   f"{100 / len(teacher.dataset.y_test):.2f} points, so compare a few seeds.")
+                   f"{100 / meta['test_images']:.2f} points, so compare a few seeds.")
     st.plotly_chart(plots_distill.size_latency_bars(result.student_size_bytes, result.teacher_size_bytes,
                                                     result.student_latency_ms, result.teacher_latency_ms))
     st.caption(f"{result.steps} steps in {result.elapsed_s:.1f} s for both students · sizes are real torch.save "

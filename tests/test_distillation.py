@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 
 from compression.data import Dataset
-from compression.distillation import (DistillConfig, build_student, check_pair, distill, distillation_loss,
-                                      hint_layers, labeled_mask, parse_hidden, soft_loss, soft_targets,
-                                      teacher_logits, top1_agreement)
+from compression.distillation import (DistillConfig, build_student, check_pair, distill, hint_layers, parse_hidden,
+                                      soft_targets, teacher_logits)
 from compression.errors import InputError
+from compression.kd_loss import distillation_loss, labeled_mask, soft_loss, top1_agreement
 from compression.loading import LoadedModel
 from compression.models import MLP
 from conftest import state_checksum
@@ -28,7 +28,8 @@ def _run(teacher, config):
 
 def _logits(seed=0, n=16, c=10):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, c, generator=g) * 3, torch.randn(n, c, generator=g) * 3, torch.randint(0, c, (n,), generator=g)
+    student, teacher = torch.randn(n, c, generator=g) * 3, torch.randn(n, c, generator=g) * 3
+    return student, teacher, torch.randint(0, c, (n,), generator=g)
 
 
 @pytest.mark.parametrize("alpha,temperature", [(0.0, 1.0), (0.5, 4.0), (0.9, 2.5), (1.0, 10.0)])

@@ -9,7 +9,8 @@ from conftest import SCREENSHOTS, wait_idle
 
 pytestmark = pytest.mark.e2e
 
-CURVE_POINTS = "() => { const gd = document.querySelector('.js-plotly-plot'); return (gd && gd.data) ? (gd.data[0].x || []).length : 0; }"
+CURVE_POINTS = ("() => { const gd = document.querySelector('.js-plotly-plot');"
+                " return (gd && gd.data) ? (gd.data[0].x || []).length : 0; }")
 
 
 def test_short_distillation_curve_grows_and_result_stays(app_server, page, zoo):
