@@ -144,8 +144,9 @@ def show_result(result, meta) -> None:
     cols[1].metric("Scratch student", f"{result.scratch_accuracy:.2%}")
     cols[2].metric("Teacher", f"{result.teacher_accuracy:.2%}")
     cols[3].metric("Agreement with teacher", f"{result.agreement:.2%}", help="Top-1: same predicted class")
-    cols[4].metric("Student parameters", f"{result.student_params:,}", f"of {result.teacher_params:,}",
-                   delta_color="off")
+    cols[4].metric("Student parameters", f"{result.student_params:,}",
+                   f"{result.student_params / result.teacher_params:.1%} of the teacher's {result.teacher_params:,}",
+                   delta_color="off", delta_arrow="off")
     used = f"{result.labeled_images:,} of {result.train_images:,} training labels"
     if result.gain > 0.005:
         st.success(f"Distillation beat the paired scratch student by {100 * result.gain:.1f} points ({used}).")

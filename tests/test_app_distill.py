@@ -40,12 +40,12 @@ def test_short_run_shows_results_and_refuses_a_second_start(zoo):
     teacher = zoo("cnn")
     before = state_checksum(teacher.module)
     at = distill_page()
-    at.slider(key="epochs").set_value(40).run()
+    at.slider(key="epochs").set_value(60).run()
     at.button(key="kd_start").click().run()
     assert not at.exception
     at.button(key="kd_start").click().run()  # a second start while the first runs is refused, clearly
     assert any("already running" in e.value for e in at.error)
-    at.session_state["kd_job"].cancel()
+    at.button(key="kd_cancel").click().run()  # Cancel, drawn by the live fragment while the run goes on
     poll_until_done(at)
     assert at.session_state["kd_job"].status == "cancelled"
     assert any("Cancelled" in w.value for w in at.warning)
@@ -57,6 +57,7 @@ def test_short_run_shows_results_and_refuses_a_second_start(zoo):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Distilled student"].endswith("%") and metrics["Scratch student"].endswith("%")
     assert metrics["Student parameters"] == "2,410"
+    assert "pts vs scratch" in at.metric[0].proto.delta
     curves = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert len(curves["data"][0]["x"]) >= 2  # the loss curve has points from the finished run
     at.slider(key="alpha").set_value(0.7).run()  # moving a slider afterwards keeps the result on the page
