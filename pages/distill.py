@@ -1,17 +1,22 @@
 """Distillation page: train a small student from the chosen teacher, live, beside a paired scratch student."""
 
+import dataclasses
+
 import streamlit as st
 
 from compression import plots_distill
 from compression.distillation import (MAX_TEMPERATURE, DistillConfig, build_student, check_student_size, distill,
                                       hint_layers, prepare_training, soft_targets, student_layout, teacher_params)
 from compression.errors import InputError
-from compression.metrics import count_params
-from pages.common import current_model
+from compression.history import run_from_result
+from compression.metrics import count_params, safetensors_bytes, state_dict_of
+from pages import history
+from pages.common import current_model, ensure_routed
 from pages.jobs import Job
 
 JOB, META, REFUSED = "kd_job", "kd_meta", "kd_refused"
 
+ensure_routed()
 st.title("Distillation")
 with st.expander("Concept: what is distillation, and what is the loss?"):
     st.markdown("A big **teacher** already classifies well. A small **student** is trained to match the teacher's "
@@ -126,8 +131,10 @@ def live() -> None:
         cols[0].progress(done_fraction, text=f"Training student and scratch twin: {done_fraction:.0%}")
         cols[1].button("Cancel", key="kd_cancel", on_click=job.cancel)
     st.plotly_chart(plots_distill.distill_curves(rows, meta["teacher_accuracy"], run_config.epochs))
-    if job.status != meta["status"]:  # the run ended since the last poll: redraw the page once, stop polling
+    if job.status != meta["status"]:  # the run ended since the last poll: record it, redraw the page, stop polling
         meta["status"] = job.status
+        if job.status == "done":
+            meta["run_id"] = record(job.result, meta, rows)
         st.rerun(scope="app")
     if job.status == "cancelled":
         st.warning(f"Cancelled at {done_fraction:.0%}. The curves so far stay above; start again any time.")
@@ -135,6 +142,18 @@ def live() -> None:
         st.error(f"The run failed: {job.error}")
     elif job.status == "done":
         show_result(job.result, meta)
+
+
+def record(result, meta, rows) -> str | None:
+    """Save the finished run (metrics, curves, the student's weights) in the history the Compare page reads."""
+    run = run_from_result("distill", meta["teacher"], {
+        **result.to_dict(), "accuracy": result.student_accuracy, "size_bytes": result.student_size_bytes,
+        "latency_ms": result.student_latency_ms,
+        "curves": {who: [{"epoch": r["epoch"], "loss": r[loss], "test_accuracy": r[f"{who}_accuracy"]} for r in rows]
+                   for who, loss in (("student", "loss"), ("scratch", "scratch_loss"))}})
+    label = f"student {meta['student']} α={result.config.alpha:g} T={result.config.temperature:g}"
+    return history.record(dataclasses.replace(run, label=label, file_name="student.safetensors",
+                                              file=safetensors_bytes(state_dict_of(result.student))))
 
 
 def show_result(result, meta) -> None:
@@ -157,11 +176,13 @@ def show_result(result, meta) -> None:
                    f"{100 / meta['test_images']:.2f} points, so compare a few seeds.")
     st.plotly_chart(plots_distill.size_latency_bars(result.student_size_bytes, result.teacher_size_bytes,
                                                     result.student_latency_ms, result.teacher_latency_ms))
+    saved = f" · saved to the run history as {meta['run_id']} (see Compare)" if meta.get("run_id") else ""
     st.caption(f"{result.steps} steps in {result.elapsed_s:.1f} s for both students · sizes are real torch.save "
-               "files · latency is the median of 30 timed runs on one image")
+               f"files · latency is the median of 30 timed runs on one image{saved}")
 
 
 live()
+history.show_error()
 
 st.subheader("Soft targets: what the teacher teaches")
 n_test = len(teacher.dataset.y_test)

@@ -5,6 +5,8 @@ import time
 
 from streamlit.testing.v1 import AppTest
 
+from compression.history import RunStore
+
 from conftest import ROOT, state_checksum
 
 
@@ -58,6 +60,10 @@ def test_short_run_shows_results_and_refuses_a_second_start(zoo):
     assert metrics["Distilled student"].endswith("%") and metrics["Scratch student"].endswith("%")
     assert metrics["Student parameters"] == "2,410"
     assert "pts vs scratch" in at.metric[0].proto.delta
+    run_id = at.session_state["kd_meta"]["run_id"]  # the finished run is in the history the Compare page reads
+    saved = {r.id: r for r in RunStore().runs()}[run_id]
+    assert saved.kind == "distill" and saved.metrics["accuracy"] == saved.metrics["student_accuracy"]
+    assert saved.file_name == "student.safetensors" and set(saved.details["curves"]) == {"student", "scratch"}
     curves = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert len(curves["data"][0]["x"]) >= 2  # the loss curve has points from the finished run
     at.slider(key="alpha").set_value(0.7).run()  # moving a slider afterwards keeps the result on the page

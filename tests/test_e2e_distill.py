@@ -15,13 +15,10 @@ CURVE_POINTS = ("() => { const gd = document.querySelector('.js-plotly-plot');"
 
 def test_short_distillation_curve_grows_and_result_stays(app_server, page, zoo):
     zoo("cnn")
-    # The server's first-ever run must start at the root: before any script has called st.navigation, Streamlit
-    # routes a deep link through the legacy pages/ directory and skips app.py (Streamlit 1.67 PagesManager).
-    page.goto(f"{app_server}/?model=cnn")
-    wait_idle(page)
     page.goto(f"{app_server}/distill?model=cnn&epochs=20&labeled_fraction=0.05")
     wait_idle(page)
     expect(page.get_by_text("Student 64-32-10: 2,410 parameters", exact=False)).to_be_visible()
+    expect(page.get_by_test_id("stSidebar").get_by_text("Distillation")).to_be_visible()  # routed via app.py
     page.get_by_role("slider", name="Temperature T").focus()
     page.keyboard.press("ArrowRight")
     wait_idle(page)
