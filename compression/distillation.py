@@ -133,8 +133,20 @@ def prepare_training() -> None:
 
 def build_student(config: DistillConfig, data: Dataset) -> MLP:
     """An MLP sized to the data, initialized from the run's seed (the scratch twin is a copy of it)."""
-    torch.manual_seed(config.seed)
-    return MLP(math.prod(data.input_shape), config.student_hidden, data.num_classes)
+    student = MLP(math.prod(data.input_shape), config.student_hidden, data.num_classes)
+    seeded_init(student, torch.Generator().manual_seed(config.seed))
+    return student
+
+
+@torch.no_grad()
+def seeded_init(model: nn.Module, generator: torch.Generator) -> None:
+    """nn.Linear's default init drawn from a private generator: other threads using torch's global RNG
+    (other sessions of the app) cannot change which student a seed gives."""
+    for layer in model.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+            bound = 1 / math.sqrt(layer.in_features)
+            nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
 
 
 def student_layout(config: DistillConfig, data: Dataset) -> str:
@@ -257,8 +269,8 @@ def distill(teacher: LoadedModel, config: DistillConfig) -> Iterator[DistillStep
     hint_target = None
     if config.hint_layer:
         hint_target = teacher_features(teacher, config.hint_layer, data.x_train)  # (N, D)
-        torch.manual_seed(config.seed + 1)
         trained = HintedStudent(student, hint_target.shape[1])
+        seeded_init(trained.projection, torch.Generator().manual_seed(config.seed + 1))
 
     def kd_objective(logits: Tensor, labels: Tensor, index: Tensor):
         kd = distillation_loss(logits, t_train[index], labels, config.alpha, config.temperature, labeled[index])

@@ -212,3 +212,14 @@ def test_soft_targets_flatten_with_temperature(zoo):
     assert len(view.image) == 8 and view.label == int(zoo("cnn").dataset.y_test[0])
     with pytest.raises(InputError, match="image index"):
         soft_targets(zoo("cnn"), 10_000, 4.0)
+
+
+def test_seed_fixes_the_student_whatever_other_threads_do_with_the_global_rng(zoo):
+    data = zoo("cnn").dataset
+    first = build_student(DistillConfig(seed=3), data)
+    torch.manual_seed(123)
+    torch.rand(10)  # another session drawing from torch's global generator in between
+    second = build_student(DistillConfig(seed=3), data)
+    other = build_student(DistillConfig(seed=4), data)
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    assert not torch.equal(first.fc1.weight, other.fc1.weight)
