@@ -121,7 +121,8 @@ def run_progress(steps: Sequence[dict], title: str) -> go.Figure:
     return _figure(data, dict(title=dict(text=title), xaxis=dict(title=dict(text="epoch")),
                               yaxis=dict(title=dict(text="loss")),
                               yaxis2=dict(title=dict(text="accuracy / sparsity"), overlaying="y", side="right",
-                                          range=[0, 1.02])))
+                                          range=[0, 1.02], tickmode="linear", tick0=0, dtick=0.2,
+                                          tickformat=".0%", showgrid=False)))
 
 
 def sensitivity_lines(layers: Sequence[str], amounts: Sequence[float], accuracy: Sequence[Sequence[float]],

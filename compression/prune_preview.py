@@ -15,7 +15,7 @@ from .pruning import (MagnitudeRanking, PruneConfig, apply_masks, compute_masks,
                       mask_sparsity, model_state, output_axes, sparse_bytes)
 from .workbench import Workbench
 
-LATENCY_BUDGET_MS = 15.0  # per slider move; the rounds stop once it is spent
+LATENCY_BUDGET_MS = 30.0  # per slider move; the rounds stop once it is spent
 LATENCY_BATCH = 32  # big enough to be compute-bound, small enough to time on every slider move
 
 
@@ -56,7 +56,7 @@ class Preview:
     sparse_size_bytes: int  # non-zeros + 1-bit mask
     shrunk_params: int | None  # the physically smaller model (None when it cannot be built, e.g. ONNX)
     shrunk_size_bytes: int | None
-    latency_ms: float | None  # the pruned dense model
+    latency_ms: float | None  # the pruned dense model; best of a few runs, like the other two
     shrunk_latency_ms: float | None
     dense_latency_ms: float | None  # the original, timed in the same rounds
 
@@ -111,7 +111,7 @@ def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_r
         if shrunk is not None:
             contenders.append(lambda: shrunk)
         dense_latency, latency, *rest = interleaved_latency(contenders, _example(bench), latency_repeats,
-                                                            budget_ms=LATENCY_BUDGET_MS)
+                                                            budget_ms=LATENCY_BUDGET_MS, best=True)
         shrunk_latency = rest[0] if rest else None
     else:
         state = {**state, **weights}
@@ -126,10 +126,11 @@ def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_r
 
 @torch.no_grad()
 def interleaved_latency(contenders: list[Callable[[], nn.Module]], example: Tensor, repeats: int,
-                        budget_ms: float | None = None) -> list[float]:
-    """Median ms of each model, timed in turns so that load from other work on the machine hits all alike.
+                        budget_ms: float | None = None, best: bool = False) -> list[float]:
+    """Median (or with `best`, minimum) ms of each model, timed in turns so load from other work hits all alike.
 
-    With `budget_ms`, stop after the round that exceeds it (at least one timed round): a slider move stays fast.
+    With `budget_ms`, stop after the round that exceeds it (at least three timed rounds): a slider move stays fast.
+    The minimum of few runs is what timeit recommends on a busy machine: noise only ever adds time.
     """
     times: list[list[float]] = [[] for _ in contenders]
     begin = time.perf_counter()
@@ -140,9 +141,9 @@ def interleaved_latency(contenders: list[Callable[[], nn.Module]], example: Tens
             module(example)
             if round_:
                 times[i].append((time.perf_counter() - start) * 1e3)
-        if round_ and budget_ms is not None and (time.perf_counter() - begin) * 1e3 > budget_ms:
+        if round_ >= 3 and budget_ms is not None and (time.perf_counter() - begin) * 1e3 > budget_ms:
             break
-    return [statistics.median(t) for t in times]
+    return [min(t) if best else statistics.median(t) for t in times]
 
 
 def weights_histogram(weights: Mapping[str, Tensor], bins: int = 100) -> Histogram:

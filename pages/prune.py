@@ -12,7 +12,8 @@ from compression.workbench import Workbench
 from pages.common import current_model
 from pages.prune_finetune import finetune_section
 
-METHODS = {"magnitude": "Magnitude (unstructured)", "structured": "Structured (whole units)", "nm": "N:M pattern"}
+# Labels are what the URL keeps (?prune_method=structured), so they stay short.
+METHODS = {"magnitude": "magnitude", "structured": "structured", "N:M": "nm"}
 NM_PATTERNS = ("2:4", "1:4", "4:8", "1:2")
 
 st.title("Pruning")
@@ -60,8 +61,10 @@ layers = [k.rsplit(".", 1)[0] for k in bench.base]
 max_abs = max(float(w.abs().max()) for w in bench.base.values())
 is_onnx = model.onnx is not None
 
-top = st.columns([2, 2, 2, 3])
-method = top[0].selectbox("Method", list(METHODS), format_func=METHODS.get, key="prune_method", bind="query-params")
+top = st.columns([3, 2, 2, 3])
+method = METHODS[top[0].selectbox("Method", list(METHODS), key="prune_method", bind="query-params",
+                                  help="magnitude: single weights (unstructured) · structured: whole neurons, "
+                                       "filters or heads · N:M: N of every M consecutive weights kept")]
 scope = top[1].radio("Scope", ["global", "layer"], key="prune_scope", horizontal=True, bind="query-params",
                      help="global: one threshold for all layers · layer: the same sparsity in every layer",
                      disabled=method == "nm")
@@ -97,7 +100,9 @@ try:
         config = PruneConfig(threshold=threshold, scope=scope, exclude=tuple(exclude))
     else:
         config = PruneConfig(amount=sparsity, method=method, scope=scope, exclude=tuple(exclude), norm=norm)
-    view = preview(bench, config, baseline, rankings=space["rankings"])
+    if space.get("last_config") != config:  # other widgets (log scale, mask layer, fine-tune) reuse the view
+        space.update(last_config=config, last_view=preview(bench, config, baseline, rankings=space["rankings"]))
+    view = space["last_view"]
 except InputError as exc:
     st.error(str(exc))
     st.stop()
@@ -118,9 +123,9 @@ cards[1].metric("Non-zero parameters", f"{view.nonzero_params:,}", f"of {baselin
                 f"{view.sparsity:.1%} of weights pruned", delta_color="off")
 if view.latency_ms is not None:
     shrunk = f" · shrunk {view.shrunk_latency_ms:.2f} ms" if view.shrunk_latency_ms is not None else ""
-    cards[2].metric("Latency, masked model (batch 32)", f"{view.latency_ms:.2f} ms",
+    cards[2].metric("Latency, masked model (best run, batch 32)", f"{view.latency_ms:.2f} ms",
                     f"dense {view.dense_latency_ms:.2f} ms{shrunk}", delta_color="off",
-                    help="median wall-clock of real forward passes on this server's CPU, the models timed in turns")
+                    help="fastest of 3-5 real forward passes on this server's CPU, the three models timed in turns")
 else:
     cards[2].metric("Latency", "—", "not timed for ONNX here", delta_color="off")
 cards[3].metric("Dense file (safetensors)", f"{baseline.size_bytes / 1024:,.1f} KiB",

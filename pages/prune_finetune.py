@@ -33,7 +33,8 @@ def _start(kind: str, model, config: PruneConfig, sparsity: float, epochs: int, 
         else:
             run_config = FinetuneConfig(config, train)
             start = lambda: finetune(model, run_config)  # noqa: E731
-            label = f"one-shot {config.method} {sparsity:.0%} + fine-tune {epochs} epochs"
+            amount = f"{config.amount:.0%} of units" if config.method == "structured" else f"{sparsity:.0%}"
+            label = f"one-shot {config.method} {amount} + fine-tune {epochs} epochs"
     except InputError as exc:
         st.session_state[REFUSED] = str(exc)
         return
@@ -61,10 +62,10 @@ def finetune_section(model, config: PruneConfig, sparsity: float, baseline: floa
     gradual_ok = config.method == "magnitude"
     cols[3].button("Gradual pruning (cubic)", key="prune_gradual_start", on_click=_start, args=("gradual", *args),
                    disabled=not gradual_ok, help=None if gradual_ok else "gradual pruning uses magnitude pruning")
-    if st.session_state.get(REFUSED):
-        st.error(st.session_state[REFUSED])
     job = st.session_state.get(JOB)
     running = job is not None and job.running
+    if st.session_state.get(REFUSED) and (running or "already running" not in st.session_state[REFUSED]):
+        st.error(st.session_state[REFUSED])
 
     @st.fragment(run_every=0.5 if running else None)
     def live() -> None:

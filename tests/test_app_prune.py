@@ -49,7 +49,7 @@ def test_threshold_methods_and_bad_input_show_messages(zoo):
     assert any("above every weight" in w.value for w in at.warning)
     assert _metrics(at)["Accuracy (held-out)"] == "10.00%"  # chance, not NaN
     at.radio(key="prune_by").set_value("sparsity").run()
-    for method in ("structured", "nm"):
+    for method in ("structured", "N:M"):
         at.selectbox(key="prune_method").set_value(method).run()
         assert not at.exception, [e.value for e in at.exception]
     at.selectbox(key="prune_method").set_value("structured").run()
@@ -87,7 +87,7 @@ def test_onnx_model_prunes_by_magnitude_and_nm_with_clear_infos(zoo):
     first = _metrics(at)["Accuracy (held-out)"]
     at.slider(key="sparsity").set_value(0.95).run()
     assert not at.exception and _metrics(at)["Accuracy (held-out)"] != first
-    at.selectbox(key="prune_method").set_value("nm").run()
+    at.selectbox(key="prune_method").set_value("N:M").run()
     assert not at.exception and not at.error
     at.selectbox(key="prune_method").set_value("structured").run()
     assert any("Structured pruning needs a PyTorch model" in i.value for i in at.info)
