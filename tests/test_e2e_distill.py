@@ -44,6 +44,8 @@ def test_short_distillation_curve_grows_and_result_stays(app_server, page, zoo):
     page.screenshot(path=str(SCREENSHOTS / "distill-curves.png"), full_page=True)
     result_metric.scroll_into_view_if_needed()  # Streamlit scrolls its main block, so full_page stops at the fold
     page.screenshot(path=str(SCREENSHOTS / "distill-result.png"), full_page=True)
+    page.get_by_text("Soft targets: what the teacher teaches").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "distill-soft-targets.png"), full_page=True)
     page.get_by_text("Concept: what is distillation").click()
     expect(page.get_by_text("Why T²")).to_be_visible()
     page.get_by_text("Concept: what is distillation").scroll_into_view_if_needed()
