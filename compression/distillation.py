@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -13,9 +14,10 @@ from torch import Tensor, nn
 
 from .data import Dataset
 from .errors import InputError
+from .history import Run, run_from_result
 from .kd_loss import distillation_loss, labeled_mask, masked_cross_entropy, top1_agreement
 from .loading import LoadedModel
-from .metrics import count_params, measure_latency, state_dict_of, torch_save_bytes
+from .metrics import count_params, measure_latency, safetensors_bytes, state_dict_of, torch_save_bytes
 from .models import MLP
 from .training import Step, TrainConfig, fit
 
@@ -323,6 +325,18 @@ def measure_result(teacher: LoadedModel, config: DistillConfig, student: nn.Modu
         steps=last.student.step if last else 0, elapsed_s=last.student.elapsed_s if last else 0.0,
         student=student, scratch=scratch,
     )
+
+
+def history_run(result: DistillResult, rows: Sequence[dict], label: str = "") -> Run:
+    """The run as the history (the Compare page) keeps it: metrics, both curves and the student's weights."""
+    curves = {who: [{"epoch": r["epoch"], "loss": r[loss], "test_accuracy": r[f"{who}_accuracy"]} for r in rows]
+              for who, loss in (("student", "loss"), ("scratch", "scratch_loss"))}
+    data = {**result.to_dict(), "accuracy": result.student_accuracy, "size_bytes": result.student_size_bytes,
+            "latency_ms": result.student_latency_ms, "curves": curves}
+    hidden = "-".join(map(str, result.config.student_hidden))
+    label = label or f"student {hidden} α={result.config.alpha:g} T={result.config.temperature:g}"
+    return dataclasses.replace(run_from_result("distill", result.teacher_name, data, label=label),
+                               file_name="student.safetensors", file=safetensors_bytes(state_dict_of(result.student)))
 
 
 @dataclass(frozen=True)

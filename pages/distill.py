@@ -1,15 +1,13 @@
 """Distillation page: train a small student from the chosen teacher, live, beside a paired scratch student."""
 
-import dataclasses
-
 import streamlit as st
 
 from compression import plots_distill
 from compression.distillation import (MAX_TEMPERATURE, DistillConfig, build_student, check_student_size, distill,
-                                      hint_layers, prepare_training, soft_targets, student_layout, teacher_params)
+                                      hint_layers, history_run, prepare_training, soft_targets, student_layout,
+                                      teacher_params)
 from compression.errors import InputError
-from compression.history import run_from_result
-from compression.metrics import count_params, safetensors_bytes, state_dict_of
+from compression.metrics import count_params
 from pages import history
 from pages.common import current_model, ensure_routed
 from pages.jobs import Job
@@ -145,15 +143,9 @@ def live() -> None:
 
 
 def record(result, meta, rows) -> str | None:
-    """Save the finished run (metrics, curves, the student's weights) in the history the Compare page reads."""
-    run = run_from_result("distill", meta["teacher"], {
-        **result.to_dict(), "accuracy": result.student_accuracy, "size_bytes": result.student_size_bytes,
-        "latency_ms": result.student_latency_ms,
-        "curves": {who: [{"epoch": r["epoch"], "loss": r[loss], "test_accuracy": r[f"{who}_accuracy"]} for r in rows]
-                   for who, loss in (("student", "loss"), ("scratch", "scratch_loss"))}})
-    label = f"student {meta['student']} α={result.config.alpha:g} T={result.config.temperature:g}"
-    return history.record(dataclasses.replace(run, label=label, file_name="student.safetensors",
-                                              file=safetensors_bytes(state_dict_of(result.student))))
+    """Save the finished run in the history the Compare page reads."""
+    return history.record(history_run(result, rows, f"student {meta['student']} α={result.config.alpha:g} "
+                                                    f"T={result.config.temperature:g}"))
 
 
 def show_result(result, meta) -> None:

@@ -223,3 +223,29 @@ def test_seed_fixes_the_student_whatever_other_threads_do_with_the_global_rng(zo
     other = build_student(DistillConfig(seed=4), data)
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
     assert not torch.equal(first.fc1.weight, other.fc1.weight)
+
+
+def test_cli_prints_the_paired_result_and_records_it(zoo, capsys):
+    import json
+
+    from compression.commands import main
+    from compression.history import RunStore
+
+    zoo("cnn")
+    code = main(["distill", "--teacher", "cnn", "--student-hidden", "16", "--alpha", "0.5", "--temperature", "2",
+                 "--labeled-fraction", "0.1", "--epochs", "1", "--seed", "2", "--json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert {"student_accuracy", "scratch_accuracy", "teacher_accuracy", "student_params", "teacher_params",
+            "agreement", "gain"} <= set(payload)
+    assert payload["student_params"] == 64 * 16 + 16 + 16 * 10 + 10 and payload["labeled_images"] == 144
+    saved = {r.id: r for r in RunStore().runs(kind="distill")}[payload["run_id"]]
+    assert saved.metrics["accuracy"] == payload["student_accuracy"] and saved.file_name == "student.safetensors"
+    assert len(saved.details["curves"]["scratch"]) == len(saved.details["curves"]["student"]) > 0
+
+
+def test_cli_refuses_bad_input_with_exit_2(capsys):
+    from compression.commands import main
+
+    assert main(["distill", "--teacher", "cnn", "--student-hidden", "32", "--alpha", "1.5", "--temperature", "4"]) == 2
+    assert "alpha must be in [0, 1]" in capsys.readouterr().err

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..distillation import DistillConfig, distill, parse_hidden, student_layout
+from ..distillation import DistillConfig, distill, history_run, parse_hidden, student_layout
+from ..history import RunStore
 from ..zoo import ZOO
 
 
@@ -23,6 +24,7 @@ def register(sub) -> None:
     parser.add_argument("--epochs", type=int, default=DistillConfig.epochs)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hint-layer", help="teacher layer for feature (hint) distillation, e.g. fc1")
+    parser.add_argument("--no-record", action="store_true", help="do not record the run in the history")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
 
@@ -35,18 +37,22 @@ def run(args) -> int:
                            epochs=args.epochs, seed=args.seed, hint_layer=args.hint_layer)
     teacher = resolve_model(argparse.Namespace(model=args.teacher, arch=args.arch, data=None, arch_factory=None,
                                                weights=None))
-    run_ = distill(teacher, config)
+    run_, rows = distill(teacher, config), []
     while True:
         try:
             step = next(run_)
         except StopIteration as stop:
             result = stop.value
             break
+        rows.append(step.to_row())
         if step.student.test_accuracy is not None and not args.json:
             print(f"  epoch {step.student.epoch:5.1f}  student {step.student.test_accuracy:.3f}  "
                   f"scratch {step.scratch.test_accuracy:.3f}", file=sys.stderr)
+    payload = result.to_dict()
+    if not args.no_record:
+        payload["run_id"] = RunStore().record(history_run(result, rows))
     if args.json:
-        print_json(result.to_dict())
+        print_json(payload)
         return 0
     print(f"teacher {result.teacher_name}: accuracy {result.teacher_accuracy:.4f}, {result.teacher_params:,} params, "
           f"{result.teacher_size_bytes:,} bytes, {result.teacher_latency_ms:.3f} ms")
@@ -56,4 +62,6 @@ def run(args) -> int:
     print(f"scratch (same student, labels only): accuracy {result.scratch_accuracy:.4f}")
     print(f"gain from distillation: {100 * result.gain:+.1f} points "
           f"({result.labeled_images} of {result.train_images} training labels used)")
+    if "run_id" in payload:
+        print(f"recorded in the run history as {payload['run_id']}")
     return 0
