@@ -11,7 +11,7 @@ from compression.errors import InputError
 from compression.metrics import evaluate
 from compression.prune_preview import measure_baseline, preview
 from compression.pruning import PruneConfig, prune
-from compression.sensitivity import CURVE_AMOUNTS, accuracy_curve, sensitivity_scan, suggest_allocation
+from compression.sensitivity import accuracy_curve, sensitivity_scan, suggest_allocation
 from compression.workbench import Workbench
 from conftest import state_checksum
 

@@ -1,4 +1,4 @@
-"""`prune`: magnitude (by sparsity or threshold), structured or N:M pruning, optionally fine-tuned; prints the measurements."""
+"""`prune`: magnitude (sparsity or threshold), structured or N:M pruning, optionally fine-tuned; measured."""
 
 from __future__ import annotations
 
