@@ -100,7 +100,7 @@ def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_r
         from .structured import dead_units, has_unit_groups, rebuild, shrink
 
         module = bench.module_with(weights)
-        state = {k: v.detach() for k, v in module.state_dict().items()}
+        state = {**{k: v.detach() for k, v in module.state_dict().items()}, **weights}  # own tensors for the sizes
         shrunk = None
         if has_unit_groups(module):
             shrunk = rebuild(model, shrink(module, keep if keep is not None else dead_units(module)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pandas as pd
 import streamlit as st
 
@@ -40,12 +42,16 @@ def concept() -> None:
 
 def workspace(model) -> dict:
     """This session's working copy of the model, its dense measurements and cached curves (one model at a time)."""
-    cache = st.session_state.setdefault("prune_workspace", {})
-    if cache.get("model") is not model:
-        bench = Workbench(model)
-        cache.clear()
-        cache.update(model=model, bench=bench, baseline=measure_baseline(bench), curves={}, scan=None, rankings={},
-                     before=weights_histogram(bench.base))
+    # Fast reruns may start a new script thread before the interrupted one has finished: one lock per session
+    # keeps two runs from swapping weights into the same working copy at once.
+    lock = st.session_state.setdefault("prune_lock", threading.Lock())
+    with lock:
+        cache = st.session_state.setdefault("prune_workspace", {})
+        if cache.get("model") is not model:
+            bench = Workbench(model)
+            cache.clear()
+            cache.update(model=model, bench=bench, baseline=measure_baseline(bench), curves={}, scan=None,
+                         rankings={}, before=weights_histogram(bench.base), lock=lock)
     return cache
 
 
@@ -94,10 +100,11 @@ def controls(space: dict, is_onnx: bool) -> tuple[PruneConfig, Preview, dict]:
             config = PruneConfig(threshold=threshold, scope=scope, exclude=tuple(exclude))
         else:
             config = PruneConfig(amount=sparsity, method=method, scope=scope, exclude=tuple(exclude), norm=norm)
-        if space.get("last_config") != config:  # other widgets (log scale, mask layer, fine-tune) reuse the view
-            space.update(last_config=config,
-                         last_view=preview(bench, config, baseline, rankings=space["rankings"]))
-        view = space["last_view"]
+        with space["lock"]:
+            if space.get("last_config") != config:  # other widgets (log scale, mask layer, fine-tune) reuse it
+                space.update(last_config=config,
+                             last_view=preview(bench, config, baseline, rankings=space["rankings"]))
+            view = space["last_view"]
     except InputError as exc:
         st.error(str(exc))
         st.stop()
@@ -150,9 +157,10 @@ def figures(space: dict, view: Preview, config: PruneConfig, sparsity: float) ->
     bench, base_acc, acc = space["bench"], space["baseline"].evaluation.accuracy, view.evaluation.accuracy
     curve_key = (config.method if config.method == "structured" else "magnitude", config.scope, config.exclude,
                  config.norm)
-    if curve_key not in space["curves"]:
-        space["curves"][curve_key] = accuracy_curve(bench, config)
-    curve = space["curves"][curve_key]
+    with space["lock"]:
+        if curve_key not in space["curves"]:
+            space["curves"][curve_key] = accuracy_curve(bench, config)
+        curve = space["curves"][curve_key]
 
     row1 = st.columns(2)
     log_y = row1[0].toggle("Log scale", key="prune_hist_log", value=True)
@@ -205,20 +213,22 @@ def sensitivity(space: dict, view: Preview, config: PruneConfig) -> None:
         st.caption("Each layer pruned alone at several sparsities (the Distiller / NNI analysis), then a per-layer "
                    "allocation for the current target that spends accuracy where it is cheapest.")
         if st.toggle("Run the scan", key="prune_scan"):
-            if space["scan"] is None or space["scan"][0] != config.exclude:
-                space["scan"] = (config.exclude, sensitivity_scan(bench, exclude=config.exclude))
-            scan = space["scan"][1]
+            with space["lock"]:
+                if space["scan"] is None or space["scan"][0] != config.exclude:
+                    space["scan"] = (config.exclude, sensitivity_scan(bench, exclude=config.exclude))
+                scan = space["scan"][1]
             st.plotly_chart(plots.sensitivity_lines([s.rsplit(".", 1)[0] for s in scan.layers], scan.amounts,
                                                     scan.accuracy, scan.baseline_accuracy))
             target = view.sparsity
             key = (round(target, 4), config.exclude)
-            if space.get("allocation", (None,))[0] != key:  # measured once per target, not on every rerun
-                allocation = suggest_allocation(scan, target)
-                allocated = preview(bench, allocation.config(config.exclude), baseline)
-                uniform = preview(bench, PruneConfig(amount=min(target, 1.0), scope="global",
-                                                     exclude=config.exclude), baseline)
-                space["allocation"] = (key, allocation, allocated, uniform)
-            _, allocation, allocated, uniform = space["allocation"]
+            with space["lock"]:
+                if space.get("allocation", (None,))[0] != key:  # measured once per target, not on every rerun
+                    allocation = suggest_allocation(scan, target)
+                    allocated = preview(bench, allocation.config(config.exclude), baseline)
+                    uniform = preview(bench, PruneConfig(amount=min(target, 1.0), scope="global",
+                                                         exclude=config.exclude), baseline)
+                    space["allocation"] = (key, allocation, allocated, uniform)
+                _, allocation, allocated, uniform = space["allocation"]
             st.dataframe(pd.DataFrame([{"layer": k.rsplit(".", 1)[0], "weights": sizes[k], "suggested sparsity": a}
                                        for k, a in allocation.layer_amounts]), hide_index=True,
                          column_config={"suggested sparsity": st.column_config.NumberColumn(format="percent")})
