@@ -7,6 +7,7 @@ from compression.distillation import (MAX_TEMPERATURE, DistillConfig, build_stud
                                       hint_layers, history_run, prepare_training, soft_targets, student_layout,
                                       teacher_params)
 from compression.errors import InputError
+from compression.kd_loss import labeled_mask
 from compression.metrics import count_params
 from pages import history
 from pages.common import current_model, ensure_routed
@@ -89,7 +90,8 @@ except InputError as exc:
 else:
     st.caption(f"Student {student_layout(config, teacher.dataset)}: {student_size:,} parameters "
                f"({student_size / teacher_size:.1%} of the teacher) · "
-               f"{round(fraction * len(teacher.dataset.y_train)):,} of {len(teacher.dataset.y_train):,} labels")
+               f"{int(labeled_mask(len(teacher.dataset.y_train), fraction, config.seed).sum()):,} of "
+               f"{len(teacher.dataset.y_train):,} labels")
 
 
 def start(config: DistillConfig) -> None:
