@@ -36,7 +36,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    import torch
+
     from . import print_json, resolve_model
+
+    # Small models train fastest on one thread; a second OpenMP thread spins against other work on 2 cores.
+    torch.set_num_threads(1)
 
     try:
         hidden = tuple(int(h) for h in args.student_hidden.split(",") if h.strip())
