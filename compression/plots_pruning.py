@@ -40,7 +40,8 @@ def pruning_histogram(before: Histogram, after: Histogram, threshold: float, log
     shapes = [dict(type="line", yref="paper", y0=0, y1=1, x0=x, x1=x, line=dict(color="#e45756", dash="dash"))
               for x in ((-threshold, threshold) if threshold > 0 else ())]
     return _figure(data, dict(
-        title=dict(text=f"{title} (τ = {threshold:.4g})"), barmode="overlay", bargap=0, shapes=shapes,
+        title=dict(text=f"{title} (τ = {threshold:.4g})" if threshold > 0 else title), barmode="overlay", bargap=0,
+        shapes=shapes,
         xaxis=dict(title=dict(text="weight value")),
         yaxis=dict(title=dict(text="count"), type="log" if log_y else "linear"),
         legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom")))

@@ -28,7 +28,7 @@ def accuracy_curve(bench: Workbench, config: PruneConfig,
                    amounts: Sequence[float] = CURVE_AMOUNTS) -> list[CurvePoint]:
     """Accuracy at each sparsity, masks swapped into one working copy (no copy of the model per point)."""
     if config.method == "nm":
-        config = PruneConfig(amount=0.0, scope="layer", exclude=config.exclude)  # N:M has one point: use magnitude
+        config = PruneConfig(amount=0.0, scope=config.scope, exclude=config.exclude)  # N:M is one point: magnitude
     config = replace(config, threshold=None, layer_amounts=(), amount=0.0)
     structured = config.method == "structured"
     if structured:

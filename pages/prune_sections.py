@@ -166,7 +166,8 @@ def figures(space: dict, view: Preview, config: PruneConfig, sparsity: float) ->
     log_y = row1[0].toggle("Log scale", key="prune_hist_log", value=True)
     before = space["before"]
     after = kept_histogram({k: view.weights.get(k, w) for k, w in bench.base.items()}, before)
-    row1[0].plotly_chart(plots.pruning_histogram(before, after, view.threshold, log_y=log_y))
+    tau = view.threshold if config.method == "magnitude" else 0.0  # N:M and structured have no single τ
+    row1[0].plotly_chart(plots.pruning_histogram(before, after, tau, log_y=log_y))
     sizes = {k: w.numel() for k, w in bench.base.items()}
     all_layers = {**{k: 0.0 for k in bench.base}, **view.layer_sparsity}
     row1[1].plotly_chart(plots.layer_sparsity_bars(all_layers, sizes))
