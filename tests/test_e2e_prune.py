@@ -9,12 +9,15 @@ from conftest import SCREENSHOTS, wait_idle
 
 pytestmark = pytest.mark.e2e
 # Surviving weights in the histogram's "kept" trace (sent as a binary array, so read plotly's decoded copy).
-KEPT = "gd => Array.from(gd._fullData[1].y).reduce((a, b) => a + b, 0)"
+KEPT = "gd => gd && gd._fullData && gd._fullData[1] ? Array.from(gd._fullData[1].y).reduce((a, b) => a + b, 0) : NaN"
 
 
-def _current_point(page) -> float:
-    curve = page.locator(".js-plotly-plot").nth(2)  # histogram, layer bars, accuracy curve, mask heat-map
-    return curve.evaluate("gd => gd.data[1].x[0]")
+def _wait_for_current_point(page, x: float) -> None:
+    """Wait until the accuracy curve (3rd chart) is drawn with its red point at x; charts redraw after the run."""
+    page.wait_for_function("""x => {
+        const gd = document.querySelectorAll('.js-plotly-plot')[2];
+        return gd && gd._fullData && gd._fullData[1] && Math.abs(gd._fullData[1].x[0] - x) < 0.011;
+    }""", arg=x)
 
 
 def test_move_sparsity_slider_with_keyboard(app_server, page, zoo):
@@ -24,17 +27,19 @@ def test_move_sparsity_slider_with_keyboard(app_server, page, zoo):
     page.goto(f"{app_server}/prune?model=mlp&sparsity=0.5")
     wait_idle(page)
     expect(page.get_by_text("Accuracy (held-out)")).to_be_visible()
-    assert _current_point(page) == pytest.approx(0.5, abs=0.01)
-    kept_before = page.locator(".js-plotly-plot").first.evaluate(KEPT)
+    _wait_for_current_point(page, 0.5)
+    kept_before = page.wait_for_function(
+        f"() => {{ const v = ({KEPT})(document.querySelector('.js-plotly-plot')); return isNaN(v) ? false : v; }}"
+    ).json_value()
     slider = page.get_by_role("slider", name=re.compile("Sparsity"))
     slider.focus()
     for _ in range(30):
         page.keyboard.press("ArrowRight")
     wait_idle(page)
     expect(page.get_by_text("Accuracy vs sparsity")).to_be_visible()
-    assert _current_point(page) == pytest.approx(0.8, abs=0.01)
-    kept_after = page.locator(".js-plotly-plot").first.evaluate(KEPT)
-    assert kept_after < kept_before  # fewer surviving weights in the "kept" histogram
+    _wait_for_current_point(page, 0.8)
+    # fewer surviving weights in the "kept" histogram (polled: the chart may still be redrawing)
+    page.wait_for_function(f"before => ({KEPT})(document.querySelector('.js-plotly-plot')) < before", arg=kept_before)
     assert "sparsity=0.8" in page.url  # the link reproduces the view
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "prune-page-mlp.png"), full_page=True)
