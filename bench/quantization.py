@@ -76,7 +76,8 @@ def main() -> None:
             result = _run(qat_with_control(model, config))
             q, c = result.qat, result.control
             drop = (q.baseline_accuracy - q.accuracy) * 100
-            print(f"QAT {bits}-bit per-channel {name:4s} (10 epochs): {q.accuracy:.4f} vs fp32 {q.baseline_accuracy:.4f} "
+            print(f"QAT {bits}-bit per-channel {name:4s} (10 epochs): {q.accuracy:.4f} "
+                  f"vs fp32 {q.baseline_accuracy:.4f} "
                   f"({-drop:+.2f} points; target within {limit:.0f}) -> {'MET' if drop <= limit else 'MISSED'} "
                   f"| PTQ {q.ptq_accuracy:.4f} | control: fp32 +10 epochs {c.accuracy:.4f}, then PTQ "
                   f"{c.ptq_accuracy:.4f}")

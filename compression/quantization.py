@@ -16,9 +16,9 @@ from .errors import InputError
 from .loading import LoadedModel
 from .metrics import Evaluation, Histogram, histogram, state_dict_of, torch_save_bytes
 from .packed import save_packed
-from .quant_primitives import (EPS, GRANULARITIES, MAX_BITS, MIN_BITS, RANGES, SCHEMES, LayerQuant, QParams,  # noqa: F401
-                               QTensor, QuantConfig, QuantizedWeights, binarize, check_bits, check_finite,
-                               choose_qparams, clipped_mask, fake_quantize, grid_levels, quant_range,
+from .quant_primitives import (EPS, GRANULARITIES, MAX_BITS, MIN_BITS, RANGES, SCHEMES,  # noqa: F401 (re-exported)
+                               LayerQuant, QParams, QTensor, QuantConfig, QuantizedWeights, binarize, check_bits,
+                               check_finite, choose_qparams, clipped_mask, fake_quantize, grid_levels, quant_range,
                                quantize_codes, quantize_tensor, quantize_weights, sqnr_db, ternarize)
 from .workbench import Workbench, with_weights
 

@@ -2,149 +2,25 @@
 
 import streamlit as st
 
-from compression import plots_quant
-from compression.errors import InputError
-from compression.metrics import measure_latency, torch_save_bytes
-from compression.quantization import (GRANULARITIES, RANGES, SCHEMES, QuantConfig, accuracy_vs_bits, layer_view,
-                                      quantize, worked_example)
-from compression.workbench import Workbench
 from pages import quantize_sections as sections
+from pages import quantize_views as views
 from pages.common import current_model
 
+# The body lives in imported modules: compiled once, not on every rerun of this script.
 st.title("Quantization")
-with st.expander("Concept: rounding weights to a grid"):
-    st.markdown("Quantization stores each weight as a small integer **code** on an evenly spaced grid with step "
-                "**Δ** (the *scale*). Symmetric, with b bits:")
-    st.latex(r"\Delta = \frac{\max|w|}{2^{b-1}-1},\qquad q = \mathrm{clamp}\!\left(\mathrm{round}(w/\Delta),\,"
-             r"-2^{b-1},\,2^{b-1}-1\right),\qquad \hat w = q\,\Delta")
-    st.markdown("Asymmetric adds a **zero point** z so the grid can sit off-centre (all of it is used when the "
-                "values are not balanced around 0):")
-    st.latex(r"\Delta = \frac{\max w - \min w}{2^{b}-1},\quad z = -\mathrm{round}(\min w/\Delta),\quad "
-             r"q = \mathrm{clamp}(\mathrm{round}(w/\Delta) + z,\,0,\,2^b-1),\quad \hat w = (q - z)\,\Delta")
-    st.markdown("The noise this adds is measured by the signal-to-quantization-noise ratio; each extra bit halves "
-                "Δ and adds about 6 dB:")
-    st.latex(r"\mathrm{SQNR} = 10\log_{10}\frac{\sum w^2}{\sum (w-\hat w)^2}\ \text{dB} \approx 6.02\,b + c")
-    st.markdown("**Per-channel** gives every output channel its own Δ. **Percentile** and **MSE** ranges clip "
-                "rare outliers so the grid is finer where most weights are. At 1 bit, **binary** weights are "
-                r"$\mathrm{sign}(w)\cdot\mathrm{mean}|w|$; at 2 bits, **ternary** weights are $\{-a, 0, +a\}$. "
-                "**QAT** trains with the rounded weights in the forward pass and lets the gradient pass the "
-                r"rounding unchanged (straight-through estimator, $\partial L/\partial w \approx "
-                r"\partial L/\partial \hat w$), updating full-precision master weights.")
-    bits_demo = min(int(st.session_state.get("bits", 4)), 8)
-    scale, zero, rows = worked_example([-1.2, -0.4, 0.05, 0.3, 0.9, 1.5], bits_demo)
-    st.markdown(f"**Worked example** at {bits_demo} bits (symmetric): max|w| = 1.5, so "
-                f"Δ = 1.5 / {2 ** (bits_demo - 1) - 1} = {scale:.4f}.")
-    st.markdown("| w | w / Δ | code q = round(w / Δ) | ŵ = q·Δ | error ŵ − w |\n|---:|---:|---:|---:|---:|\n" +
-                "\n".join(f"| {r.x:.2f} | {r.x_over_scale:.2f} | {r.code} | {r.x_hat:.4f} | {r.error:+.4f} |"
-                          for r in rows))
-
+views.concept()
 picked = current_model()
 if picked is None:
     st.stop()
-model, facts = picked
-weights = model.weights()
-if not weights:
+model, _facts = picked
+if not model.weights():
     st.warning("This model has no Linear or Conv weights to quantize.")
     st.stop()
-
-controls = st.columns([3, 2, 2, 2])
-bits = controls[0].slider("Bits", 1, 16, 4, key="bits", bind="query-params",
-                          help="Bits per weight: 2^bits grid levels.")
-scheme = controls[1].selectbox("Scheme", SCHEMES, key="q_scheme", bind="query-params")
-granularity = controls[2].selectbox("Granularity", GRANULARITIES, index=1, key="q_granularity",
-                                    bind="query-params")
-range_method = controls[3].selectbox("Range", RANGES, key="q_range", bind="query-params",
-                                     help="min-max: no clipping; percentile: clip the rarest values; "
-                                          "mse: the range with the least squared error")
-options = st.columns([2, 2, 2, 3])
-percentile = options[0].number_input("Percentile", 90.0, 100.0, 99.9, 0.1, key="q_percentile",
-                                     disabled=range_method != "percentile")
-binary = options[1].toggle("Binary at 1 bit", key="q_binary", help="sign(w) × mean|w| per channel")
-ternary = options[2].toggle("Ternary at 2 bits", key="q_ternary", help="{−a, 0, +a}, threshold 0.7·mean|w|")
-layer = options[3].selectbox("Layer", list(weights), key="q_layer")
-mixed = st.toggle("Mixed precision (bits per layer, guided by sensitivity)", key="q_mixed")
-
-bench_key = ("q_bench", id(model))
-if st.session_state.get("q_bench_for") != bench_key:
-    st.session_state["q_bench_for"] = bench_key
-    st.session_state["q_bench"] = Workbench(model)
-    st.session_state["q_curves"] = {}
-    st.session_state["q_latency"] = None
-bench = st.session_state["q_bench"]
-
-try:
-    base_config = QuantConfig(bits=bits, scheme=scheme, granularity=granularity, range_method=range_method,
-                              percentile=percentile, binary=binary, ternary=ternary)
-    layer_bits = sections.mixed_precision(model, base_config, bench) if mixed else {}
-    config = QuantConfig(**{**base_config.to_dict(), "layer_bits": layer_bits})
-    result = quantize(model, config, bench)
-except InputError as exc:
-    st.error(str(exc))
-    st.stop()
-if bits == 1 and not binary and scheme == "symmetric":
-    st.warning("A symmetric 1-bit grid is {−Δ, 0}: every positive weight becomes 0. "
-               "Turn on **Binary at 1 bit** (sign × mean|w|) or choose the asymmetric scheme.")
-
-view = layer_view(weights[layer], result.quantized.qtensors[layer])
-cols = st.columns(4)
-cols[0].metric("Accuracy (held-out)", f"{result.accuracy:.2%}",
-               f"{(result.accuracy - result.baseline_accuracy) * 100:+.1f} points vs fp32", delta_color="normal")
-cols[1].metric("Packed file", f"{result.size_bytes / 1024:,.1f} KiB",
-               f"{result.baseline_size_bytes / result.size_bytes:.1f}× smaller than fp32", delta_color="off",
-               help=f"{result.size_bytes:,} bytes of a real packed file vs {result.baseline_size_bytes:,} bytes "
-                    f"(fp32 {'ONNX' if model.onnx is not None else 'torch.save'})")
-cols[2].metric(f"SQNR of {layer}", "exact" if view.sqnr_db == float("inf") else f"{view.sqnr_db:.1f} dB")
-cols[3].metric("Clipped weights in layer", f"{view.clipped_count:,}",
-               f"{view.clipped_count / weights[layer].numel():.2%}", delta_color="off")
-
-left, right = st.columns(2)
-qt = result.quantized.qtensors[layer]
-grid_note = " (grid of the widest channel)" if qt.qparams.axis is not None else ""
-log_y = left.toggle("Log scale", key="q_log")
-left.plotly_chart(plots_quant.quant_histogram(view.hist, view.clipped, view.levels,
-                                              f"{layer}: weights and the {config.bits_for(layer)}-bit grid{grid_note}",
-                                              log_y=log_y), key="q_hist")
-right.plotly_chart(plots_quant.error_view(view.original_sample, view.quantized_sample,
-                                          f"{layer}: quantized vs original ({len(view.original_sample):,} weights)"),
-                   key="q_error")
-
-curve_key = sections.curve_key(model, base_config)
-if curve_key not in st.session_state["q_curves"]:
-    st.session_state["q_curves"][curve_key] = accuracy_vs_bits(model, base_config, workbench=bench)
-points = st.session_state["q_curves"][curve_key]
-curves = {"PTQ": ([p.bits for p in points], [p.accuracy for p in points])}
-curves.update(sections.qat_curve_points(model, base_config))
-left, right = st.columns(2)
-left.plotly_chart(plots_quant.accuracy_vs_bits(curves, result.baseline_accuracy, bits), key="q_curve")
-right.plotly_chart(plots_quant.sqnr_bars([r.layer for r in result.layers], [r.sqnr_db for r in result.layers],
-                                         [r.bits for r in result.layers]), key="q_sqnr")
-
-st.subheader("Size and speed")
-if model.module is not None:
-    if st.session_state["q_latency"] is None:
-        example = model.dataset.x_test[:256]
-        fp32_ms = measure_latency(bench.module_with({}), example, repeats=15).median_ms
-        fake_ms = measure_latency(bench.module_with(result.weights), example, repeats=15).median_ms
-        # torch.save stores raw fp32 bytes: the fake-quant file's size does not depend on the bits, so weigh it once
-        fake_size = len(torch_save_bytes({**dict(model.module.state_dict()), **result.weights}))
-        st.session_state["q_latency"] = (len(example), fp32_ms, fake_ms, fake_size)
-    batch, fp32_ms, fake_ms, fake_size = st.session_state["q_latency"]
-    labels, sizes, times = ["fp32", "fake-quant", f"packed {bits}-bit"], [result.baseline_size_bytes, fake_size,
-                                                                          result.size_bytes], [fp32_ms, fake_ms, None]
-    int8 = sections.int8_result(model)
-    if int8 is not None:
-        labels.append(f"real int8 ({int8.config.mode})")
-        sizes.append(int8.measure.size_bytes)
-        times.append(int8.measure.latency_ms)
-    st.plotly_chart(plots_quant.size_latency_bars(labels, sizes, times), key="q_bars")
-    st.caption(f"Latency: median ms per batch of {batch} held-out images on this server's CPU. Fake-quant keeps "
-               "fp32 tensors (rounded values), so its file and speed equal fp32's; the packed file holds "
-               f"{bits}-bit codes plus scales (decoded back to fp32 to run). Only real int8 changes the kernels.")
-else:
-    st.plotly_chart(plots_quant.size_latency_bars(["fp32 ONNX", f"packed {bits}-bit"],
-                                                  [result.baseline_size_bytes, result.size_bytes], [None, None]),
-                    key="q_bars")
-
-sections.activations_section(model, base_config)
-sections.qat_section(model, base_config)
+settings = views.controls(model)
+bench = views.workbench(model)
+result = views.quantized(model, settings, bench)
+views.live_views(model, settings, result, bench)
+views.size_and_speed(model, result, bench)
+sections.activations_section(model, settings.config)
+sections.qat_section(model, settings.config)
 sections.int8_section(model)

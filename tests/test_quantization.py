@@ -28,7 +28,8 @@ def test_per_tensor_equals_torch_fake_quantize(bits, symmetric):
 @pytest.mark.parametrize("symmetric", [True, False])
 @pytest.mark.parametrize("axis", [0, 1])
 def test_per_channel_equals_torch_fake_quantize(bits, symmetric, axis):
-    x = torch.randn(16, 8, 3, 3, generator=torch.Generator().manual_seed(axis)) * torch.linspace(0.1, 4, 8)[:, None, None]
+    spread = torch.linspace(0.1, 4, 8)[:, None, None]  # channels of axis 1 with different ranges
+    x = torch.randn(16, 8, 3, 3, generator=torch.Generator().manual_seed(axis)) * spread
     qp = choose_qparams(x, bits, symmetric, axis=axis)
     expected = torch.fake_quantize_per_channel_affine(x, qp.scale, qp.zero_point, axis, qp.quant_min, qp.quant_max)
     assert torch.equal(fake_quantize(x, qp), expected)
