@@ -115,3 +115,24 @@ def test_a_file_that_is_not_a_database_is_explained(tmp_path):
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(HistoryError, match="not a valid history database"):
         RunStore(path)
+
+
+def test_cli_runs_are_recorded_and_a_broken_history_does_not_lose_the_result(zoo, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    zoo("mlp")
+    env = {**os.environ, "COMPRESSION_LAB_DATA": str(tmp_path / "data")}
+    cmd = [sys.executable, "-m", "compression", "prune", "--model", "mlp", "--sparsity", "0.5", "--json"]
+    ok = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    run_id = json.loads(ok.stdout)["run_id"]
+    [run] = RunStore(tmp_path / "data" / "runs.sqlite").runs()
+    assert run.id == run_id and run.kind == "prune" and run.metrics["sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert run.details["layer_sparsity"]
+    (tmp_path / "not-a-folder").write_text("a file where the data folder should be")
+    env["COMPRESSION_LAB_DATA"] = str(tmp_path / "not-a-folder")
+    broken = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert broken.returncode == 0 and json.loads(broken.stdout)["accuracy"] > 0  # the result is still printed
+    assert "not recorded" in broken.stderr

@@ -82,5 +82,23 @@ def resolve_model(args: argparse.Namespace) -> LoadedModel:
     return load_weights(args.arch, path.read_bytes(), path.name)
 
 
+def add_record_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-record", action="store_true", help="do not record this run in the run history")
+
+
+def record(args: argparse.Namespace, kind: str, model: str, result: dict, label: str = "",
+           file_name: str | None = None, file: bytes | None = None) -> str | None:
+    """Record a finished run in the history; if the history is unusable, say so and keep the result."""
+    from ..history import HistoryError, RunStore, run_from_result
+
+    if getattr(args, "no_record", False):
+        return None
+    try:
+        return RunStore().record(run_from_result(kind, model, result, label, file_name, file))
+    except HistoryError as exc:
+        print(f"warning: the run was not recorded: {exc}", file=sys.stderr)
+        return None
+
+
 def print_json(payload: dict) -> None:
     print(json.dumps(payload, indent=2, sort_keys=True))

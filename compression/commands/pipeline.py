@@ -6,12 +6,11 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
-from ..history import RunStore, run_from_result
 from ..pipeline import PipelineConfig, run_pipeline
 
 
 def register(sub) -> None:
-    from . import add_model_arguments
+    from . import add_model_arguments, add_record_argument
 
     parser = sub.add_parser("pipeline", help="compose prune, distill, quantize and encode; write a .clab file")
     add_model_arguments(parser)
@@ -30,7 +29,7 @@ def register(sub) -> None:
     parser.add_argument("--index-bits", type=int, default=defaults.index_bits, help="encode: relative index width")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--out", help="where to write the .clab file (needs the encode step)")
-    parser.add_argument("--no-record", action="store_true", help="do not record the run in the history")
+    add_record_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
 
@@ -38,7 +37,7 @@ def register(sub) -> None:
 def run(args) -> int:
     import torch
 
-    from . import print_json, resolve_model
+    from . import print_json, record, resolve_model
 
     # Small models train fastest on one thread; a second OpenMP thread spins against other work on 2 cores.
     torch.set_num_threads(1)
@@ -73,10 +72,8 @@ def run(args) -> int:
 
         write_bytes_atomic(out, result.file)
     payload = result.to_dict()
-    if not args.no_record:
-        payload["run_id"] = RunStore().record(run_from_result(
-            "pipeline", model.name, result.to_dict(), label="+".join(config.steps),
-            file_name=out.name if out else None, file=result.file))
+    payload["run_id"] = record(args, "pipeline", model.name, result.to_dict(), "+".join(config.steps),
+                               out.name if out else "model.clab", result.file)
     if args.json:
         print_json(payload)
     else:

@@ -10,7 +10,7 @@ from ..metrics import safetensors_bytes
 
 
 def register(sub) -> None:
-    from . import add_model_arguments
+    from . import add_model_arguments, add_record_argument
 
     parser = sub.add_parser("prune", help="prune a model and measure it")
     add_model_arguments(parser)
@@ -27,6 +27,7 @@ def register(sub) -> None:
     parser.add_argument("--finetune-epochs", type=int, default=0, help="masked fine-tuning epochs after pruning")
     parser.add_argument("--out", help="write the pruned weights as .safetensors (the names `export` uses)")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    add_record_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -34,7 +35,7 @@ def run(args) -> int:
     from ..prune_training import FinetuneConfig, finetune
     from ..pruning import PruneConfig, model_state, prune
     from ..training import TrainConfig
-    from . import print_json, resolve_model
+    from . import print_json, record, resolve_model
     from .export import write_bytes_atomic
 
     if args.out and not args.out.endswith(".safetensors"):
@@ -68,6 +69,8 @@ def run(args) -> int:
         write_bytes_atomic(Path(args.out), safetensors_bytes(state))
         payload["out"] = args.out
     payload["model"] = final_model.name
+    label = f"{config.method} {payload['sparsity']:.0%}" + (f" +ft{args.finetune_epochs}" if args.finetune_epochs else "")
+    payload["run_id"] = record(args, "prune", model.name, payload, label)
     if args.json:
         print_json(payload)
         return 0
