@@ -30,3 +30,16 @@ def record(run: Run) -> str | None:
 def show_error() -> None:
     if st.session_state.get("history_error"):
         st.warning(f"This run was not saved to the history: {st.session_state['history_error']}")
+
+
+def record_button(kind: str, model: str, result: dict, label: str, key: str) -> None:
+    """A button that records the current view as a run, so slider settings can join the Compare page."""
+    from compression.history import run_from_result
+
+    def save() -> None:
+        run_id = record(run_from_result(kind, model, result, label))
+        if run_id:
+            st.toast(f"Recorded run {run_id}: see it on the Compare page")
+
+    st.button("Record this setting", key=key, on_click=save, help="Save config and measurements to the run history")
+    show_error()

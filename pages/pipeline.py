@@ -101,7 +101,8 @@ def live() -> None:
         meta["status"] = job.status
         if job.status == "done":
             result = job.result
-            run_id = history.record(run_from_result("pipeline", meta["model"], result.to_dict(),
+            run_id = history.record(run_from_result("pipeline", meta["model"],
+                                                    {**result.to_dict(), "curves": dict(result.curves)},
                                                     label=meta["label"], file_name="model.clab", file=result.file))
             st.session_state[RESULT] = {"result": result, "run_id": run_id, "model": meta["model"]}
         st.rerun(scope="app")

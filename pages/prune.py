@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from pages import history
 from pages.common import current_model
 from pages.prune_finetune import finetune_section
 from pages.prune_sections import concept, controls, figures, metric_cards, sensitivity, why_not_faster, workspace
@@ -18,6 +19,8 @@ if not model.weights():
 space = workspace(model)
 config, view, state = controls(space, is_onnx=model.onnx is not None)
 metric_cards(view, space["baseline"], state["method"])
+history.record_button("prune", model.name, {**view.to_dict(), "size_bytes": view.sparse_size_bytes},
+                      f"{config.method} {view.sparsity:.0%}", key="prune_record")
 figures(space, view, config, state["sparsity"])
 why_not_faster(view)
 sensitivity(space, view, config)

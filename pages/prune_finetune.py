@@ -12,6 +12,8 @@ from compression.errors import InputError
 from compression.prune_training import FinetuneConfig, GradualConfig, finetune, prune_gradually
 from compression.pruning import PruneConfig
 from compression.training import TrainConfig
+from compression.history import run_from_result
+from pages import history
 from pages.jobs import Job
 
 JOB, META, RUNS, REFUSED = "prune_job", "prune_job_meta", "prune_runs", "prune_refused"
@@ -108,6 +110,8 @@ def _keep(result, meta: dict, steps: list[dict], oneshot: float) -> None:
                  "oneshot": result.oneshot_accuracy if result.oneshot_accuracy is not None else oneshot,
                  "baseline": result.baseline_accuracy, "retention": result.retention, "record": result.to_dict()})
     del runs[:-6]  # keep the last few runs of this session
+    history.record(run_from_result("prune", meta["model"], {**result.to_dict(), "curves": {"finetune": steps}},
+                                   meta["label"]))
 
 
 def _row(step) -> dict:

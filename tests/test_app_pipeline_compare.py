@@ -92,3 +92,16 @@ def test_budget_search_marks_the_best_run_under_budget(zoo, history_dir):
     assert not at.exception
     assert any("Best under budget" in s.value for s in at.success)
     assert any(r.kind == "budget" for r in RunStore(history_dir / "runs.sqlite").runs())
+
+
+def test_a_pruning_setting_recorded_on_its_page_appears_on_compare(zoo, history_dir):
+    zoo("mlp")
+    at = page("prune")
+    at.slider(key="sparsity").set_value(0.7).run()
+    at.button(key="prune_record").click().run()
+    assert not at.exception
+    [run] = RunStore(history_dir / "runs.sqlite").runs()
+    assert run.kind == "prune" and run.metrics["sparsity"] == pytest.approx(0.7, abs=0.01)
+    assert run.metrics["size_bytes"] > 0 and run.details["layer_sparsity"]
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception and list(at.dataframe[0].value["id"]) == [run.id]

@@ -72,7 +72,8 @@ def run(args) -> int:
 
         write_bytes_atomic(out, result.file)
     payload = result.to_dict()
-    payload["run_id"] = record(args, "pipeline", model.name, result.to_dict(), "+".join(config.steps),
+    recorded = {**result.to_dict(), "curves": dict(result.curves)}
+    payload["run_id"] = record(args, "pipeline", model.name, recorded, "+".join(config.steps),
                                out.name if out else "model.clab", result.file)
     if args.json:
         print_json(payload)
