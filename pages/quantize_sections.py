@@ -176,8 +176,8 @@ def _run_int8(model: LoadedModel, mode: str) -> None:
         st.session_state["int8"] = (id(model), None, str(exc))
 
 
-def _run_large() -> None:
-    st.session_state["int8_large"] = large_mlp_int8(repeats=5)
+def _run_large(mode: str) -> None:
+    st.session_state["int8_large"] = large_mlp_int8(repeats=5, mode=mode)
 
 
 def int8_result(model: LoadedModel):
@@ -196,7 +196,7 @@ def int8_section(model: LoadedModel) -> None:
                                   "static: int8 weights and activations, ranges calibrated once (Linear and Conv)")
     cols[1].button("Convert and measure", key="int8_run", on_click=_run_int8, args=(model, mode))
     cols[2].button("Measure a large MLP (1024-4096-4096-10)", key="int8_large_run", on_click=_run_large,
-                   help="Random weights, batch 256: where int8 kernels pay off. Takes a few seconds.")
+                   args=(mode,), help="Random weights, batch 256: where int8 kernels pay off. Takes a few seconds.")
     saved = st.session_state.get("int8")
     if saved and saved[0] == id(model) and saved[2]:
         st.error(saved[2])
@@ -218,6 +218,6 @@ def int8_section(model: LoadedModel) -> None:
     large = st.session_state.get("int8_large")
     if large is not None:
         (st.success if large.speedup >= 1.1 else st.warning)(
-            f"Large MLP 1024-4096-4096-10 at batch {large.batch_size}: int8 {large.latency_ms:.1f} ms vs fp32 "
-            f"{large.baseline_latency_ms:.1f} ms ({large.speedup:.1f}× faster); file {large.size_bytes / 2**20:.1f} "
+            f"Large MLP 1024-4096-4096-10 at batch {large.batch_size}, {large.mode} int8: {large.latency_ms:.1f} ms "
+            f"vs fp32 {large.baseline_latency_ms:.1f} ms ({large.speedup:.1f}× faster); file {large.size_bytes / 2**20:.1f} "
             f"MiB vs {large.baseline_size_bytes / 2**20:.1f} MiB ({large.size_ratio:.1f}× smaller).")
