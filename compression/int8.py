@@ -114,10 +114,15 @@ class Int8Measure:
         if self.speedup >= 1.1:
             return (f"int8 is {self.speedup:.1f}x faster than fp32 at batch {self.batch_size}: its layers are "
                     f"large enough for int8 matrix kernels to win. {size}")
-        return (f"int8 is SLOWER here ({self.latency_ms:.3f} ms vs {self.baseline_latency_ms:.3f} ms fp32, "
-                f"{self.speedup:.2f}x): the layers are tiny, so quantizing and dequantizing activations costs more "
-                f"than the int8 matrix multiply saves. int8 wins on large Linear layers (e.g. 1024-4096-4096-10 "
-                f"at batch 256). {size}")
+        why = ("the layers are small, so quantizing and dequantizing activations costs about as much as the int8 "
+               "matrix multiply saves" + ("; dynamic mode also leaves Conv layers in fp32" if self.mode == "dynamic"
+                                          else ""))
+        where = "int8 wins on large Linear layers (e.g. 1024-4096-4096-10 at batch 256)."
+        if self.speedup < 0.9:
+            return (f"int8 is SLOWER here ({self.latency_ms:.3f} ms vs {self.baseline_latency_ms:.3f} ms fp32, "
+                    f"{self.speedup:.2f}x): {why}. {where} {size}")
+        return (f"int8 is no faster here ({self.latency_ms:.3f} ms vs {self.baseline_latency_ms:.3f} ms fp32, "
+                f"{self.speedup:.2f}x): {why}. {where} {size}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,12 +143,12 @@ def measure_int8(module: nn.Module, int8_module: nn.Module, example: Tensor, mod
                  repeats: int = 30) -> Int8Measure:
     """Time both modules on `example`, in turns, and weigh their torch.save files."""
     with _quiet():
-        fp32_ms, int8_ms = _timed_in_turns((module, int8_module), example, repeats)
+        fp32_ms, int8_ms = latency_in_turns((module, int8_module), example, repeats)
         size = len(torch_save_bytes(int8_module.state_dict()))
     return Int8Measure(backend, mode, len(example), int8_ms, fp32_ms, size, len(torch_save_bytes(module.state_dict())))
 
 
-def _timed_in_turns(modules: tuple[nn.Module, ...], example: Tensor, repeats: int) -> list[float]:
+def latency_in_turns(modules: tuple[nn.Module, ...], example: Tensor, repeats: int) -> list[float]:
     """Median ms of each module, measured one run of each in turn."""
     # in turns: a burst of load on this shared CPU then hits both sides alike, not one block of repeats
     for module in modules:

@@ -8,12 +8,13 @@ import streamlit as st
 from compression import plots_quant
 from compression.activation_quant import OBSERVERS, ActivationQuantConfig, quantize_activations
 from compression.errors import InputError
-from compression.int8 import MODES, Int8Config, deploy_int8, large_mlp_int8
+from compression.int8 import MODES, Int8Config, deploy_int8, large_mlp_int8, latency_in_turns
 from compression.loading import LoadedModel
+from compression.metrics import torch_save_bytes
 from compression.qat import QATConfig, qat_with_control
 from compression.quantization import QuantConfig, sensitivity
 from compression.training import TrainConfig
-from compression.workbench import Workbench
+from compression.workbench import Workbench, with_weights
 from pages.jobs import Job
 
 NEEDS_TORCH = ("{} needs a PyTorch model: ONNX models run in onnxruntime here, without gradients or int8 "
@@ -169,11 +170,28 @@ def _runs(steps) -> dict[str, list[dict]]:
     return runs
 
 
-def _run_int8(model: LoadedModel, mode: str) -> None:
+def time_models(model: LoadedModel, bench: Workbench, weights: dict, int8_module=None) -> dict:
+    """fp32, fake-quant (and int8) latency timed in turns on one batch, plus the fake-quant file's bytes."""
+    example = model.dataset.x_test[:256]
+    modules = [with_weights(model, {}).module, bench.module_with(weights)]  # a private fp32 copy: never the cache
+    if int8_module is not None:
+        modules.append(int8_module)
+    times = latency_in_turns(tuple(modules), example, repeats=15)
+    # torch.save stores raw fp32 bytes: the fake-quant file's size does not depend on the bits
+    fake_size = len(torch_save_bytes({**dict(model.module.state_dict()), **weights}))
+    return {"batch": len(example), "fp32_ms": times[0], "fake_ms": times[1],
+            "int8_ms": times[2] if int8_module is not None else None, "fake_size_bytes": fake_size}
+
+
+def _run_int8(model: LoadedModel, mode: str, weights: dict) -> None:
     try:
-        st.session_state["int8"] = (id(model), deploy_int8(model, Int8Config(mode=mode)), None)
+        result = deploy_int8(model, Int8Config(mode=mode))
     except InputError as exc:
         st.session_state["int8"] = (id(model), None, str(exc))
+        return
+    st.session_state["int8"] = (id(model), result, None)
+    # re-time fp32 and fake-quant beside int8, so the bars compare measurements taken together
+    st.session_state["q_latency"] = time_models(model, st.session_state["q_bench"], weights, result.model)
 
 
 def _run_large(mode: str) -> None:
@@ -185,7 +203,7 @@ def int8_result(model: LoadedModel):
     return saved[1] if saved and saved[0] == id(model) else None
 
 
-def int8_section(model: LoadedModel) -> None:
+def int8_section(model: LoadedModel, weights: dict) -> None:
     st.subheader("Real int8 deployment")
     if model.module is None:
         st.info(NEEDS_TORCH.format("Real int8 deployment"))
@@ -194,7 +212,8 @@ def int8_section(model: LoadedModel) -> None:
     mode = cols[0].selectbox("int8 mode", MODES, key="int8_mode",
                              help="dynamic: int8 weights, activations quantized per batch on the fly (Linear); "
                                   "static: int8 weights and activations, ranges calibrated once (Linear and Conv)")
-    cols[1].button("Convert and measure", key="int8_run", on_click=_run_int8, args=(model, mode))
+    cols[1].button("Convert and measure", key="int8_run", on_click=_run_int8,
+                   args=(model, mode, weights))
     cols[2].button("Measure a large MLP (1024-4096-4096-10)", key="int8_large_run", on_click=_run_large,
                    args=(mode,), help="Random weights, batch 256: where int8 kernels pay off. Takes a few seconds.")
     saved = st.session_state.get("int8")
@@ -219,5 +238,6 @@ def int8_section(model: LoadedModel) -> None:
     if large is not None:
         (st.success if large.speedup >= 1.1 else st.warning)(
             f"Large MLP 1024-4096-4096-10 at batch {large.batch_size}, {large.mode} int8: {large.latency_ms:.1f} ms "
-            f"vs fp32 {large.baseline_latency_ms:.1f} ms ({large.speedup:.1f}× faster); file {large.size_bytes / 2**20:.1f} "
-            f"MiB vs {large.baseline_size_bytes / 2**20:.1f} MiB ({large.size_ratio:.1f}× smaller).")
+            f"vs fp32 {large.baseline_latency_ms:.1f} ms ({large.speedup:.1f}× faster); file "
+            f"{large.size_bytes / 2**20:.1f} MiB vs {large.baseline_size_bytes / 2**20:.1f} MiB "
+            f"({large.size_ratio:.1f}× smaller).")

@@ -9,7 +9,6 @@ import streamlit as st
 from compression import plots_quant
 from compression.errors import InputError
 from compression.loading import LoadedModel
-from compression.metrics import measure_latency, torch_save_bytes
 from compression.quantization import (GRANULARITIES, RANGES, SCHEMES, QuantConfig, QuantResult, accuracy_vs_bits,
                                       layer_view, quantize, worked_example)
 from compression.workbench import Workbench
@@ -148,23 +147,20 @@ def size_and_speed(model: LoadedModel, result: QuantResult, bench: Workbench) ->
     st.subheader("Size and speed")
     if model.module is not None:
         if st.session_state["q_latency"] is None:
-            example = model.dataset.x_test[:256]
-            fp32_ms = measure_latency(bench.module_with({}), example, repeats=15).median_ms
-            fake_ms = measure_latency(bench.module_with(result.weights), example, repeats=15).median_ms
-            # torch.save stores raw fp32 bytes: the fake-quant file's size does not depend on the bits: weigh it once
-            fake_size = len(torch_save_bytes({**dict(model.module.state_dict()), **result.weights}))
-            st.session_state["q_latency"] = (len(example), fp32_ms, fake_ms, fake_size)
-        batch, fp32_ms, fake_ms, fake_size = st.session_state["q_latency"]
+            st.session_state["q_latency"] = sections.time_models(model, bench, result.weights)
+        latency = st.session_state["q_latency"]
         labels = ["fp32", "fake-quant", f"packed {bits}-bit"]
-        sizes, times = [result.baseline_size_bytes, fake_size, result.size_bytes], [fp32_ms, fake_ms, None]
+        sizes = [result.baseline_size_bytes, latency["fake_size_bytes"], result.size_bytes]
+        times = [latency["fp32_ms"], latency["fake_ms"], None]
         int8 = sections.int8_result(model)
         if int8 is not None:
             labels.append(f"real int8 ({int8.config.mode})")
             sizes.append(int8.measure.size_bytes)
-            times.append(int8.measure.latency_ms)
+            times.append(latency.get("int8_ms"))
         st.plotly_chart(plots_quant.size_latency_bars(labels, sizes, times), key="q_bars")
-        st.caption(f"Latency: median ms per batch of {batch} held-out images on this server's CPU. Fake-quant "
-                   "keeps fp32 tensors (rounded values), so its file and speed equal fp32's; the packed file holds "
+        st.caption(f"Latency: median ms per batch of {latency['batch']} held-out images on this server's CPU, the "
+                   "models timed in turns (measured once; again with int8). Fake-quant keeps fp32 tensors (rounded "
+                   "values), so its file and speed equal fp32's; the packed file holds "
                    f"{bits}-bit codes plus scales (decoded back to fp32 to run). Only real int8 changes the kernels.")
     else:
         st.plotly_chart(plots_quant.size_latency_bars(["fp32 ONNX", f"packed {bits}-bit"],

@@ -62,3 +62,6 @@ def test_verdict_says_plainly_when_int8_is_slower_or_faster():
                        baseline_size_bytes=40)
     assert "SLOWER" in slow.verdict() and "3.0x smaller" in slow.verdict()
     assert "4.5x faster" in fast.verdict()
+    even = Int8Measure("b", "dynamic", 256, latency_ms=2.0, baseline_latency_ms=2.05, size_bytes=10,
+                       baseline_size_bytes=30)
+    assert "no faster" in even.verdict() and "Conv layers in fp32" in even.verdict()
