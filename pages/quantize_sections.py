@@ -158,7 +158,8 @@ def _qat_done(job: Job) -> None:
                    "points vs PTQ", delta_color="normal")
     cols[1].metric(f"PTQ {meta['bits']}-bit (no training)", f"{q.ptq_accuracy:.2%}")
     cols[2].metric("Control: fp32 + same epochs", f"{c.accuracy:.2%}",
-                   f"{(c.accuracy - c.baseline_accuracy) * 100:+.1f} points vs start", delta_color="off")
+                   f"{(c.accuracy - c.baseline_accuracy) * 100:+.1f} points vs start", delta_color="off",
+                   delta_arrow="off")
     cols[3].metric(f"Control, then PTQ {meta['bits']}-bit", f"{c.ptq_accuracy:.2%}")
     st.plotly_chart(plots_quant.qat_curves(_runs(job.steps), q.baseline_accuracy), key="qat_curves_done")
 
@@ -224,11 +225,11 @@ def int8_section(model: LoadedModel, weights: dict) -> None:
         m = result.measure
         c = st.columns(4)
         c[0].metric("int8 accuracy", f"{result.accuracy:.2%}", f"fp32 {result.baseline_accuracy:.2%}",
-                    delta_color="off")
+                    delta_color="off", delta_arrow="off")
         c[1].metric(f"Latency (batch {m.batch_size})", f"{m.latency_ms:.3f} ms", f"fp32 {m.baseline_latency_ms:.3f} ms",
-                    delta_color="off")
+                    delta_color="off", delta_arrow="off")
         c[2].metric("int8 file (torch.save)", f"{m.size_bytes / 1024:,.1f} KiB", f"{m.size_ratio:.1f}× smaller",
-                    delta_color="off")
+                    delta_color="off", delta_arrow="off")
         c[3].metric("Speed-up", f"{m.speedup:.3g}×")
         (st.success if m.speedup >= 1.1 else st.warning)(m.verdict())
         st.caption(f"Backend: {m.backend} ({result.config.mode}), behind our own Int8Backend interface so torchao "

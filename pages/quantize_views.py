@@ -112,11 +112,12 @@ def live_views(model: LoadedModel, settings: Settings, result: QuantResult, benc
                    f"{(result.accuracy - result.baseline_accuracy) * 100:+.1f} points vs fp32", delta_color="normal")
     cols[1].metric("Packed file", f"{result.size_bytes / 1024:,.1f} KiB",
                    f"{result.baseline_size_bytes / result.size_bytes:.1f}× smaller than fp32", delta_color="off",
+                   delta_arrow="off",
                    help=f"{result.size_bytes:,} bytes of a real packed file vs {result.baseline_size_bytes:,} bytes "
                         f"(fp32 {'ONNX' if model.onnx is not None else 'torch.save'})")
     cols[2].metric(f"SQNR of {layer}", "exact" if view.sqnr_db == float("inf") else f"{view.sqnr_db:.1f} dB")
     cols[3].metric("Clipped weights in layer", f"{view.clipped_count:,}",
-                   f"{view.clipped_count / weights[layer].numel():.2%}", delta_color="off")
+                   f"{view.clipped_count / weights[layer].numel():.2%}", delta_color="off", delta_arrow="off")
 
     left, right = st.columns(2)
     qt = result.quantized.qtensors[layer]
