@@ -44,18 +44,24 @@ def _quiet() -> Iterator[None]:
 
 
 class TorchAOQuantization:
-    """`torch.ao.quantization`: eager dynamic quantization and FX-graph static quantization on CPU (x86/fbgemm)."""
+    """`torch.ao.quantization`: eager dynamic and FX-graph static quantization on CPU."""
 
-    name = "torch.ao.quantization"
+    def __init__(self, engine: str | None = None):  # "x86", "fbgemm", "onednn", "qnnpack"; None: process default
+        if engine is not None and engine not in torch.backends.quantized.supported_engines:
+            raise InputError(f"quantized engine {engine!r} is not available; choose one of "
+                             f"{', '.join(torch.backends.quantized.supported_engines)}")
+        self.engine = engine
+        self.name = "torch.ao.quantization" + (f" ({engine})" if engine else "")
 
     def quantize_dynamic(self, module: nn.Module) -> nn.Module:
-        with _quiet():
+        with _quiet(), _engine(self.engine):
             from torch.ao.quantization import quantize_dynamic
 
-            return quantize_dynamic(copy.deepcopy(module).eval(), {nn.Linear}, dtype=torch.qint8)
+            return _scoped(quantize_dynamic(copy.deepcopy(module).eval(), {nn.Linear}, dtype=torch.qint8),
+                           self.engine)
 
     def quantize_static(self, module: nn.Module, calibration: Tensor) -> nn.Module:
-        with _quiet():
+        with _quiet(), _engine(self.engine):
             from torch.ao.quantization import get_default_qconfig_mapping
             from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
@@ -68,7 +74,37 @@ class TorchAOQuantization:
                                  "use dynamic int8") from exc
             with torch.no_grad():
                 prepared(calibration)
-            return convert_fx(prepared)
+            return _scoped(convert_fx(prepared), self.engine)
+
+
+@contextmanager
+def _engine(engine: str | None) -> Iterator[None]:
+    # the engine is process-global; int8 weights packed for one engine must also run under it
+    if engine is None:
+        yield
+        return
+    previous = torch.backends.quantized.engine
+    torch.backends.quantized.engine = engine
+    try:
+        yield
+    finally:
+        torch.backends.quantized.engine = previous
+
+
+class EngineScoped(nn.Module):
+    """Runs an int8 module under the quantized engine its weights were packed for."""
+
+    def __init__(self, module: nn.Module, engine: str):
+        super().__init__()
+        self.module, self.engine = module, engine
+
+    def forward(self, x: Tensor) -> Tensor:
+        with _engine(self.engine):
+            return self.module(x)
+
+
+def _scoped(module: nn.Module, engine: str | None) -> nn.Module:
+    return module if engine is None else EngineScoped(module, engine)
 
 
 DEFAULT_BACKEND: Int8Backend = TorchAOQuantization()

@@ -32,7 +32,9 @@ def test_the_backend_can_be_replaced(zoo):
     calls = []
 
     class Recording(TorchAOQuantization):
-        name = "recording"
+        def __init__(self):
+            super().__init__()
+            self.name = "recording"
 
         def quantize_dynamic(self, module):
             calls.append("dynamic")
@@ -65,3 +67,14 @@ def test_verdict_says_plainly_when_int8_is_slower_or_faster():
     even = Int8Measure("b", "dynamic", 256, latency_ms=2.0, baseline_latency_ms=2.05, size_bytes=10,
                        baseline_size_bytes=30)
     assert "no faster" in even.verdict() and "Conv layers in fp32" in even.verdict()
+
+
+def test_another_quantized_engine_runs_under_its_own_engine(zoo):
+    model = zoo("mlp")
+    default = torch.backends.quantized.engine
+    backend = TorchAOQuantization("onednn")
+    result = deploy_int8(model, Int8Config(batch_size=16, repeats=2), backend=backend)
+    assert torch.backends.quantized.engine == default  # restored after converting and after running
+    assert result.accuracy >= result.baseline_accuracy - 0.02 and "onednn" in result.measure.backend
+    with pytest.raises(InputError, match="not available"):
+        TorchAOQuantization("tpu")
