@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from pages import history
 from pages import quantize_sections as sections
 from pages import quantize_views as views
 from pages.common import current_model
@@ -21,6 +22,8 @@ bench = views.workbench(model)
 result = views.quantized(model, settings, bench)
 views.live_views(model, settings, result, bench)
 views.size_and_speed(model, result, bench)
+history.record_button("quantize", model.name, result.to_dict(), f"PTQ {settings.config.bits}-bit "
+                      f"{settings.config.scheme} {settings.config.granularity}", key="quantize_record")
 sections.activations_section(model, settings.config)
 sections.qat_section(model, settings.config)
 sections.int8_section(model, result.weights)

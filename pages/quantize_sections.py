@@ -8,6 +8,7 @@ import streamlit as st
 from compression import plots_quant
 from compression.activation_quant import OBSERVERS, ActivationQuantConfig, quantize_activations
 from compression.errors import InputError
+from compression.history import run_from_result
 from compression.int8 import MODES, Int8Config, deploy_int8, large_mlp_int8, latency_in_turns
 from compression.loading import LoadedModel
 from compression.metrics import torch_save_bytes
@@ -15,6 +16,7 @@ from compression.qat import QATConfig, qat_with_control
 from compression.quantization import QuantConfig, sensitivity
 from compression.training import TrainConfig
 from compression.workbench import Workbench, with_weights
+from pages import history
 from pages.jobs import Job
 
 NEEDS_TORCH = ("{} needs a PyTorch model: ONNX models run in onnxruntime here, without gradients or int8 "
@@ -93,6 +95,13 @@ def _record_finished_qat() -> None:
     meta = st.session_state["qat_meta"]
     points = st.session_state.setdefault("qat_points", {}).setdefault(meta["key"], {})
     points[meta["bits"]] = job.result.qat.accuracy
+    if not meta.get("recorded"):  # once per run: it joins the Compare page
+        meta["recorded"] = True
+        q = job.result.qat
+        history.record(run_from_result("quantize", q.quantized.source.name, {
+            **q.to_dict(), "control_accuracy": job.result.control.accuracy,
+            "control_ptq_accuracy": job.result.control.ptq_accuracy, "curves": _runs(job.steps)},
+            f"QAT {meta['bits']}-bit"))
 
 
 def _start_qat(model: LoadedModel, config: QuantConfig, epochs: int, lr: float) -> None:

@@ -105,3 +105,22 @@ def test_a_pruning_setting_recorded_on_its_page_appears_on_compare(zoo, history_
     assert run.metrics["size_bytes"] > 0 and run.details["layer_sparsity"]
     at.switch_page("pages/compare.py").run()
     assert not at.exception and list(at.dataframe[0].value["id"]) == [run.id]
+
+
+def test_quantize_cli_and_page_runs_are_recorded(zoo, history_dir):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    zoo("mlp")
+    out = subprocess.run([sys.executable, "-m", "compression", "quantize", "--model", "mlp", "--bits", "4", "--json"],
+                         capture_output=True, text=True, cwd=ROOT, env=os.environ.copy(), timeout=300)
+    assert out.returncode == 0, out.stderr
+    run_id = json.loads(out.stdout)["run_id"]
+    at = page("quantize")
+    at.button(key="quantize_record").click().run()
+    assert not at.exception
+    runs = RunStore(history_dir / "runs.sqlite").runs(kind="quantize")
+    assert len(runs) == 2 and run_id in {r.id for r in runs}
+    assert all(r.metrics["size_bytes"] > 0 and 0 < r.metrics["accuracy"] <= 1 for r in runs)

@@ -11,7 +11,7 @@ from ..quantization import GRANULARITIES, RANGES, QuantConfig, quantize
 
 
 def register(sub) -> None:
-    from . import add_model_arguments
+    from . import add_model_arguments, add_record_argument
 
     parser = sub.add_parser("quantize", help="quantize weights (PTQ or QAT) and measure accuracy and file size")
     add_model_arguments(parser)
@@ -29,11 +29,12 @@ def register(sub) -> None:
     parser.add_argument("--out", help="write the dequantized weights as .safetensors (same names as `export`)")
     parser.add_argument("--packed-out", help="write the packed low-bit file whose bytes are size_bytes")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_record_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from . import print_json, resolve_model
+    from . import print_json, record, resolve_model
 
     config = QuantConfig(bits=args.bits, scheme="asymmetric" if args.asymmetric else "symmetric",
                          granularity=args.granularity, range_method=args.range_method, binary=args.binary,
@@ -74,6 +75,8 @@ def run(args) -> int:
     payload.update(accuracy=accuracy, baseline_accuracy=baseline, bits=args.bits, size_bytes=result.size_bytes,
                    baseline_size_bytes=result.baseline_size_bytes, config=config.to_dict(),
                    layers=result.to_dict()["layers"])
+    label = f"{'QAT' if args.qat_epochs else 'PTQ'} {args.bits}-bit {config.scheme} {config.granularity}"
+    payload["run_id"] = record(args, "quantize", model.name, payload, label)
     if args.json:
         print_json(payload)
         return 0
