@@ -12,34 +12,19 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.utils.prune as tp
 from torch import nn
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench._apptest import slider_move_ms
+from compression.progress import run_to_end
+
 SLIDER = [0.55, 0.7, 0.35, 0.9, 0.6, 0.8, 0.2, 0.95, 0.5, 0.75, 0.4, 0.85, 0.65, 0.3, 0.92, 0.45, 0.78, 0.1, 0.88, 0.5]
 
 
 def _slider_ms(model: str) -> tuple[float, float]:
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.session_state["model"] = model
-    at.run()
-    at.switch_page("pages/prune.py").run()
-    moves, reruns = [], []
-    for value in SLIDER:
-        start = time.perf_counter()
-        at.slider(key="sparsity").set_value(value).run()
-        moves.append((time.perf_counter() - start) * 1e3)
-        start = time.perf_counter()
-        at.run()
-        reruns.append((time.perf_counter() - start) * 1e3)
-    if at.exception:
-        raise RuntimeError(f"page failed: {at.exception}")
-    return statistics.median(moves), statistics.median(reruns)
+    return slider_move_ms(model, "pages/prune.py", "sparsity", SLIDER)
 
 
 def _naive_curve(model, amounts) -> list[float]:
@@ -63,14 +48,6 @@ def _timed(fn, repeats: int = 5) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def _run(generator):
-    while True:
-        try:
-            next(generator)
-        except StopIteration as stop:
-            return stop.value
-
-
 def main() -> None:
     from compression.data import load_dataset
     from compression.loading import LoadedModel, load_zoo
@@ -78,8 +55,8 @@ def main() -> None:
     from compression.prune_preview import interleaved_latency
     from compression.prune_training import FinetuneConfig, GradualConfig, finetune, prune_gradually
     from compression.pruning import PruneConfig, prune
-    from compression.structured import plan, rebuild, shrink
     from compression.sensitivity import CURVE_AMOUNTS, accuracy_curve
+    from compression.structured import plan, rebuild, shrink
     from compression.training import TrainConfig
     from compression.workbench import Workbench
 
@@ -116,8 +93,8 @@ def main() -> None:
         dense = model.evaluate().accuracy
         oneshot = prune(model, PruneConfig(amount=amount)).accuracy
         train = TrainConfig(epochs=epochs, lr=1e-3)
-        tuned = _run(finetune(model, FinetuneConfig(PruneConfig(amount=amount), train)))
-        gradual = _run(prune_gradually(model, GradualConfig(PruneConfig(amount=amount), train)))
+        tuned = run_to_end(finetune(model, FinetuneConfig(PruneConfig(amount=amount), train)))
+        gradual = run_to_end(prune_gradually(model, GradualConfig(PruneConfig(amount=amount), train)))
         for label, result in (("one-shot + fine-tune", tuned), ("gradual (cubic)", gradual)):
             verdict = "meets" if result.retention >= target else "misses"
             print(f"{name} at {amount:.0%} global, {label}, {epochs} epochs: {result.accuracy:.4f} vs dense "

@@ -9,42 +9,16 @@
 
 from __future__ import annotations
 
-import statistics
-import time
-from pathlib import Path
-
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench._apptest import slider_move_ms
+from compression.progress import run_to_end
+
 SLIDER_BITS = [3, 5, 2, 6, 4, 8, 3, 7, 5, 4, 2, 6, 3, 8, 4, 5, 7, 2, 4, 6]
 
 
 def _slider_ms(model: str) -> tuple[float, float]:
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.session_state["model"] = model
-    at.run()
-    at.switch_page("pages/quantize.py").run()
-    moves, reruns = [], []
-    for bits in SLIDER_BITS:
-        start = time.perf_counter()
-        at.slider(key="bits").set_value(bits).run()
-        moves.append((time.perf_counter() - start) * 1e3)
-        start = time.perf_counter()
-        at.run()
-        reruns.append((time.perf_counter() - start) * 1e3)
-    if at.exception:
-        raise RuntimeError(f"page failed: {at.exception}")
-    return statistics.median(moves), statistics.median(reruns)
-
-
-def _run(generator):
-    while True:
-        try:
-            next(generator)
-        except StopIteration as stop:
-            return stop.value
+    return slider_move_ms(model, "pages/quantize.py", "bits", SLIDER_BITS)
 
 
 def main() -> None:
@@ -80,7 +54,7 @@ def main() -> None:
         model = load_zoo(name)
         for bits, limit in ((3, 1.0), (2, 2.0)):
             config = QATConfig(QuantConfig(bits=bits, granularity="per-channel"), TrainConfig(epochs=10, lr=1e-3))
-            result = _run(qat_with_control(model, config))
+            result = run_to_end(qat_with_control(model, config))
             q, c = result.qat, result.control
             drop = (q.baseline_accuracy - q.accuracy) * 100
             print(f"QAT {bits}-bit per-channel {name:4s} (10 epochs): {q.accuracy:.4f} "

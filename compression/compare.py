@@ -10,6 +10,7 @@ from .errors import InputError
 from .loading import LoadedModel
 from .metrics import measure_latency, state_dict_of, torch_save_bytes
 from .pipeline import load_clab
+from .progress import run_to_end
 from .pruning import global_magnitude_masks
 from .weight_sharing import share_weights
 
@@ -122,13 +123,8 @@ def best_under_budget(points: Sequence[BudgetPoint]) -> int | None:
 def _distilled(teacher: LoadedModel, hidden: int, epochs: int) -> LoadedModel:
     from .distillation import DistillConfig, distill
 
-    run = distill(teacher, DistillConfig(student_hidden=(hidden,), epochs=epochs, alpha=0.5, temperature=4.0))
-    while True:
-        try:
-            next(run)
-        except StopIteration as stop:
-            result = stop.value
-            break
+    result = run_to_end(distill(teacher, DistillConfig(student_hidden=(hidden,), epochs=epochs, alpha=0.5,
+                                                       temperature=4.0)))
     arch = "lenet-300-100" if teacher.dataset.name == "fashion-mnist" else "mlp"
     return LoadedModel(f"{teacher.name} student {hidden}", teacher.source, teacher.dataset,
                        module=result.student.eval(), arch=arch)

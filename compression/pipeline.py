@@ -16,6 +16,7 @@ from .errors import InputError
 from .loading import LoadedModel, prunable_weights
 from .metrics import count_nonzero, count_params, measure_latency, state_dict_of, torch_save_bytes
 from .models import get_architecture
+from .progress import Drive
 from .safe_load import load_into
 from .training import Step, TrainConfig, fit
 from .weight_sharing import SharedTensor, refit_codebooks, share_weights
@@ -148,18 +149,14 @@ def run_pipeline(model: LoadedModel, config: PipelineConfig) -> Generator[Pipeli
         elif stage == "distill":
             from .distillation import DistillConfig, distill
 
-            run = distill(current, DistillConfig(alpha=config.alpha, temperature=config.temperature,
+            run = Drive(distill(current, DistillConfig(alpha=config.alpha, temperature=config.temperature,
                                                  student_hidden=config.student_hidden,
-                                                 epochs=max(1, config.distill_epochs), seed=config.seed))
+                                                 epochs=max(1, config.distill_epochs), seed=config.seed)))
             rows = []
-            while True:
-                try:
-                    step = next(run)
-                except StopIteration as stop:
-                    result = stop.value
-                    break
+            for step in run:
                 rows.append(step.to_row())
                 yield PipelineProgress(stage, index, len(config.steps), step.student)
+            result = run.result
             arch = "lenet-300-100" if data.name == "fashion-mnist" else "mlp"
             current = LoadedModel(f"{model.name} → student", model.source, data, module=result.student.eval(),
                                   arch=arch)

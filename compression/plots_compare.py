@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
@@ -23,7 +24,7 @@ def pareto_chart(xs: Sequence[float], ys: Sequence[float], labels: Sequence[str]
     if budget is not None:
         fig.add_vline(x=budget, line_color="#54a24b", annotation_text="budget")
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title="accuracy (held-out)", **_LAYOUT)
-    fig.update_yaxes(tickformat=".0%")
+    fig.update_yaxes(tickformat=".0%", range=[max(0.0, min(ys, default=0.0) - 0.05), 1.01])  # accuracy: never 150%
     if log_x:
         fig.update_xaxes(type="log")
     return fig
@@ -35,7 +36,9 @@ def stage_bars(names: Sequence[str], sizes: Sequence[int], accuracies: Sequence[
                            text=[f"{s:,} B" for s in sizes], textposition="outside"))
     fig.add_trace(go.Scatter(x=list(names), y=list(accuracies), name="accuracy", yaxis="y2", mode="lines+markers",
                              line_color="#54a24b"))
-    fig.update_layout(title="After each step", yaxis=dict(title="bytes", type="log"),
+    # An explicit log range: plotly's autorange can leave the smallest bar (the encoded file) below the axis.
+    low, high = math.log10(max(1, min(sizes))), math.log10(max(1, max(sizes)))
+    fig.update_layout(title="After each step", yaxis=dict(title="bytes", type="log", range=[low - 0.5, high + 0.4]),
                       yaxis2=dict(title="accuracy", overlaying="y", side="right", tickformat=".0%",
                                   range=[min(list(accuracies) + [0.5]) - 0.05, 1.0]), **_LAYOUT)
     return fig

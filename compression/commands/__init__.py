@@ -89,12 +89,19 @@ def add_record_argument(parser: argparse.ArgumentParser) -> None:
 def record(args: argparse.Namespace, kind: str, model: str, result: dict, label: str = "",
            file_name: str | None = None, file: bytes | None = None) -> str | None:
     """Record a finished run in the history; if the history is unusable, say so and keep the result."""
-    from ..history import HistoryError, RunStore, run_from_result
+    from ..history import run_from_result
+
+    return record_run(args, run_from_result(kind, model, result, label, file_name, file))
+
+
+def record_run(args: argparse.Namespace, run) -> str | None:
+    """Store a history.Run unless --no-record; a locked or read-only history only warns."""
+    from ..history import HistoryError, RunStore
 
     if getattr(args, "no_record", False):
         return None
     try:
-        return RunStore().record(run_from_result(kind, model, result, label, file_name, file))
+        return RunStore().record(run)
     except HistoryError as exc:
         print(f"warning: the run was not recorded: {exc}", file=sys.stderr)
         return None

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..distillation import DistillConfig, distill, history_run, parse_hidden, student_layout
-from ..history import RunStore
+from ..progress import Drive
 from ..zoo import ZOO
 
 
@@ -32,7 +32,7 @@ def register(sub) -> None:
 def run(args) -> int:
     import torch
 
-    from . import print_json, resolve_model
+    from . import print_json, record_run, resolve_model
 
     # The student is tiny: one thread is fastest. With two, the main thread's spinning OpenMP worker made a
     # 10-epoch run 7-20x slower whenever other work loaded this 2-core machine (4.5-13.7 s against 0.7 s).
@@ -43,20 +43,15 @@ def run(args) -> int:
                            epochs=args.epochs, seed=args.seed, hint_layer=args.hint_layer)
     teacher = resolve_model(argparse.Namespace(model=args.teacher, arch=args.arch, data=None, arch_factory=None,
                                                weights=None))
-    run_, rows = distill(teacher, config), []
-    while True:
-        try:
-            step = next(run_)
-        except StopIteration as stop:
-            result = stop.value
-            break
+    run_, rows = Drive(distill(teacher, config)), []
+    for step in run_:
         rows.append(step.to_row())
         if step.student.test_accuracy is not None and not args.json:
             print(f"  epoch {step.student.epoch:5.1f}  student {step.student.test_accuracy:.3f}  "
                   f"scratch {step.scratch.test_accuracy:.3f}", file=sys.stderr)
+    result = run_.result
     payload = result.to_dict()
-    if not args.no_record:
-        payload["run_id"] = RunStore().record(history_run(result, rows))
+    payload["run_id"] = record_run(args, history_run(result, rows))
     if args.json:
         print_json(payload)
         return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..pipeline import PipelineConfig, run_pipeline
+from ..progress import Drive
 
 
 def register(sub) -> None:
@@ -56,17 +57,13 @@ def run(args) -> int:
     if out is not None and not out.parent.exists():
         raise InputError(f"folder {out.parent} does not exist")
     model = resolve_model(args)
-    run_steps = run_pipeline(model, config)
+    run_steps = Drive(run_pipeline(model, config))
     shown = None
-    while True:
-        try:
-            progress = next(run_steps)
-        except StopIteration as stop:
-            result = stop.value
-            break
+    for progress in run_steps:
         if progress.stage != shown:
             print(f"  {progress.stage}…", file=sys.stderr)
             shown = progress.stage
+    result = run_steps.result
     if out is not None:
         from .export import write_bytes_atomic
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..metrics import safetensors_bytes
+from ..progress import Drive
 
 
 def register(sub) -> None:
@@ -49,15 +50,11 @@ def run(args) -> int:
     result = prune(model, config)
     payload = result.to_dict()
     if args.finetune_epochs:
-        run_ = finetune(model, FinetuneConfig(config, TrainConfig(epochs=args.finetune_epochs, lr=1e-3)))
-        while True:
-            try:
-                step = next(run_)
-            except StopIteration as stop:
-                tuned = stop.value
-                break
+        run_ = Drive(finetune(model, FinetuneConfig(config, TrainConfig(epochs=args.finetune_epochs, lr=1e-3))))
+        for step in run_:
             if step.test_accuracy is not None and not args.json:
                 print(f"  epoch {step.epoch:5.1f}  test accuracy {step.test_accuracy:.4f}", file=sys.stderr)
+        tuned = run_.result
         state = model_state(tuned.model)
         payload.update(oneshot_accuracy=result.accuracy, accuracy=tuned.accuracy, finetune_epochs=args.finetune_epochs,
                        nonzero_params=tuned.nonzero_params, params=tuned.params)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..metrics import safetensors_bytes, state_dict_of
+from ..progress import Drive
 from ..quantization import GRANULARITIES, RANGES, QuantConfig, quantize
 
 
@@ -95,14 +96,11 @@ def _run_qat(model, config: QuantConfig, epochs: int):
     from ..qat import QATConfig, qat
     from ..training import TrainConfig
 
-    run = qat(model, QATConfig(config, TrainConfig(epochs=epochs, lr=1e-3)))
-    while True:
-        try:
-            step = next(run)
-        except StopIteration as stop:
-            return stop.value
+    run = Drive(qat(model, QATConfig(config, TrainConfig(epochs=epochs, lr=1e-3))))
+    for step in run:
         if step.test_accuracy is not None:
             print(f"  QAT epoch {step.epoch:.0f}/{epochs}  test accuracy {step.test_accuracy:.3f}", file=sys.stderr)
+    return run.result
 
 
 def _dequantized_state(result) -> dict:

@@ -1,0 +1,29 @@
+"""Shared by the page benchmarks: time a slider move through AppTest, next to a rerun with nothing changed."""
+
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def slider_move_ms(model: str, page: str, key: str, values: Sequence) -> tuple[float, float]:
+    """Median ms of `set_value(v).run()` on `page`'s slider `key`, and of a plain rerun, over `values`."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.session_state["model"] = model
+    at.run()
+    at.switch_page(page).run()
+    moves, reruns = [], []
+    for value in values:
+        start = time.perf_counter()
+        at.slider(key=key).set_value(value).run()
+        moves.append((time.perf_counter() - start) * 1e3)
+        start = time.perf_counter()
+        at.run()
+        reruns.append((time.perf_counter() - start) * 1e3)
+    if at.exception:
+        raise RuntimeError(f"page failed: {at.exception}")
+    return statistics.median(moves), statistics.median(reruns)
