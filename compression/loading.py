@@ -62,7 +62,14 @@ def load_zoo(name: str) -> LoadedModel:
 
 
 def load_weights(arch_name: str, data: bytes, filename: str) -> LoadedModel:
-    """User weights (safetensors or weights-only state dict) for a zoo architecture; shapes may be shrunk."""
+    """User weights (safetensors or weights-only state dict) for a zoo architecture; shapes may be shrunk.
+
+    A .clab file (our compressed format) names its own architecture, so `arch_name` is not needed for it.
+    """
+    if filename.lower().endswith(".clab"):
+        from .pipeline import load_clab
+
+        return load_clab(data, filename)
     arch = get_architecture(arch_name)
     state = read_state_dict(data, filename)
     model = load_into(arch.from_state_dict(state), state, filename)

@@ -91,8 +91,9 @@ def model_picker() -> None:
 def _weights_uploader() -> None:
     arch = st.selectbox("Architecture", list(ARCHITECTURES), key="upload_arch",
                         help="Which zoo architecture the weights are for; hidden sizes may be smaller (pruned).")
-    file = st.file_uploader("Weights (.safetensors or a weights-only .pt/.pth state dict)",
-                            type=["safetensors", "pt", "pth", "bin", "pt2", "ptl"], key="upload_weights_file")
+    file = st.file_uploader("Weights (.safetensors, a weights-only .pt/.pth state dict, or a compressed .clab)",
+                            type=["safetensors", "pt", "pth", "bin", "clab", "pt2", "ptl"], key="upload_weights_file",
+                            help="A .clab file from the Pipeline page names its own architecture.")
     if file is not None and st.session_state.get("uploaded_token") != (file.file_id, arch):
         _try_load(lambda: load_weights(arch, file.getvalue(), file.name), (file.file_id, arch))
 

@@ -52,8 +52,8 @@ if not weights:
     st.warning("This model has no Linear or Conv weights to show.")
     st.stop()
 left, right = st.columns([3, 1])
-layer = left.selectbox("Layer", list(weights), key="layer")
-log_y = right.toggle("Log scale", key="hist_log")
+layer = left.selectbox("Layer", list(weights), key="layer", bind="query-params")
+log_y = right.toggle("Log scale", key="hist_log", bind="query-params")
 tensor = weights[layer]
 st.plotly_chart(plots.weight_histogram(histogram(tensor), f"{layer}: {tensor.numel():,} weights", log_y=log_y))
 st.caption(f"mean {tensor.mean():.4f} · std {tensor.std():.4f} · min {tensor.min():.4f} · max {tensor.max():.4f} "

@@ -139,3 +139,59 @@ def test_the_sidebar_choice_switches_the_model(zoo):
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Parameters"] == "38,282"
     assert at.query_params.get("model") == "cnn"  # shareable through the URL
+
+
+def test_a_compressed_clab_file_uploads_and_a_damaged_one_is_refused(zoo):
+    from compression.pipeline import PipelineConfig, run_pipeline
+    from compression.progress import run_to_end
+
+    result = run_to_end(run_pipeline(zoo("mlp"), PipelineConfig(finetune_epochs=3, quant_epochs=1)))
+    at = app("Upload weights…")
+    at = _upload(at, "upload_weights_file", "mlp.clab", result.file)
+    assert not at.exception and not at.error
+    assert {m.label: m.value for m in at.metric}["Accuracy (held-out)"] == f"{result.accuracy:.2%}"
+    at = app("Upload weights…")
+    at = _upload(at, "upload_weights_file", "broken.clab", result.file[: len(result.file) // 2])
+    assert not at.exception and any("corrupted or truncated" in e.value for e in at.error)
+
+
+@pytest.mark.parametrize("onnx_kind, npz_kind, message", [
+    ("mystery-op", "good", "ops this app does not support"),
+    ("good", "wrong-shape", "the model expects"),
+    ("good", "labels-out-of-range", "labels"),
+    ("garbage", "good", "not a valid ONNX file"),
+])
+def test_bad_onnx_uploads_are_explained_on_the_page(onnx_kind, npz_kind, message, zoo):
+    import warnings
+
+    from onnx import TensorProto, helper
+
+    model = zoo("mlp")
+    if onnx_kind == "good":
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model.module, (model.dataset.x_test[:1],), buffer, dynamo=False, input_names=["x"],
+                              dynamic_axes={"x": {0: "batch"}})
+        onnx_bytes = buffer.getvalue()
+    elif onnx_kind == "mystery-op":
+        node = helper.make_node("Mystery", ["x"], ["y"], domain="com.example")
+        graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 10])])
+        onnx_bytes = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18),
+                                                             helper.make_opsetid("com.example", 1)]).SerializeToString()
+    else:
+        onnx_bytes = b"\x08\x07garbage that is not protobuf"
+    x, y = model.dataset.x_test.numpy(), model.dataset.y_test.numpy()
+    if npz_kind == "wrong-shape":
+        x = x.reshape(len(x), -1)[:, :50]
+    elif npz_kind == "labels-out-of-range":
+        y = y + 10
+    npz = io.BytesIO()
+    np.savez(npz, x=x, y=y)
+    at = app("Upload ONNX…")
+    at.sidebar.file_uploader(key="upload_onnx_file").upload("m.onnx", onnx_bytes)
+    at.sidebar.file_uploader(key="upload_npz_file").upload("eval.npz", npz.getvalue())
+    at.run()
+    assert not at.exception
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]

@@ -84,6 +84,10 @@ def test_cli_pipeline_writes_the_file_and_records_the_run(zoo, tmp_path):
     assert run["id"] == payload["run_id"] and run["kind"] == "pipeline"
     stored = RunStore(tmp_path / "data" / "runs.sqlite").get(run["id"])
     assert stored.file == out.read_bytes()
+    info = subprocess.run([sys.executable, "-m", "compression", "info", "--model", str(out), "--json"],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert info.returncode == 0, info.stderr  # a .clab names its own architecture: no --arch needed
+    assert json.loads(info.stdout)["accuracy"] == pytest.approx(payload["accuracy"])
     bad = subprocess.run([sys.executable, "-m", "compression", "pipeline", "--model", "mlp", "--steps",
                           "encode"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert bad.returncode == 2 and "quantize step before" in bad.stderr

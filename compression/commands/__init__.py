@@ -77,6 +77,8 @@ def resolve_model(args: argparse.Namespace) -> LoadedModel:
         if not data_path.is_file():
             raise InputError(f"data file {args.data} does not exist")
         return load_onnx_with_data(path.read_bytes(), path.name, data_path.read_bytes(), data_path.name)
+    if path.suffix.lower() == ".clab":
+        return load_weights(args.arch or "", path.read_bytes(), path.name)
     if not args.arch:
         raise InputError(f"--model {path.name} needs --arch NAME: which zoo architecture these weights are for")
     return load_weights(args.arch, path.read_bytes(), path.name)
