@@ -16,7 +16,7 @@ from .metrics import Evaluation, evaluate
 from .models import get_architecture
 from .onnx_model import OnnxModel, load_onnx
 from .safe_load import load_into, read_state_dict
-from .settings import ARCH_ENV
+from .settings import ARCH_DATA_ENV, ARCH_ENV, ARCH_WEIGHTS_ENV
 from .zoo import ZOO, load_zoo_module
 
 
@@ -126,6 +126,14 @@ def build_from_factory(factory: str) -> nn.Module:
 def custom_from_environment() -> str | None:
     """The server-side `module:function` named in $COMPRESSION_LAB_ARCH, if any."""
     return os.environ.get(ARCH_ENV) or None
+
+
+def load_custom_from_environment() -> LoadedModel:
+    """The server's own architecture with the weights and data its environment names."""
+    factory = custom_from_environment()
+    if factory is None:
+        raise InputError(f"no custom architecture: set {ARCH_ENV}=package.module:function before starting the app")
+    return load_custom(factory, os.environ.get(ARCH_WEIGHTS_ENV), os.environ.get(ARCH_DATA_ENV, "digits"))
 
 
 def _custom_dataset(data: str) -> Dataset:

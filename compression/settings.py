@@ -7,7 +7,10 @@ from pathlib import Path
 
 CACHE_ENV = "COMPRESSION_LAB_CACHE"
 FASHION_MNIST_ENV = "COMPRESSION_LAB_FASHION_MNIST"
-ARCH_ENV = "COMPRESSION_LAB_ARCH"
+# A user's own architecture, named by whoever starts the server (never from the browser).
+ARCH_ENV = "COMPRESSION_LAB_ARCH"  # package.module:function returning an nn.Module
+ARCH_WEIGHTS_ENV = "COMPRESSION_LAB_ARCH_WEIGHTS"  # its weights (.safetensors or a weights-only .pt)
+ARCH_DATA_ENV = "COMPRESSION_LAB_ARCH_DATA"  # its data: a built-in dataset name or an .npz with x and y
 
 # Debian's dataset-fashion-mnist package puts the IDX files here (`dpkg -L dataset-fashion-mnist`).
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")

@@ -10,8 +10,8 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from compression.errors import InputError
 from compression.facts import ModelFacts, describe
-from compression.loading import (LoadedModel, custom_from_environment, load_custom, load_onnx_with_data,
-                                 load_weights, load_zoo)
+from compression.loading import (LoadedModel, custom_from_environment, load_custom_from_environment,
+                                 load_onnx_with_data, load_weights, load_zoo)
 from compression.models import ARCHITECTURES
 from compression.zoo import ZOO, is_cached, train_zoo_model
 
@@ -58,10 +58,8 @@ def zoo_facts(name: str) -> ModelFacts:
 
 @st.cache_resource(show_spinner=False)
 def custom_model(factory: str) -> LoadedModel:
-    import os
-
-    return load_custom(factory, os.environ.get("COMPRESSION_LAB_WEIGHTS"),
-                       os.environ.get("COMPRESSION_LAB_DATA", "digits"))
+    """The server's own architecture (`factory` keys the cache; the environment names weights and data)."""
+    return load_custom_from_environment()
 
 
 def _ensure_trained(name: str) -> None:

@@ -195,3 +195,21 @@ def test_bad_onnx_uploads_are_explained_on_the_page(onnx_kind, npz_kind, message
     at.run()
     assert not at.exception
     assert any(message in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_the_servers_own_architecture_is_offered_and_measured(zoo, tmp_path, monkeypatch):
+    import sys
+
+    (tmp_path / "server_nets.py").write_text(
+        "from compression.models import MLP\n"
+        "def build():\n    return MLP(64, (100,), 10)\n")
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(st_save(zoo("mlp").module.state_dict()))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("COMPRESSION_LAB_ARCH", "server_nets:build")
+    monkeypatch.setenv("COMPRESSION_LAB_ARCH_WEIGHTS", str(weights))
+    monkeypatch.setenv("COMPRESSION_LAB_ARCH_DATA", "digits")
+    at = app("Custom (server)")
+    assert not at.exception and not at.error
+    assert {m.label: m.value for m in at.metric}["Accuracy (held-out)"] == f"{zoo('mlp').evaluate().accuracy:.2%}"
+    assert "server_nets" in sys.modules
