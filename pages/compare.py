@@ -126,8 +126,10 @@ if picked is not None:
     metric = c[0].radio("Budget on", ["size", "latency"], key="budget_metric", horizontal=True, bind="query-params")
     unit = "bytes" if metric == "size" else "ms"
     budget = c[1].number_input(f"Budget ({unit})", min_value=0.0, value=4000.0 if metric == "size" else 0.05,
-                               key="budget_value", format="%.3f" if metric == "latency" else "%.0f")
-    students = c[2].multiselect("Also distilled students (hidden units)", [8, 16, 32, 64], key="budget_students")
+                               key="budget_value", bind="query-params",
+                               format="%.3f" if metric == "latency" else "%.0f")
+    students = c[2].multiselect("Also distilled students (hidden units)", [8, 16, 32, 64], key="budget_students",
+                              bind="query-params")
     job = st.session_state.get("budget_job")
 
     def start() -> None:

@@ -42,18 +42,19 @@ cols = st.columns(4)
 sparsity = cols[0].slider("Sparsity", 0.0, 0.98, defaults.sparsity, 0.01, key="pipe_sparsity",
                           bind="query-params", disabled="prune" not in steps)
 ft_epochs = cols[0].number_input("Fine-tune epochs", 0, 300, defaults.finetune_epochs, key="pipe_ft_epochs",
-                                 disabled="prune" not in steps)
+                                 bind="query-params", disabled="prune" not in steps)
 hidden = cols[1].slider("Student hidden units", 4, 256, 32, key="pipe_hidden", bind="query-params",
                         disabled="distill" not in steps)
 distill_epochs = cols[1].number_input("Distill epochs", 1, 200, defaults.distill_epochs, key="pipe_kd_epochs",
-                                      disabled="distill" not in steps)
+                                      bind="query-params", disabled="distill" not in steps)
 bits = cols[2].slider("Bits per shared weight", 1, 8, defaults.bits, key="pipe_bits", bind="query-params",
                       disabled="quantize" not in steps)
 quant_epochs = cols[2].number_input("Centroid fine-tune epochs", 0, 100, defaults.quant_epochs,
-                                    key="pipe_q_epochs", disabled="quantize" not in steps)
+                                    key="pipe_q_epochs", bind="query-params", disabled="quantize" not in steps)
 index_bits = cols[3].slider("Relative index bits", 1, 8, defaults.index_bits, key="pipe_index_bits",
                             bind="query-params", disabled="encode" not in steps)
-lr = cols[3].select_slider("Learning rate", [3e-4, 1e-3, 3e-3, 1e-2], defaults.finetune_lr, key="pipe_lr")
+lr = cols[3].select_slider("Learning rate", [3e-4, 1e-3, 3e-3, 1e-2], defaults.finetune_lr, key="pipe_lr",
+                         bind="query-params")
 
 try:
     config = PipelineConfig(steps=tuple(steps), sparsity=sparsity, finetune_epochs=int(ft_epochs), finetune_lr=lr,
