@@ -10,14 +10,8 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from compression.errors import InputError
 from compression.facts import ModelFacts, describe
-from compression.loading import (
-    LoadedModel,
-    custom_from_environment,
-    load_custom_from_environment,
-    load_onnx_with_data,
-    load_weights,
-    load_zoo,
-)
+from compression.loading import (LoadedModel, custom_from_environment, load_custom_from_environment,
+                                 load_onnx_with_data, load_weights, load_zoo)
 from compression.models import ARCHITECTURES
 from compression.zoo import ZOO, is_cached, train_zoo_model
 
