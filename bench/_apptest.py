@@ -1,5 +1,6 @@
 """Shared by the page benchmarks: time a slider move through AppTest, next to a rerun with nothing changed."""
 
+import logging
 import statistics
 import time
 from collections.abc import Sequence
@@ -12,6 +13,8 @@ def slider_move_ms(model: str, page: str, key: str, values: Sequence) -> tuple[f
     """Median ms of `set_value(v).run()` on `page`'s slider `key`, and of a plain rerun, over `values`."""
     from streamlit.testing.v1 import AppTest
 
+    # AppTest runs pages outside a server; Streamlit warns about that on every cached call. Not news here.
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").setLevel(logging.ERROR)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.session_state["model"] = model
     at.run()
