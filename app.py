@@ -8,7 +8,8 @@ from pages import common
 st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wide")
 
 PAGES = [
-    st.Page("pages/model.py", title="Model", icon=":material/neurology:", url_path="model", default=True),
+    # The default page lives at "/" (a url_path on it would make /model a "page not found").
+    st.Page("pages/model.py", title="Model", icon=":material/neurology:", default=True),
     st.Page("pages/prune.py", title="Pruning", icon=":material/content_cut:", url_path="prune"),
     st.Page("pages/quantize.py", title="Quantization", icon=":material/tune:", url_path="quantize"),
     st.Page("pages/distill.py", title="Distillation", icon=":material/school:", url_path="distill"),

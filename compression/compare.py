@@ -112,6 +112,21 @@ def budget_search(model: LoadedModel, config: BudgetConfig) -> Generator[BudgetP
     return points
 
 
+def model_from_run_file(file_name: str | None, file: bytes | None, model: str) -> LoadedModel | None:
+    """The model stored with a run: a .clab names its architecture; a student's safetensors is an MLP on the
+    dataset of the zoo model it was distilled from. None when the run stored no model file."""
+    if not file:
+        return None
+    name = file_name or "model.clab"
+    if name.endswith(".clab"):
+        return load_clab(file, name)
+    from .loading import load_weights
+    from .models import ARCHITECTURES
+
+    dataset = ARCHITECTURES[model].dataset if model in ARCHITECTURES else "digits"
+    return load_weights("lenet-300-100" if dataset == "fashion-mnist" else "mlp", file, name)
+
+
 def best_under_budget(points: Sequence[BudgetPoint]) -> int | None:
     """Index of the most accurate point that fits (ties: the smaller file), or None."""
     fitting = [i for i, p in enumerate(points) if p.fits]

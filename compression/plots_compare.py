@@ -14,8 +14,12 @@ def pareto_chart(xs: Sequence[float], ys: Sequence[float], labels: Sequence[str]
                  x_title: str, title: str, log_x: bool = True, highlight: int | None = None,
                  budget: float | None = None) -> go.Figure:
     """Every run as a labelled point, the frontier as a line; optionally a budget line and a best point."""
-    fig = go.Figure(go.Scatter(x=list(xs), y=list(ys), mode="markers+text", text=list(labels),
-                               textposition="top center", name="runs", marker=dict(size=9, color="#4c78a8")))
+    # Text labels only while they stay readable; beyond that, on hover.
+    crowded = len(xs) > 8
+    fig = go.Figure(go.Scatter(x=list(xs), y=list(ys), mode="markers" if crowded else "markers+text",
+                               text=list(labels), hovertemplate="%{text}<br>x=%{x}<br>accuracy=%{y:.2%}<extra></extra>",
+                               textposition="top center", cliponaxis=False, name="runs",
+                               marker=dict(size=9, color="#4c78a8")))
     fig.add_trace(go.Scatter(x=[xs[i] for i in front], y=[ys[i] for i in front], mode="lines",
                              name="Pareto frontier", line=dict(color="#e45756", dash="dash", shape="hv")))
     if highlight is not None:
@@ -30,17 +34,22 @@ def pareto_chart(xs: Sequence[float], ys: Sequence[float], labels: Sequence[str]
     return fig
 
 
+def stage_label(name: str) -> str:
+    """Say which file a pipeline step's size is: only encode writes the compressed file."""
+    return "encode: .clab file" if name == "encode" else f"{name}: fp32 file"
+
+
 def stage_bars(names: Sequence[str], sizes: Sequence[int], accuracies: Sequence[float]) -> go.Figure:
     """File size after each pipeline step (bars, log scale) with accuracy as a line."""
     fig = go.Figure(go.Bar(x=list(names), y=list(sizes), name="size (bytes)", marker_color="#4c78a8",
-                           text=[f"{s:,} B" for s in sizes], textposition="outside"))
+                           text=[f"{s:,} B" for s in sizes], textposition="inside"))
     fig.add_trace(go.Scatter(x=list(names), y=list(accuracies), name="accuracy", yaxis="y2", mode="lines+markers",
                              line_color="#54a24b"))
     # An explicit log range: plotly's autorange can leave the smallest bar (the encoded file) below the axis.
     low, high = math.log10(max(1, min(sizes))), math.log10(max(1, max(sizes)))
     fig.update_layout(title="After each step", yaxis=dict(title="bytes", type="log", range=[low - 0.5, high + 0.4]),
-                      yaxis2=dict(title="accuracy", overlaying="y", side="right", tickformat=".0%",
-                                  range=[min(list(accuracies) + [0.5]) - 0.05, 1.0]), **_LAYOUT)
+                      yaxis2=dict(title="accuracy", overlaying="y", side="right", type="linear", tickformat=".0%",
+                                  range=[max(0.0, min(accuracies) - 0.05), 1.01]), **_LAYOUT)
     return fig
 
 

@@ -74,9 +74,9 @@ def onnx_bytes(model: LoadedModel) -> bytes:
 
 def pipeline_report(result) -> str:
     """The HTML report of one pipeline run (a compression.pipeline.PipelineResult)."""
-    from .plots_compare import stage_bars
+    from .plots_compare import stage_bars, stage_label
 
-    names = ["fp32"] + [s.name for s in result.stages]
+    names = ["start: fp32 file"] + [stage_label(s.name) for s in result.stages]
     figure = stage_bars(names, [result.baseline_size_bytes] + [s.size_bytes for s in result.stages],
                         [result.baseline_accuracy] + [s.accuracy for s in result.stages])
     summary = {"model": result.model_name, "steps": " → ".join(result.config.steps),

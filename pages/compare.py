@@ -7,11 +7,11 @@ import streamlit as st
 
 from compression import plots, plots_compare
 from compression.commands.runs import write_csv
-from compression.compare import BudgetConfig, best_under_budget, budget_search, pareto_front
+from compression.compare import (BudgetConfig, best_under_budget, budget_search, model_from_run_file,
+                                 pareto_front)
 from compression.errors import InputError
 from compression.history import Run, runs_table
 from compression.metrics import histogram
-from compression.pipeline import load_clab
 from compression.report import runs_report
 from pages import history
 from pages.common import current_model, ensure_routed
@@ -35,7 +35,9 @@ else:
     models = f[1].multiselect("Model", sorted(table["model"].unique()), key="cmp_model", bind="query-params")
     keep = table["kind"].isin(kinds or table["kind"]) & table["model"].isin(models or table["model"])
     shown = table[keep]
-    st.dataframe(shown, hide_index=True, key="cmp_table")
+    percent = {c: st.column_config.NumberColumn(format="percent") for c in shown.columns
+               if "accuracy" in c or c in ("sparsity", "agreement", "gain", "retention")}
+    st.dataframe(shown, hide_index=True, key="cmp_table", column_config=percent)
     d = st.columns([3, 1, 1, 1])
     doomed = d[0].multiselect("Delete runs", list(shown["id"]), key="cmp_delete", placeholder="choose run ids")
 
@@ -45,14 +47,14 @@ else:
 
     d[1].button("Delete", key="cmp_delete_go", on_click=delete, disabled=not doomed)
     buffer = io.StringIO()
-    write_csv(shown.to_dict("records"), buffer)
+    write_csv([row for row in runs_table(runs) if row["id"] in set(shown["id"])], buffer)  # no NaN, ints stay ints
     d[2].download_button("Runs as CSV", buffer.getvalue(), "runs.csv", mime="text/csv", key="cmp_csv")
 
     figures = []
     plotted = shown.dropna(subset=[c for c in ("accuracy", "size_bytes") if c in shown]) \
         if {"accuracy", "size_bytes"} <= set(shown) else shown.iloc[0:0]
     if not plotted.empty:
-        labels = [f"{r.model}·{r.label}"[:28] for r in plotted.itertuples()]
+        labels = [f"{r.model} · {r.label}" for r in plotted.itertuples()]
         xs, ys = list(plotted["size_bytes"]), list(plotted["accuracy"])
         figures.append(plots_compare.pareto_chart(xs, ys, labels, pareto_front(xs, ys), "file size (bytes, log)",
                                                   "Accuracy vs size"))
@@ -61,10 +63,16 @@ else:
             if not timed.empty:
                 lx, ly = list(timed["latency_ms"]), list(timed["accuracy"])
                 figures.append(plots_compare.pareto_chart(
-                    lx, ly, [f"{r.model}·{r.label}"[:28] for r in timed.itertuples()], pareto_front(lx, ly),
+                    lx, ly, [f"{r.model} · {r.label}" for r in timed.itertuples()], pareto_front(lx, ly),
                     "latency (ms, batch 1)", "Accuracy vs latency", log_x=False))
         for fig in figures:
             st.plotly_chart(fig)
+        missing = len(shown) - len(plotted)
+        if missing:
+            st.caption(f"{missing} run(s) recorded no file size (e.g. fine-tunes and distillations measured only "
+                       "accuracy), so they are in the table but not on this chart.")
+        st.caption("Sizes are the bytes of each run's own file: .clab for pipelines, the sparse encoding for "
+                   "pruning settings, the packed file for quantization, torch.save for students.")
     else:
         st.info("None of these runs has both an accuracy and a size to plot.")
     d[3].download_button("HTML report", lambda: runs_report(shown.to_dict("records"), figures), "runs-report.html",
@@ -94,10 +102,8 @@ else:
 
         def decoded(run: Run):
             full = store.get(run.id)
-            if not full.file:
-                return None
             try:
-                return load_clab(full.file, full.file_name or "model.clab")
+                return model_from_run_file(full.file_name, full.file, full.model)
             except InputError as exc:
                 st.warning(f"Run {run.id}: its stored file cannot be decoded ({exc})")
                 return None

@@ -124,16 +124,20 @@ st.subheader("Result")
 c = st.columns(4)
 c[0].metric("Accuracy (decoded file)", f"{result.accuracy:.2%}",
             f"{(result.accuracy - result.baseline_accuracy) * 100:+.2f} pt")
-c[1].metric("File size", f"{result.size_bytes:,} B", f"{result.compression_ratio:.1f}× smaller", delta_color="off")
+c[1].metric("File size", f"{result.size_bytes:,} B", f"{result.compression_ratio:.1f}× smaller", delta_color="off",
+            delta_arrow="off")
 c[2].metric("fp32 torch.save file", f"{result.baseline_size_bytes:,} B")
 c[3].metric("Latency (batch 1)", f"{result.latency_ms:.3f} ms", f"fp32 {result.baseline_latency_ms:.3f} ms",
-            delta_color="off")
-st.plotly_chart(plots_compare.stage_bars(["fp32"] + [s.name for s in result.stages],
+            delta_color="off", delta_arrow="off")
+stage_names = ["start: fp32 file"] + [plots_compare.stage_label(s.name) for s in result.stages]
+st.plotly_chart(plots_compare.stage_bars(stage_names,
                                          [result.baseline_size_bytes] + [s.size_bytes for s in result.stages],
                                          [result.baseline_accuracy] + [s.accuracy for s in result.stages]))
 st.dataframe(pd.DataFrame([{"step": s.name, "accuracy": s.accuracy, "size_bytes": s.size_bytes, "params": s.params,
                             "non-zeros": s.nonzero_params, "seconds": s.seconds} for s in result.stages]),
              hide_index=True, column_config={"accuracy": st.column_config.NumberColumn(format="percent")})
+st.caption("Pruning and weight sharing leave an fp32 file the same size (zeros and shared values still cost 4 "
+           "bytes each); only the encode step turns them into a smaller file.")
 if "encode" not in result.config.steps:
     st.info("Without the encode step the size is the step's fp32 torch.save file: add encode for the real "
             "compressed file.")

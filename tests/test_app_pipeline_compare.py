@@ -1,5 +1,6 @@
 """AppTest of the Pipeline and Compare pages."""
 
+import json
 import time
 
 import pytest
@@ -124,3 +125,24 @@ def test_quantize_cli_and_page_runs_are_recorded(zoo, history_dir):
     runs = RunStore(history_dir / "runs.sqlite").runs(kind="quantize")
     assert len(runs) == 2 and run_id in {r.id for r in runs}
     assert all(r.metrics["size_bytes"] > 0 and 0 < r.metrics["accuracy"] <= 1 for r in runs)
+
+
+def test_compare_decodes_both_a_distilled_student_and_a_clab_file(zoo, history_dir):
+    from compression.distillation import DistillConfig, distill, history_run
+    from compression.history import run_from_result
+    from compression.pipeline import PipelineConfig, run_pipeline
+    from compression.progress import Drive, run_to_end
+
+    store = RunStore(history_dir / "runs.sqlite")
+    kd = Drive(distill(zoo("cnn"), DistillConfig(epochs=2)))
+    rows = [step.to_row() for step in kd]
+    student_id = store.record(history_run(kd.result, rows))
+    piped = run_to_end(run_pipeline(zoo("mlp"), PipelineConfig(finetune_epochs=2, quant_epochs=1)))
+    clab_id = store.record(run_from_result("pipeline", "mlp", piped.to_dict(), file_name="m.clab", file=piped.file))
+    at = page("compare")
+    at.selectbox(key="cmp_a").set_value(student_id).run()
+    at.selectbox(key="cmp_b").set_value(clab_id).run()
+    assert not at.exception
+    assert not [w.value for w in at.warning if "cannot be decoded" in w.value]
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert any(t.startswith("Run A") for t in titles) and any(t.startswith("Run B") for t in titles)
