@@ -161,7 +161,12 @@ def show_result(result, meta) -> None:
                    f"{result.student_params / result.teacher_params:.1%} of the teacher's {result.teacher_params:,}",
                    delta_color="off", delta_arrow="off")
     used = f"{result.labeled_images:,} of {result.train_images:,} training labels"
-    if result.gain > 0.005:
+    short = result.config.epochs < 10  # the scratch twin learns from few labels: it needs epochs to catch up
+    if result.gain > 0.005 and short:
+        st.info(f"Distillation is ahead of the paired scratch student by {100 * result.gain:.1f} points ({used}), "
+                f"but after only {result.config.epochs} epochs the scratch student may not have converged: "
+                "run 10+ epochs before drawing conclusions.")
+    elif result.gain > 0.005:
         st.success(f"Distillation beat the paired scratch student by {100 * result.gain:.1f} points ({used}).")
     else:
         st.warning(f"Distillation did not beat the paired scratch student here ({100 * result.gain:+.1f} points, "

@@ -128,28 +128,32 @@ def metric_cards(view: Preview, baseline: Baseline, method: str) -> None:
     cards[0].metric("Accuracy (held-out)", f"{acc:.2%}", f"{100 * (acc - base_acc):+.1f} pts vs dense",
                     help=f"dense {base_acc:.2%} on {view.evaluation.samples} test samples")
     cards[1].metric("Non-zero parameters", f"{view.nonzero_params:,}", f"of {baseline.params:,} · "
-                    f"{view.sparsity:.1%} of weights pruned", delta_color="off")
+                    f"{view.sparsity:.1%} of weights pruned", delta_color="off", delta_arrow="off")
     if view.latency_ms is not None:
         shrunk = f" · shrunk {view.shrunk_latency_ms:.2f} ms" if view.shrunk_latency_ms is not None else ""
         cards[2].metric("Latency, masked model (best run, batch 32)", f"{view.latency_ms:.2f} ms",
-                        f"dense {view.dense_latency_ms:.2f} ms{shrunk}", delta_color="off",
+                        f"dense {view.dense_latency_ms:.2f} ms{shrunk}", delta_color="off", delta_arrow="off",
                         help="fastest of 3-5 real forward passes on this server's CPU, the three models timed in turns")
     else:
-        cards[2].metric("Latency", "—", "not timed for ONNX here", delta_color="off")
+        cards[2].metric("Latency", "—", "not timed for ONNX here", delta_color="off", delta_arrow="off")
     cards[3].metric("Dense file (safetensors)", f"{baseline.size_bytes / 1024:,.1f} KiB",
-                    "same bytes: a zero costs 4 bytes too", delta_color="off",
+                    "same bytes: a zero costs 4 bytes too", delta_color="off", delta_arrow="off",
                     help="the masked model written as float32 safetensors: exactly as big as the dense one")
     cards[4].metric("Sparse encoding", f"{view.sparse_size_bytes / 1024:,.1f} KiB",
                     f"{view.sparse_size_bytes / baseline.size_bytes:.0%} of the dense file", delta_color="off",
+                    delta_arrow="off",
                     help="a real safetensors file: non-zero values + a 1-bit mask per weight")
     if view.shrunk_size_bytes is not None:
-        what = "units removed" if method == "structured" else "dead units removed"
+        removed = baseline.params - view.shrunk_params
+        what = ("units removed" if method == "structured" else "dead units removed") if removed else \
+            "no whole unit was dead: nothing to remove"
         cards[5].metric("Physically shrunk model", f"{view.shrunk_size_bytes / 1024:,.1f} KiB",
-                        f"{view.shrunk_params:,} params · {what}", delta_color="off",
+                        f"{view.shrunk_params:,} params · {what}", delta_color="off", delta_arrow="off",
                         help="The model rebuilt without removed units (structured) or without units whose outgoing "
                              "weights are all zero (unstructured): a real, smaller architecture")
     else:
-        cards[5].metric("Physically shrunk model", "—", "needs an MLP, SmallCNN or TinyTransformer", delta_color="off")
+        cards[5].metric("Physically shrunk model", "—", "needs an MLP, SmallCNN or TinyTransformer", delta_color="off",
+                        delta_arrow="off")
 
 
 def figures(space: dict, view: Preview, config: PruneConfig, sparsity: float) -> None:
