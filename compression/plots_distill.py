@@ -39,6 +39,10 @@ def distill_curves(rows: Sequence[dict], teacher_accuracy: float | None = None,
         data.append(line([teacher_accuracy] * 2, f"teacher ({teacher_accuracy:.1%})", TEACHER, "2", dash="dash",
                          x=[0, end]))
     layout = _curves_layout()
+    accuracies = [v for r in evaluated for v in (r["student_accuracy"], r["scratch_accuracy"]) if v is not None]
+    if accuracies:  # zoom on the data: 96% and 97% must not sit on one line of a 0-100% axis
+        low = min(accuracies + ([teacher_accuracy] if teacher_accuracy is not None else []))
+        layout["yaxis2"]["range"] = [max(0.0, low - 0.05), 1.01]
     if total_epochs:
         layout["xaxis"]["range"] = layout["xaxis2"]["range"] = [0, total_epochs]
     # Built from plain dicts without plotly's validation: this figure is redrawn twice a second while a run
@@ -55,7 +59,8 @@ def _curves_layout() -> dict:
 def _curves_layout_once() -> dict:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Training loss", "Test accuracy"), horizontal_spacing=0.08)
     fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="loss", rangemode="tozero", row=1, col=1)
+    # Log scale: the T²-weighted total (~10) and the scratch CE (~0.1-2) stay readable on one axis.
+    fig.update_yaxes(title_text="loss (log)", type="log", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", tickformat=".0%", range=[0, 1.02], row=1, col=2)
     fig.update_layout(height=380, legend=dict(orientation="h", y=-0.2), **_LAYOUT)
     return fig.to_plotly_json()["layout"]
