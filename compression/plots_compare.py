@@ -47,9 +47,14 @@ def stage_bars(names: Sequence[str], sizes: Sequence[int], accuracies: Sequence[
                              line_color="#54a24b"))
     # An explicit log range: plotly's autorange can leave the smallest bar (the encoded file) below the axis.
     low, high = math.log10(max(1, min(sizes))), math.log10(max(1, max(sizes)))
-    fig.update_layout(title="After each step", yaxis=dict(title="bytes", type="log", range=[low - 0.5, high + 0.4]),
-                      yaxis2=dict(title="accuracy", overlaying="y", side="right", type="linear", tickformat=".0%",
-                                  range=[max(0.0, min(accuracies) - 0.05), 1.01]), **_LAYOUT)
+    acc_low = max(0.0, min(accuracies) - 0.05)
+    # Explicit accuracy ticks: an axis overlaying a log axis otherwise gets log-style tick labels.
+    ticks = [acc_low + i * (1.0 - acc_low) / 4 for i in range(5)]
+    fig.update_layout(title="After each step",
+                      yaxis=dict(title="bytes (log)", type="log", dtick=1, range=[low - 0.5, high + 0.4]),
+                      yaxis2=dict(title="accuracy", overlaying="y", side="right", type="linear", tickmode="array",
+                                  tickvals=ticks, ticktext=[f"{t:.0%}" for t in ticks], range=[acc_low, 1.01],
+                                  showgrid=False), legend=dict(orientation="h", y=-0.15), **_LAYOUT)
     return fig
 
 
