@@ -24,7 +24,7 @@ def weight_histogram(hist: Histogram, title: str, log_y: bool = False,
         fig.add_vline(x=x, line_dash="dash", line_color="#e45756")
     fig.update_layout(title=title, xaxis_title="weight value", yaxis_title="count", bargap=0, **_LAYOUT)
     if log_y:
-        fig.update_yaxes(type="log")
+        fig.update_yaxes(type="log", dtick=1)  # powers of ten only: minor-tick labels read as counts
     return fig
 
 

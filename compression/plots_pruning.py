@@ -43,7 +43,7 @@ def pruning_histogram(before: Histogram, after: Histogram, threshold: float, log
         title=dict(text=f"{title} (τ = {threshold:.4g})" if threshold > 0 else title), barmode="overlay", bargap=0,
         shapes=shapes,
         xaxis=dict(title=dict(text="weight value")),
-        yaxis=dict(title=dict(text="count"), type="log" if log_y else "linear"),
+        yaxis=dict(title=dict(text="count"), type="log" if log_y else "linear", dtick=1 if log_y else None),
         legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom")))
 
 

@@ -33,7 +33,8 @@ def quant_histogram(hist: Histogram, clipped: Histogram | None, levels: Sequence
         # an invisible one-point trace, so the grid gets a legend entry
         data.append(dict(type="scatter", x=[levels[0]], y=[0], mode="lines", line=dict(color=_ORANGE),
                          name=f"grid ({len(levels)} levels{', ends only' if dense else ''})"))
-    return _figure(data, title, "weight value", dict(title=dict(text="count"), type="log" if log_y else "linear"),
+    return _figure(data, title, "weight value", dict(title=dict(text="count"), type="log" if log_y else "linear",
+                                                           dtick=1 if log_y else None),
                    bargap=0, barmode="overlay", shapes=shapes)
 
 
@@ -68,7 +69,7 @@ def accuracy_vs_bits(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]]
         shapes.append(_vline(current_bits, _RED, dash="dot"))
     annotations = [dict(x=1, xref="paper", y=baseline, text=f"fp32 {baseline:.1%}", showarrow=False,
                         xanchor="right", yanchor="bottom")]
-    return _figure(data, title, "bits", dict(title=dict(text="accuracy (held-out)"), range=[0, 1.02]),
+    return _figure(data, title, "bits", dict(title=dict(text="accuracy (held-out)"), range=[0, 1.02], tickformat=".0%"),
                    xaxis=dict(title=dict(text="bits"), dtick=1), shapes=shapes, annotations=annotations)
 
 
