@@ -7,8 +7,9 @@ from dataclasses import asdict, dataclass
 
 from . import codec
 from .errors import InputError
-from .loading import LoadedModel
+from .loading import LoadedModel, load_weights
 from .metrics import measure_latency, state_dict_of, torch_save_bytes
+from .models import ARCHITECTURES, student_architecture
 from .pipeline import load_clab
 from .progress import run_to_end
 from .pruning import global_magnitude_masks
@@ -120,11 +121,8 @@ def model_from_run_file(file_name: str | None, file: bytes | None, model: str) -
     name = file_name or "model.clab"
     if name.endswith(".clab"):
         return load_clab(file, name)
-    from .loading import load_weights
-    from .models import ARCHITECTURES
-
     dataset = ARCHITECTURES[model].dataset if model in ARCHITECTURES else "digits"
-    return load_weights("lenet-300-100" if dataset == "fashion-mnist" else "mlp", file, name)
+    return load_weights(student_architecture(dataset), file, name)
 
 
 def best_under_budget(points: Sequence[BudgetPoint]) -> int | None:
@@ -140,9 +138,8 @@ def _distilled(teacher: LoadedModel, hidden: int, epochs: int) -> LoadedModel:
 
     result = run_to_end(distill(teacher, DistillConfig(student_hidden=(hidden,), epochs=epochs, alpha=0.5,
                                                        temperature=4.0)))
-    arch = "lenet-300-100" if teacher.dataset.name == "fashion-mnist" else "mlp"
     return LoadedModel(f"{teacher.name} student {hidden}", teacher.source, teacher.dataset,
-                       module=result.student.eval(), arch=arch)
+                       module=result.student.eval(), arch=student_architecture(teacher.dataset.name))
 
 
 def baseline_size_bytes(model: LoadedModel) -> int:

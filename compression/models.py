@@ -146,6 +146,11 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 
+def student_architecture(dataset: str) -> str:
+    """The zoo MLP family that loads a distilled student (any hidden sizes) for `dataset`'s input shape."""
+    return "lenet-300-100" if dataset == "fashion-mnist" else "mlp"
+
+
 def get_architecture(name: str) -> Architecture:
     if name not in ARCHITECTURES:
         raise InputError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}")

@@ -15,7 +15,7 @@ from .data import Dataset
 from .errors import InputError
 from .loading import LoadedModel, prunable_weights
 from .metrics import count_nonzero, count_params, measure_latency, state_dict_of, torch_save_bytes
-from .models import get_architecture
+from .models import get_architecture, student_architecture
 from .progress import Drive
 from .safe_load import load_into
 from .training import Step, TrainConfig, fit
@@ -157,9 +157,8 @@ def run_pipeline(model: LoadedModel, config: PipelineConfig) -> Generator[Pipeli
                 rows.append(step.to_row())
                 yield PipelineProgress(stage, index, len(config.steps), step.student)
             result = run.result
-            arch = "lenet-300-100" if data.name == "fashion-mnist" else "mlp"
             current = LoadedModel(f"{model.name} → student", model.source, data, module=result.student.eval(),
-                                  arch=arch)
+                                  arch=student_architecture(data.name))
             masks = {}
             curves["distill"] = rows
         elif stage == "quantize":
