@@ -154,3 +154,29 @@ def pytest_configure(config):
 
     # Tests run beside other work on a 2-core machine; one thread each avoids oversubscription.
     torch.set_num_threads(1)
+
+
+def drain(generator) -> tuple[list, object]:
+    """Run one of the engine's progress generators to the end: (every step it yielded, what it returned)."""
+    from compression.progress import Drive
+
+    run = Drive(generator)
+    steps = list(run)
+    return steps, run.result
+
+
+def onnx_upload(model) -> tuple[bytes, bytes]:
+    """A zoo model as an ONNX file (batch dimension dynamic) and its test split as an .npz with x and y."""
+    import io
+    import warnings
+
+    import numpy as np
+    import torch
+
+    onnx_file, npz_file = io.BytesIO(), io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter is deprecated, and needs no extra package
+        torch.onnx.export(model.module, (model.dataset.x_test[:1],), onnx_file, dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "batch"}})
+    np.savez(npz_file, x=model.dataset.x_test.numpy(), y=model.dataset.y_test.numpy())
+    return onnx_file.getvalue(), npz_file.getvalue()

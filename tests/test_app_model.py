@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from compression.metrics import layer_table
 from compression.models import MLP
 from compression.zoo import ZOO
-from conftest import ROOT, state_checksum
+from conftest import ROOT, onnx_upload, state_checksum
 
 
 def app(model: str) -> AppTest:
@@ -97,20 +97,12 @@ def test_bad_uploads_show_a_reason_and_the_app_keeps_working(name, data, message
     assert not at.exception and not at.error and at.metric  # switching back to the zoo still works
 
 
-def test_onnx_upload_with_its_data(zoo, tmp_path):
-    import warnings
-
+def test_onnx_upload_with_its_data(zoo):
     model = zoo("mlp")
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model.module, (model.dataset.x_test[:1],), buffer, dynamo=False, input_names=["x"],
-                          dynamic_axes={"x": {0: "batch"}})
-    npz = io.BytesIO()
-    np.savez(npz, x=model.dataset.x_test.numpy(), y=model.dataset.y_test.numpy())
+    onnx_file, npz_file = onnx_upload(model)
     at = app("Upload ONNX…")
-    at.sidebar.file_uploader(key="upload_onnx_file").upload("mlp.onnx", buffer.getvalue())
-    at.sidebar.file_uploader(key="upload_npz_file").upload("eval.npz", npz.getvalue())
+    at.sidebar.file_uploader(key="upload_onnx_file").upload("mlp.onnx", onnx_file)
+    at.sidebar.file_uploader(key="upload_npz_file").upload("eval.npz", npz_file)
     at.run()
     assert not at.exception and not at.error
     assert {m.label: m.value for m in at.metric}["Accuracy (held-out)"] == f"{model.evaluate().accuracy:.2%}"
@@ -162,18 +154,11 @@ def test_a_compressed_clab_file_uploads_and_a_damaged_one_is_refused(zoo):
     ("garbage", "good", "not a valid ONNX file"),
 ])
 def test_bad_onnx_uploads_are_explained_on_the_page(onnx_kind, npz_kind, message, zoo):
-    import warnings
-
     from onnx import TensorProto, helper
 
     model = zoo("mlp")
     if onnx_kind == "good":
-        buffer = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(model.module, (model.dataset.x_test[:1],), buffer, dynamo=False, input_names=["x"],
-                              dynamic_axes={"x": {0: "batch"}})
-        onnx_bytes = buffer.getvalue()
+        onnx_bytes, _ = onnx_upload(model)
     elif onnx_kind == "mystery-op":
         node = helper.make_node("Mystery", ["x"], ["y"], domain="com.example")
         graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])],

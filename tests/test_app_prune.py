@@ -5,6 +5,8 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from conftest import onnx_upload
+
 
 def _page(model: str) -> AppTest:
     at = AppTest.from_file("../app.py", default_timeout=120)
@@ -62,24 +64,12 @@ def test_threshold_methods_and_bad_input_show_messages(zoo):
 
 
 def test_onnx_model_prunes_by_magnitude_and_nm_with_clear_infos(zoo):
-    import io
-    import warnings
-
-    import numpy as np
-    import torch
-
-    model = zoo("mlp")
-    buffer, npz = io.BytesIO(), io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model.module, (model.dataset.x_test[:1],), buffer, dynamo=False, input_names=["x"],
-                          dynamic_axes={"x": {0: "batch"}})
-    np.savez(npz, x=model.dataset.x_test.numpy(), y=model.dataset.y_test.numpy())
+    onnx_file, npz_file = onnx_upload(zoo("mlp"))
     at = AppTest.from_file("../app.py", default_timeout=120)
     at.session_state["model"] = "Upload ONNX…"
     at.run()
-    at.sidebar.file_uploader(key="upload_onnx_file").upload("mlp.onnx", buffer.getvalue())
-    at.sidebar.file_uploader(key="upload_npz_file").upload("eval.npz", npz.getvalue())
+    at.sidebar.file_uploader(key="upload_onnx_file").upload("mlp.onnx", onnx_file)
+    at.sidebar.file_uploader(key="upload_npz_file").upload("eval.npz", npz_file)
     at.run()
     at.switch_page("pages/prune.py").run()
     assert not at.exception and not at.error

@@ -1,15 +1,11 @@
 """AppTest of the Quantization page (no browser): live views follow the bits slider; QAT, activations, int8."""
 
-import io
 import json
-import warnings
 
-import numpy as np
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, state_checksum
+from conftest import ROOT, onnx_upload, state_checksum
 
 
 def page(model: str) -> AppTest:
@@ -98,19 +94,12 @@ def test_qat_runs_as_a_job_and_adds_a_point_to_the_bits_chart(zoo):
 
 
 def test_onnx_model_gets_weight_quantization_and_clear_infos(zoo):
-    model = zoo("mlp")
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model.module, (model.dataset.x_test[:1],), buffer, dynamo=False, input_names=["x"],
-                          dynamic_axes={"x": {0: "batch"}})
-    npz = io.BytesIO()
-    np.savez(npz, x=model.dataset.x_test.numpy(), y=model.dataset.y_test.numpy())
+    onnx_file, npz_file = onnx_upload(zoo("mlp"))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
     at.session_state["model"] = "Upload ONNX…"
     at.run()
-    at.sidebar.file_uploader(key="upload_onnx_file").upload("mlp.onnx", buffer.getvalue())
-    at.sidebar.file_uploader(key="upload_npz_file").upload("eval.npz", npz.getvalue())
+    at.sidebar.file_uploader(key="upload_onnx_file").upload("mlp.onnx", onnx_file)
+    at.sidebar.file_uploader(key="upload_npz_file").upload("eval.npz", npz_file)
     at.run()
     at.switch_page("pages/quantize.py").run()
     assert not at.exception and not at.error

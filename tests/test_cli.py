@@ -3,12 +3,11 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import ROOT
+from conftest import ROOT, onnx_upload
 
 
 def cli(*args: str):
@@ -41,13 +40,9 @@ def test_export_writes_the_state_dict_names_and_info_reads_it_back(zoo, tmp_path
 def test_onnx_model_with_its_data(zoo, tmp_path):
     model = zoo("mlp")
     onnx_path, npz_path = tmp_path / "m.onnx", tmp_path / "eval.npz"
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model.module, (model.dataset.x_test[:1],), str(onnx_path), dynamo=False,
-                          input_names=["x"], dynamic_axes={"x": {0: "batch"}})
-    np.savez(npz_path, x=model.dataset.x_test.numpy(), y=model.dataset.y_test.numpy())
+    onnx_file, npz_file = onnx_upload(model)
+    onnx_path.write_bytes(onnx_file)
+    npz_path.write_bytes(npz_file)
     result = cli("info", "--model", str(onnx_path), "--data", str(npz_path), "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["accuracy"] == pytest.approx(model.evaluate().accuracy)

@@ -9,6 +9,7 @@ from compression.compare import BudgetConfig, best_under_budget, budget_search, 
 from compression.errors import InputError
 from compression.plots_compare import pareto_chart
 from compression.report import dense_safetensors, html_report, onnx_bytes
+from conftest import drain
 
 
 def test_pareto_front_keeps_only_undominated_points():
@@ -19,14 +20,7 @@ def test_pareto_front_keeps_only_undominated_points():
 
 def test_budget_search_measures_real_files_and_picks_the_best_that_fits(zoo):
     model = zoo("mlp")
-    gen = budget_search(model, BudgetConfig(budget=3000, sparsities=(0.5, 0.9), bits=(2, 4)))
-    progress = []
-    while True:
-        try:
-            progress.append(next(gen))
-        except StopIteration as stop:
-            points = stop.value
-            break
+    progress, points = drain(budget_search(model, BudgetConfig(budget=3000, sparsities=(0.5, 0.9), bits=(2, 4))))
     assert len(points) == 4 and progress[-1].fraction == 1.0
     assert all(p.fits == (p.size_bytes <= 3000) for p in points)
     best = best_under_budget(points)

@@ -12,18 +12,13 @@ from compression.errors import InputError
 from compression.kd_loss import distillation_loss, labeled_mask, soft_loss, top1_agreement
 from compression.loading import LoadedModel
 from compression.models import MLP
-from conftest import state_checksum
+from conftest import drain, state_checksum
 from pages.jobs import Job
 
 
 def _run(teacher, config):
     """Consume distill() and return (steps, result)."""
-    steps, run = [], distill(teacher, config)
-    while True:
-        try:
-            steps.append(next(run))
-        except StopIteration as stop:
-            return steps, stop.value
+    return drain(distill(teacher, config))
 
 
 def _logits(seed=0, n=16, c=10):

@@ -8,17 +8,12 @@ import torch
 from compression.errors import InputError
 from compression.history import RunStore
 from compression.pipeline import PipelineConfig, load_clab, run_pipeline
-from conftest import ROOT, state_checksum
+from conftest import ROOT, drain, state_checksum
 
 
 def _run(model, config):
-    gen = run_pipeline(model, config)
-    progress = []
-    while True:
-        try:
-            progress.append(next(gen))
-        except StopIteration as stop:
-            return stop.value, progress
+    progress, result = drain(run_pipeline(model, config))
+    return result, progress
 
 
 def test_prune_quantize_encode_gives_a_small_file_that_decodes_to_the_measured_model(zoo):

@@ -8,16 +8,7 @@ from compression.loading import LoadedModel, prunable_weights
 from compression.pruning import PruneConfig, prune
 from compression.prune_training import FinetuneConfig, GradualConfig, cubic_sparsity, finetune, prune_gradually
 from compression.training import TrainConfig
-from conftest import state_checksum
-
-
-def _run(generator):
-    steps = []
-    while True:
-        try:
-            steps.append(next(generator))
-        except StopIteration as stop:
-            return steps, stop.value
+from conftest import drain, state_checksum
 
 
 def test_cubic_schedule_matches_zhu_gupta():
@@ -38,7 +29,7 @@ def test_finetune_keeps_pruned_weights_at_zero_and_never_mutates(zoo):
     model = zoo("mlp")
     before = state_checksum(model.module)
     config = FinetuneConfig(PruneConfig(amount=0.9), TrainConfig(epochs=3, lr=1e-3))
-    steps, result = _run(finetune(model, config))
+    steps, result = drain(finetune(model, config))
     assert state_checksum(model.module) == before
     assert steps and steps[-1].test_accuracy is not None
     masks = prune(model, config.prune).masks
@@ -52,7 +43,7 @@ def test_finetune_keeps_pruned_weights_at_zero_and_never_mutates(zoo):
 def test_gradual_reaches_target_and_reports_sparsity(zoo):
     model = zoo("mlp")
     config = GradualConfig(PruneConfig(amount=0.8), TrainConfig(epochs=3, lr=1e-3), interval_steps=5)
-    steps, result = _run(prune_gradually(model, config))
+    steps, result = drain(prune_gradually(model, config))
     scheduled = [s.parts["sparsity"] for s in steps]
     assert scheduled == sorted(scheduled) and scheduled[-1] == pytest.approx(0.8)
     assert result.sparsity == pytest.approx(0.8, abs=1e-3)
@@ -62,7 +53,7 @@ def test_gradual_reaches_target_and_reports_sparsity(zoo):
 def test_structured_finetune_trains_the_smaller_model(zoo):
     model = zoo("mlp")
     before = state_checksum(model.module)
-    _, result = _run(finetune(model, FinetuneConfig(PruneConfig(method="structured", amount=0.5),
+    _, result = drain(finetune(model, FinetuneConfig(PruneConfig(method="structured", amount=0.5),
                                                     TrainConfig(epochs=1))))
     assert result.model.module.fc1.out_features == 50
     assert state_checksum(model.module) == before  # the rebuilt model shares no storage with the original

@@ -16,7 +16,7 @@ from compression.pruning import (PruneConfig, compute_masks, global_magnitude_ma
                                  prune, threshold_mask)
 from compression.structured import keep_units, plan, unit_masks, unit_scores, unit_groups
 from compression.workbench import Workbench
-from conftest import state_checksum
+from conftest import onnx_upload, state_checksum
 
 
 def _layers(module):
@@ -195,20 +195,10 @@ def test_engine_does_not_import_streamlit():
 
 
 def _onnx_mlp(model):
-    import io
-    import warnings
-
-    import numpy as np
-
     from compression.loading import load_onnx_with_data
 
-    buffer, npz = io.BytesIO(), io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model.module, (model.dataset.x_test[:1],), buffer, dynamo=False, input_names=["x"],
-                          dynamic_axes={"x": {0: "batch"}})
-    np.savez(npz, x=model.dataset.x_test.numpy(), y=model.dataset.y_test.numpy())
-    return load_onnx_with_data(buffer.getvalue(), "mlp.onnx", npz.getvalue(), "eval.npz")
+    onnx_file, npz_file = onnx_upload(model)
+    return load_onnx_with_data(onnx_file, "mlp.onnx", npz_file, "eval.npz")
 
 
 def test_onnx_magnitude_and_nm_match_pytorch_and_structured_is_refused(zoo):

@@ -5,16 +5,7 @@ import torch
 from compression.qat import FakeQuantSTE, QATConfig, fp32_control, qat, qat_with_control
 from compression.quantization import QuantConfig, quantize_tensor
 from compression.training import TrainConfig
-from conftest import state_checksum
-
-
-def _finish(generator):
-    steps = []
-    while True:
-        try:
-            steps.append(next(generator))
-        except StopIteration as stop:
-            return steps, stop.value
+from conftest import drain, state_checksum
 
 
 def test_straight_through_estimator_rounds_forward_and_passes_gradients():
@@ -31,7 +22,7 @@ def test_qat_recovers_2_bit_accuracy_and_keeps_fp32_master_weights(zoo):
     model = zoo("mlp")
     before = state_checksum(model.module)
     config = QATConfig(QuantConfig(bits=2), TrainConfig(epochs=3, lr=1e-3))
-    steps, result = _finish(qat(model, config))
+    steps, result = drain(qat(model, config))
     assert steps and steps[-1].test_accuracy is not None
     assert result.accuracy > result.ptq_accuracy + 0.05  # PTQ at 2 bits loses far more
     assert state_checksum(model.module) == before
@@ -45,9 +36,9 @@ def test_qat_recovers_2_bit_accuracy_and_keeps_fp32_master_weights(zoo):
 def test_control_and_comparison(zoo):
     model = zoo("mlp")
     config = QATConfig(QuantConfig(bits=3), TrainConfig(epochs=1))
-    _, control = _finish(fp32_control(model, config))
+    _, control = drain(fp32_control(model, config))
     assert 0 < control.accuracy <= 1 and 0 < control.ptq_accuracy <= 1
-    steps, both = _finish(qat_with_control(model, config))
+    steps, both = drain(qat_with_control(model, config))
     assert [s.run for s in steps][0] == "QAT" and [s.run for s in steps][-1] == "fp32 control"
     assert set(both.to_dict()) == {"qat", "control"}
 
