@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages import common
+from ui import common
 
 # A page_icon of our own: with material icons on pages, the browser would otherwise fetch a favicon online.
 st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wide")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from bench._apptest import slider_move_ms
-from compression.progress import run_to_end
+from compression.core.progress import run_to_end
 
 SLIDER_BITS = [3, 5, 2, 6, 4, 8, 3, 7, 5, 4, 2, 6, 3, 8, 4, 5, 7, 2, 4, 6]
 
@@ -22,11 +22,11 @@ def _slider_ms(model: str) -> tuple[float, float]:
 
 
 def main() -> None:
-    from compression.int8 import LARGE_MLP, TorchAOQuantization, large_mlp_int8
-    from compression.loading import load_zoo
-    from compression.packed import load_packed
-    from compression.qat import QATConfig, qat_with_control
-    from compression.quantization import QuantConfig, quantize
+    from compression.quantization.int8 import LARGE_MLP, TorchAOQuantization, large_mlp_int8
+    from compression.models.loading import load_zoo
+    from compression.formats.packed import load_packed
+    from compression.quantization.qat import QATConfig, qat_with_control
+    from compression.quantization.ptq import QuantConfig, quantize
     from compression.training import TrainConfig
 
     default_threads = torch.get_num_threads()

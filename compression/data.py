@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import InputError
-from .settings import FASHION_MNIST_ENV, fashion_mnist_dirs
+from compression.core.errors import InputError
+from compression.core.settings import FASHION_MNIST_ENV, fashion_mnist_dirs
 
 DIGITS_CLASSES = tuple(str(i) for i in range(10))
 FASHION_CLASSES = (

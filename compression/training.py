@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .data import Dataset
-from .errors import InputError
-from .metrics import evaluate
+from compression.data import Dataset
+from compression.core.errors import InputError
+from compression.metrics import evaluate
 
 # objective(logits, labels, indices into the training set) -> (loss, named parts for the charts)
 Objective = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Mapping[str, float]]]

@@ -2,16 +2,16 @@
 
 import streamlit as st
 
-from compression import plots_distill
-from compression.distillation import (MAX_TEMPERATURE, DistillConfig, build_student, check_student_size, distill,
+from compression.plots import distill as plots_distill
+from compression.distillation.distill import (MAX_TEMPERATURE, DistillConfig, build_student, check_student_size, distill,
                                       hint_layers, history_run, prepare_training, soft_targets, student_layout,
                                       teacher_params)
-from compression.errors import InputError
-from compression.kd_loss import labeled_mask
+from compression.core.errors import InputError
+from compression.distillation.loss import labeled_mask
 from compression.metrics import count_params
-from pages import history
-from pages.common import current_model, ensure_routed
-from pages.jobs import Job
+from ui import history
+from ui.common import current_model, ensure_routed
+from compression.core.jobs import Job
 
 JOB, META, REFUSED = "kd_job", "kd_meta", "kd_refused"
 

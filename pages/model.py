@@ -3,10 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from compression import plots
+from compression.plots import common as plots
 from compression.metrics import histogram
-from compression.onnx_model import ONNX_NOT_SUPPORTED, ONNX_TECHNIQUES
-from pages.common import current_model
+from compression.models.onnx import ONNX_NOT_SUPPORTED, ONNX_TECHNIQUES
+from ui.common import current_model
 
 st.title("Model")
 with st.expander("What am I looking at?"):

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from pages import history
-from pages.common import current_model
-from pages.prune_finetune import finetune_section
-from pages.prune_sections import concept, controls, figures, metric_cards, sensitivity, why_not_faster, workspace
+from ui import history
+from ui.common import current_model
+from ui.prune_finetune import finetune_section
+from ui.prune_sections import concept, controls, figures, metric_cards, sensitivity, why_not_faster, workspace
 
 st.title("Pruning")
 concept()

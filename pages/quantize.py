@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from pages import history
-from pages import quantize_sections as sections
-from pages import quantize_views as views
-from pages.common import current_model
+from ui import history
+from ui import quantize_sections as sections
+from ui import quantize_views as views
+from ui.common import current_model
 
 # The body lives in imported modules: compiled once, not on every rerun of this script.
 st.title("Quantization")

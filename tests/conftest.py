@@ -49,7 +49,7 @@ def chromium_path() -> str:
 @pytest.fixture(scope="session")
 def zoo():
     """Load (training on first use) a zoo model; each is trained at most once per cache."""
-    from compression.loading import load_zoo
+    from compression.models.loading import load_zoo
 
     cache = {}
 
@@ -158,7 +158,7 @@ def pytest_configure(config):
 
 def drain(generator) -> tuple[list, object]:
     """Run one of the engine's progress generators to the end: (every step it yielded, what it returned)."""
-    from compression.progress import Drive
+    from compression.core.progress import Drive
 
     run = Drive(generator)
     steps = list(run)

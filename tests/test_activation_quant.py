@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from compression.activation_quant import ActivationQuantConfig, Observer, quantize_activations
-from compression.errors import InputError
-from compression.loading import LoadedModel
-from compression.quantization import QuantConfig
+from compression.quantization.activations import ActivationQuantConfig, Observer, quantize_activations
+from compression.core.errors import InputError
+from compression.models.loading import LoadedModel
+from compression.quantization.ptq import QuantConfig
 from conftest import state_checksum
 
 

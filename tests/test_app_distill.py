@@ -5,7 +5,7 @@ import time
 
 from streamlit.testing.v1 import AppTest
 
-from compression.history import RunStore
+from compression.history.store import RunStore
 
 from conftest import ROOT, state_checksum
 

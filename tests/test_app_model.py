@@ -10,8 +10,8 @@ from safetensors.torch import save as st_save
 from streamlit.testing.v1 import AppTest
 
 from compression.metrics import layer_table
-from compression.models import MLP
-from compression.zoo import ZOO
+from compression.models.architectures import MLP
+from compression.models.zoo import ZOO
 from conftest import ROOT, onnx_upload, state_checksum
 
 
@@ -52,7 +52,7 @@ def test_layer_selector_changes_the_histogram(zoo):
 def test_browsing_pages_never_mutates_the_cached_model(zoo):
     zoo("mlp")
     at = app("mlp")
-    from pages.common import zoo_model  # the very object st.cache_resource shares with every session
+    from ui.common import zoo_model  # the very object st.cache_resource shares with every session
 
     before = state_checksum(zoo_model("mlp").module)
     at.selectbox(key="layer").set_value("fc2.weight").run()
@@ -111,7 +111,7 @@ def test_onnx_upload_with_its_data(zoo):
 
 def test_missing_fashion_mnist_is_explained_on_the_page(monkeypatch, tmp_path):
     monkeypatch.setenv("COMPRESSION_LAB_FASHION_MNIST", str(tmp_path))
-    monkeypatch.setattr("compression.settings.DEBIAN_FASHION_MNIST", tmp_path / "none")
+    monkeypatch.setattr("compression.core.settings.DEBIAN_FASHION_MNIST", tmp_path / "none")
     monkeypatch.setenv("COMPRESSION_LAB_CACHE", str(tmp_path / "cache"))
     from compression.data import _fashion_mnist
 
@@ -134,8 +134,8 @@ def test_the_sidebar_choice_switches_the_model(zoo):
 
 
 def test_a_compressed_clab_file_uploads_and_a_damaged_one_is_refused(zoo):
-    from compression.pipeline import PipelineConfig, run_pipeline
-    from compression.progress import run_to_end
+    from compression.pipeline.run import PipelineConfig, run_pipeline
+    from compression.core.progress import run_to_end
 
     result = run_to_end(run_pipeline(zoo("mlp"), PipelineConfig(finetune_epochs=3, quant_epochs=1)))
     at = app("Upload weights…")
@@ -186,7 +186,7 @@ def test_the_servers_own_architecture_is_offered_and_measured(zoo, tmp_path, mon
     import sys
 
     (tmp_path / "server_nets.py").write_text(
-        "from compression.models import MLP\n"
+        "from compression.models.architectures import MLP\n"
         "def build():\n    return MLP(64, (100,), 10)\n")
     weights = tmp_path / "w.safetensors"
     weights.write_bytes(st_save(zoo("mlp").module.state_dict()))

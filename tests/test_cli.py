@@ -50,7 +50,7 @@ def test_onnx_model_with_its_data(zoo, tmp_path):
 
 def test_custom_architecture_from_module_function(zoo, tmp_path):
     (tmp_path / "mynets.py").write_text(
-        "from compression.models import MLP\n"
+        "from compression.models.architectures import MLP\n"
         "def build():\n    return MLP(64, (100,), 10)\n")
     weights = tmp_path / "w.safetensors"
     assert cli("export", "--model", "mlp", "--out", str(weights)).returncode == 0

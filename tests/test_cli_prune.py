@@ -5,7 +5,7 @@ import json
 import pytest
 from safetensors.torch import load_file
 
-from compression.commands import main
+from compression.cli import main
 
 KEYS = {"accuracy", "baseline_accuracy", "sparsity", "params", "nonzero_params", "size_bytes", "baseline_size_bytes"}
 

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from compression import codec
-from compression.errors import InputError
-from compression.models import MLP
-from compression.weight_sharing import kmeans_1d, refit_codebooks, share_weights
+from compression.formats import clab as codec
+from compression.core.errors import InputError
+from compression.models.architectures import MLP
+from compression.pipeline.weight_sharing import kmeans_1d, refit_codebooks, share_weights
 
 
 def _pruned_mlp(seed=0, keep=0.1):

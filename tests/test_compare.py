@@ -5,10 +5,10 @@ import pytest
 import torch
 from safetensors.torch import load as st_load
 
-from compression.compare import BudgetConfig, best_under_budget, budget_search, pareto_front
-from compression.errors import InputError
-from compression.plots_compare import pareto_chart
-from compression.report import dense_safetensors, html_report, onnx_bytes
+from compression.pipeline.budget import BudgetConfig, best_under_budget, budget_search, pareto_front
+from compression.core.errors import InputError
+from compression.plots.compare import pareto_chart
+from compression.history.report import dense_safetensors, html_report, onnx_bytes
 from conftest import drain
 
 

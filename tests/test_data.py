@@ -8,7 +8,7 @@ import torch
 
 from compression.data import (DatasetUnavailable, find_fashion_mnist, load_dataset, load_npz, parse_idx,
                               read_idx)
-from compression.errors import InputError
+from compression.core.errors import InputError
 
 
 def test_digits_is_a_fixed_stratified_split():
@@ -43,7 +43,7 @@ def test_idx_rejects_bad_or_truncated_bytes(raw):
 
 def test_missing_fashion_mnist_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("COMPRESSION_LAB_FASHION_MNIST", str(tmp_path))
-    monkeypatch.setattr("compression.settings.DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
+    monkeypatch.setattr("compression.core.settings.DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
     monkeypatch.setenv("COMPRESSION_LAB_CACHE", str(tmp_path / "cache"))
     with pytest.raises(DatasetUnavailable, match="apt-get install dataset-fashion-mnist"):
         find_fashion_mnist()

@@ -6,14 +6,14 @@ import torch
 import torch.nn.functional as F
 
 from compression.data import Dataset
-from compression.distillation import (DistillConfig, build_student, check_pair, distill, hint_layers, parse_hidden,
+from compression.distillation.distill import (DistillConfig, build_student, check_pair, distill, hint_layers, parse_hidden,
                                       soft_targets, teacher_logits)
-from compression.errors import InputError
-from compression.kd_loss import distillation_loss, labeled_mask, soft_loss, top1_agreement
-from compression.loading import LoadedModel
-from compression.models import MLP
+from compression.core.errors import InputError
+from compression.distillation.loss import distillation_loss, labeled_mask, soft_loss, top1_agreement
+from compression.models.loading import LoadedModel
+from compression.models.architectures import MLP
 from conftest import drain, state_checksum
-from pages.jobs import Job
+from compression.core.jobs import Job
 
 
 def _run(teacher, config):
@@ -223,8 +223,8 @@ def test_seed_fixes_the_student_whatever_other_threads_do_with_the_global_rng(zo
 def test_cli_prints_the_paired_result_and_records_it(zoo, capsys):
     import json
 
-    from compression.commands import main
-    from compression.history import RunStore
+    from compression.cli import main
+    from compression.history.store import RunStore
 
     zoo("cnn")
     code = main(["distill", "--teacher", "cnn", "--student-hidden", "16", "--alpha", "0.5", "--temperature", "2",
@@ -240,7 +240,7 @@ def test_cli_prints_the_paired_result_and_records_it(zoo, capsys):
 
 
 def test_cli_refuses_bad_input_with_exit_2(capsys):
-    from compression.commands import main
+    from compression.cli import main
 
     assert main(["distill", "--teacher", "cnn", "--student-hidden", "32", "--alpha", "1.5", "--temperature", "4"]) == 2
     assert "alpha must be in [0, 1]" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from compression.history import HistoryError, Run, RunStore, runs_table
+from compression.history.store import HistoryError, Run, RunStore, runs_table
 from conftest import ROOT
 
 
@@ -36,7 +36,7 @@ def test_filter_and_delete(tmp_path):
 
 _WRITER = """
 import sys
-from compression.history import Run, RunStore
+from compression.history.store import Run, RunStore
 store = RunStore(sys.argv[1])
 for i in range(int(sys.argv[3])):
     store.record(Run(kind="w" + sys.argv[2], model="mlp", config={"i": i}, metrics={"accuracy": i / 100},
@@ -57,7 +57,7 @@ def test_concurrent_writers_lose_no_run(tmp_path):
 
 _SLOW_WRITER = """
 import sqlite3, sys, time
-from compression.history import RunStore
+from compression.history.store import RunStore
 store = RunStore(sys.argv[1])
 db = sqlite3.connect(sys.argv[1], isolation_level=None)
 db.execute("PRAGMA journal_mode=WAL")
@@ -105,7 +105,7 @@ def test_a_read_only_database_is_explained(tmp_path, monkeypatch):
     def read_only(target, *args, **kwargs):  # the same error SQLite raises for a read-only file or folder
         return real_connect(f"file:{target}?mode=ro", *args, uri=True, **kwargs)
 
-    monkeypatch.setattr("compression.history.sqlite3.connect", read_only)
+    monkeypatch.setattr("compression.history.store.sqlite3.connect", read_only)
     with pytest.raises(HistoryError, match="read-only"):
         store.record(_run())
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from compression.errors import InputError
-from compression.huffman import canonical_codes, code_lengths, decode, encode
+from compression.core.errors import InputError
+from compression.formats.huffman import canonical_codes, code_lengths, decode, encode
 
 
 @pytest.mark.parametrize("alphabet, n, skew", [(2, 1000, 0.5), (16, 5000, 2.0), (32, 20000, 1.2), (256, 3000, 0.0)])

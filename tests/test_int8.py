@@ -5,10 +5,10 @@ import warnings
 import pytest
 import torch
 
-from compression.errors import InputError
-from compression.int8 import (DEFAULT_BACKEND, Int8Config, Int8Measure, TorchAOQuantization, convert_int8,
+from compression.core.errors import InputError
+from compression.quantization.int8 import (DEFAULT_BACKEND, Int8Config, Int8Measure, TorchAOQuantization, convert_int8,
                               deploy_int8)
-from compression.loading import LoadedModel
+from compression.models.loading import LoadedModel
 from conftest import state_checksum
 
 

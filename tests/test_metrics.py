@@ -3,7 +3,7 @@ from safetensors.torch import save_file
 
 from compression.metrics import (count_nonzero, histogram, layer_table, measure_latency, safetensors_bytes,
                                  state_dict_of, torch_save_bytes)
-from compression.models import MLP
+from compression.models.architectures import MLP
 
 
 def test_layer_table_counts_parameters_and_zeros():

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from compression.errors import InputError
-from compression.models import ARCHITECTURES, MLP, SmallCNN, TinyTransformer, get_architecture
+from compression.core.errors import InputError
+from compression.models.architectures import ARCHITECTURES, MLP, SmallCNN, TinyTransformer, get_architecture
 
 
 @pytest.mark.parametrize("name", list(ARCHITECTURES))

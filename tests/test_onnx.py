@@ -7,10 +7,10 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from compression.errors import InputError
-from compression.loading import load_onnx_with_data
+from compression.core.errors import InputError
+from compression.models.loading import load_onnx_with_data
 from compression.metrics import evaluate
-from compression.onnx_model import load_onnx
+from compression.models.onnx import load_onnx
 
 
 def _export(module, example, dynamo: bool) -> bytes:

@@ -6,9 +6,9 @@ import zlib
 import pytest
 import torch
 
-from compression.errors import InputError
-from compression.packed import MAGIC, load_packed, read_packed, save_packed
-from compression.quantization import QTensor, QuantConfig, binarize, quantize_tensor, ternarize
+from compression.core.errors import InputError
+from compression.formats.packed import MAGIC, load_packed, read_packed, save_packed
+from compression.quantization.ptq import QTensor, QuantConfig, binarize, quantize_tensor, ternarize
 
 
 def _state():

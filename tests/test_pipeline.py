@@ -5,9 +5,9 @@ import sys
 import pytest
 import torch
 
-from compression.errors import InputError
-from compression.history import RunStore
-from compression.pipeline import PipelineConfig, load_clab, run_pipeline
+from compression.core.errors import InputError
+from compression.history.store import RunStore
+from compression.pipeline.run import PipelineConfig, load_clab, run_pipeline
 from conftest import ROOT, drain, state_checksum
 
 

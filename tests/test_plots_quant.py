@@ -5,7 +5,7 @@ import math
 import plotly.graph_objects as go
 import pytest
 
-from compression import plots_quant
+from compression.plots import quantization as plots_quant
 from compression.metrics import Histogram
 
 HIST = Histogram([1, 5, 2], [-1.0, 0.0, 1.0, 2.0])

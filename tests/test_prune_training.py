@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from compression.errors import InputError
-from compression.loading import LoadedModel, prunable_weights
-from compression.pruning import PruneConfig, prune
-from compression.prune_training import FinetuneConfig, GradualConfig, cubic_sparsity, finetune, prune_gradually
+from compression.core.errors import InputError
+from compression.models.loading import LoadedModel, prunable_weights
+from compression.pruning.prune import PruneConfig, prune
+from compression.pruning.finetune import FinetuneConfig, GradualConfig, cubic_sparsity, finetune, prune_gradually
 from compression.training import TrainConfig
 from conftest import drain, state_checksum
 

@@ -9,13 +9,13 @@ import torch
 import torch.nn.utils.prune as tp
 from torch import nn
 
-from compression.errors import InputError
-from compression.loading import LoadedModel
+from compression.core.errors import InputError
+from compression.models.loading import LoadedModel
 from compression.metrics import safetensors_bytes, state_dict_of
-from compression.pruning import (PruneConfig, compute_masks, global_magnitude_masks, magnitude_mask, nm_mask,
+from compression.pruning.prune import (PruneConfig, compute_masks, global_magnitude_masks, magnitude_mask, nm_mask,
                                  prune, threshold_mask)
-from compression.structured import keep_units, plan, unit_masks, unit_scores, unit_groups
-from compression.workbench import Workbench
+from compression.pruning.structured import keep_units, plan, unit_masks, unit_scores, unit_groups
+from compression.models.workbench import Workbench
 from conftest import onnx_upload, state_checksum
 
 
@@ -111,7 +111,7 @@ def test_structured_shrinks_params_file_and_keeps_outputs_of_masked_model(zoo, n
 
 
 def test_structured_heads_removal_matches_masking(zoo):
-    from compression.models import TinyTransformer
+    from compression.models.architectures import TinyTransformer
 
     torch.manual_seed(0)
     module = TinyTransformer().eval()
@@ -131,7 +131,7 @@ def test_structured_heads_removal_matches_masking(zoo):
 
 def test_unit_scores_and_keep_at_least_one():
     torch.manual_seed(0)
-    from compression.models import MLP
+    from compression.models.architectures import MLP
 
     module = MLP(4, (6,), 3)
     group = unit_groups(module)[0]
@@ -188,14 +188,14 @@ def test_model_without_prunable_layers_is_an_input_error(zoo):
 def test_engine_does_not_import_streamlit():
     import subprocess
 
-    code = ("import sys, compression.pruning, compression.structured, compression.sensitivity, "
-            "compression.prune_training, compression.prune_preview, compression.plots_pruning; "
+    code = ("import sys, compression.pruning.prune, compression.pruning.structured, compression.pruning.sensitivity, "
+            "compression.pruning.finetune, compression.pruning.preview, compression.plots.pruning; "
             "assert 'streamlit' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def _onnx_mlp(model):
-    from compression.loading import load_onnx_with_data
+    from compression.models.loading import load_onnx_with_data
 
     onnx_file, npz_file = onnx_upload(model)
     return load_onnx_with_data(onnx_file, "mlp.onnx", npz_file, "eval.npz")

@@ -2,8 +2,8 @@
 
 import torch
 
-from compression.qat import FakeQuantSTE, QATConfig, fp32_control, qat, qat_with_control
-from compression.quantization import QuantConfig, quantize_tensor
+from compression.quantization.qat import FakeQuantSTE, QATConfig, fp32_control, qat, qat_with_control
+from compression.quantization.ptq import QuantConfig, quantize_tensor
 from compression.training import TrainConfig
 from conftest import drain, state_checksum
 

@@ -5,12 +5,12 @@ import math
 import pytest
 import torch
 
-from compression.errors import InputError
-from compression.packed import load_packed
-from compression.quantization import (EPS, QuantConfig, binarize, choose_qparams, clipped_mask, fake_quantize,
+from compression.core.errors import InputError
+from compression.formats.packed import load_packed
+from compression.quantization.ptq import (EPS, QuantConfig, binarize, choose_qparams, clipped_mask, fake_quantize,
                                       grid_levels, quant_range, quantize, quantize_tensor, sensitivity, sqnr_db,
                                       ternarize)
-from compression.workbench import Workbench
+from compression.models.workbench import Workbench
 from conftest import state_checksum
 
 
@@ -160,7 +160,7 @@ def test_mixed_precision_and_sensitivity(zoo):
 
 
 def test_quantize_refuses_nan_weights(zoo):
-    from compression.workbench import with_weights
+    from compression.models.workbench import with_weights
 
     model = zoo("mlp")
     bad = model.weights()["fc1.weight"].clone()

@@ -6,10 +6,10 @@ import pytest
 import torch
 from safetensors.torch import save as st_save
 
-from compression.errors import InputError
-from compression.loading import load_weights
-from compression.models import MLP
-from compression.safe_load import read_state_dict
+from compression.core.errors import InputError
+from compression.models.loading import load_weights
+from compression.models.architectures import MLP
+from compression.models.safe_load import read_state_dict
 
 
 def _pt(obj) -> bytes:

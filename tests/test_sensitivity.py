@@ -7,12 +7,12 @@ import torch
 import torch.nn.utils.prune as tp
 from torch import nn
 
-from compression.errors import InputError
+from compression.core.errors import InputError
 from compression.metrics import evaluate
-from compression.prune_preview import measure_baseline, preview
-from compression.pruning import PruneConfig, prune
-from compression.sensitivity import accuracy_curve, sensitivity_scan, suggest_allocation
-from compression.workbench import Workbench
+from compression.pruning.preview import measure_baseline, preview
+from compression.pruning.prune import PruneConfig, prune
+from compression.pruning.sensitivity import accuracy_curve, sensitivity_scan, suggest_allocation
+from compression.models.workbench import Workbench
 from conftest import state_checksum
 
 

@@ -1,7 +1,7 @@
 import torch
 
 from compression.data import load_dataset
-from compression.models import MLP
+from compression.models.architectures import MLP
 from compression.training import TrainConfig, fit
 
 

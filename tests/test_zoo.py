@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from compression.facts import describe
-from compression.loading import load_zoo
-from compression.zoo import ZOO, training_record
+from compression.models.facts import describe
+from compression.models.loading import load_zoo
+from compression.models.zoo import ZOO, training_record
 from conftest import state_checksum
 
 # Measured on the fixed seed; a regression in data, models or training shows here first.
@@ -34,7 +34,7 @@ def test_measuring_a_model_never_mutates_it(zoo):
     before = state_checksum(model.module)
     describe(model)
     model.evaluate()
-    from compression.workbench import Workbench, with_weights
+    from compression.models.workbench import Workbench, with_weights
 
     bench = Workbench(model)
     bench.evaluate({"fc1.weight": torch.zeros_like(model.weights()["fc1.weight"])})
@@ -43,7 +43,7 @@ def test_measuring_a_model_never_mutates_it(zoo):
 
 
 def test_workbench_swaps_weights_in_and_back_out(zoo):
-    from compression.workbench import Workbench
+    from compression.models.workbench import Workbench
 
     model = zoo("mlp")
     bench = Workbench(model)

@@ -1,0 +1,30 @@
+"""`info`: a model's facts (params, accuracy, size_bytes, dataset, layers)."""
+
+from __future__ import annotations
+
+from compression.models.facts import describe
+
+
+def register(sub) -> None:
+    from compression.cli import add_model_arguments
+
+    parser = sub.add_parser("info", help="print a model's facts")
+    add_model_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from compression.cli import print_json, resolve_model
+
+    facts = describe(resolve_model(args))
+    if args.json:
+        print_json(facts.to_dict())
+        return 0
+    print(f"{facts.name}  ({facts.source}, dataset {facts.dataset})")
+    print(f"  accuracy {facts.accuracy:.4f}  loss {facts.loss:.4f}  on {facts.test_samples} held-out samples")
+    print(f"  params {facts.params}  non-zero {facts.nonzero_params}")
+    print(f"  size {facts.size_bytes} bytes (torch.save / .onnx)  {facts.safetensors_bytes} bytes (safetensors)")
+    for row in facts.layers:
+        print(f"    {row.layer:<20} {row.type:<12} {row.shape:<14} {row.params:>8}  sparsity {row.sparsity:.3f}")
+    return 0

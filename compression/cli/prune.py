@@ -1,0 +1,89 @@
+"""`prune`: magnitude (sparsity or threshold), structured or N:M pruning, optionally fine-tuned; measured."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from compression.core.errors import InputError
+from compression.metrics import safetensors_bytes
+from compression.core.progress import Drive
+
+
+def register(sub) -> None:
+    from compression.cli import add_model_arguments, add_record_argument
+
+    parser = sub.add_parser("prune", help="prune a model and measure it")
+    add_model_arguments(parser)
+    amount = parser.add_mutually_exclusive_group()
+    amount.add_argument("--sparsity", type=float, help="fraction of weights (structured: of units) to remove, 0..1")
+    amount.add_argument("--threshold", type=float, help="keep weights with |w| > THRESHOLD (magnitude only)")
+    parser.add_argument("--scope", choices=("global", "layer"), default="global",
+                        help="one ranking over all layers, or the same sparsity in each layer")
+    parser.add_argument("--method", choices=("magnitude", "structured", "nm"), default="magnitude")
+    parser.add_argument("--nm", default="2:4", metavar="N:M", help="N:M pattern for --method nm (default 2:4)")
+    parser.add_argument("--norm", type=int, choices=(1, 2), default=1, help="structured: rank units by L1 or L2")
+    parser.add_argument("--exclude", action="append", default=[], metavar="LAYER",
+                        help="leave this layer dense (repeatable), e.g. --exclude fc1")
+    parser.add_argument("--finetune-epochs", type=int, default=0, help="masked fine-tuning epochs after pruning")
+    parser.add_argument("--out", help="write the pruned weights as .safetensors (the names `export` uses)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    add_record_argument(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from compression.pruning.finetune import FinetuneConfig, finetune
+    from compression.pruning.prune import PruneConfig, model_state, prune
+    from compression.training import TrainConfig
+    from compression.cli import print_json, record, resolve_model
+    from compression.cli.export import write_bytes_atomic
+
+    if args.out and not args.out.endswith(".safetensors"):
+        raise InputError("--out must end in .safetensors")
+    if args.method != "nm" and args.sparsity is None and args.threshold is None:
+        raise InputError("give --sparsity S or --threshold T")
+    n, m = _parse_nm(args.nm)
+    config = PruneConfig(amount=args.sparsity, threshold=args.threshold, method=args.method, scope=args.scope,
+                         exclude=tuple(args.exclude), n=n, m=m, norm=args.norm)
+    model = resolve_model(args)
+    result = prune(model, config)
+    payload = result.to_dict()
+    if args.finetune_epochs:
+        run_ = Drive(finetune(model, FinetuneConfig(config, TrainConfig(epochs=args.finetune_epochs, lr=1e-3))))
+        for step in run_:
+            if step.test_accuracy is not None and not args.json:
+                print(f"  epoch {step.epoch:5.1f}  test accuracy {step.test_accuracy:.4f}", file=sys.stderr)
+        tuned = run_.result
+        state = model_state(tuned.model)
+        payload.update(oneshot_accuracy=result.accuracy, accuracy=tuned.accuracy, finetune_epochs=args.finetune_epochs,
+                       nonzero_params=tuned.nonzero_params, params=tuned.params)
+        final_model = tuned.model
+    else:
+        state = model_state(result.model)
+        final_model = result.model
+    if args.out:
+        write_bytes_atomic(Path(args.out), safetensors_bytes(state))
+        payload["out"] = args.out
+    payload["model"] = final_model.name
+    label = f"{config.method} {payload['sparsity']:.0%}" + (f" +ft{args.finetune_epochs}" if args.finetune_epochs else "")
+    payload["run_id"] = record(args, "prune", model.name, payload, label)
+    if args.json:
+        print_json(payload)
+        return 0
+    print(f"{final_model.name}: {config.method} pruning, sparsity {payload['sparsity']:.3f}")
+    print(f"  accuracy {payload['accuracy']:.4f} (dense {payload['baseline_accuracy']:.4f})")
+    print(f"  params {payload['params']}  non-zero {payload['nonzero_params']}")
+    print(f"  size {payload['size_bytes']} bytes dense file, {payload['sparse_size_bytes']} bytes sparse encoding "
+          f"(dense model {payload['baseline_size_bytes']} bytes)")
+    if args.out:
+        print(f"  wrote {args.out}")
+    return 0
+
+
+def _parse_nm(text: str) -> tuple[int, int]:
+    try:
+        n, m = (int(p) for p in text.split(":"))
+    except ValueError:
+        raise InputError(f"--nm must look like 2:4, got {text!r}") from None
+    return n, m

@@ -1,0 +1,51 @@
+"""`runs`: the experiment history (list, export as CSV, delete)."""
+
+from __future__ import annotations
+
+import csv
+import sys
+
+from compression.history.store import RunStore, runs_table
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("runs", help="the experiment history")
+    actions = parser.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="list recorded runs, newest first")
+    listing.add_argument("--kind", help="only runs of this kind (prune, quantize, distill, pipeline)")
+    listing.add_argument("--model", help="only runs of this model")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_argument("--csv", action="store_true", help="print CSV")
+    listing.set_defaults(func=run_list)
+    delete = actions.add_parser("delete", help="delete runs by id")
+    delete.add_argument("ids", nargs="+")
+    delete.set_defaults(func=run_delete)
+
+
+def run_list(args) -> int:
+    from compression.cli import print_json
+
+    rows = runs_table(RunStore().runs(kind=args.kind, model=args.model))
+    if args.json:
+        print_json({"runs": rows})
+    elif args.csv:
+        write_csv(rows, sys.stdout)
+    else:
+        for row in rows:
+            acc = row.get("accuracy")
+            print(f"{row['id']}  {row['created']}  {row['kind']:<9} {row['model']:<14} "
+                  f"accuracy {acc if acc is None else f'{acc:.4f}'}  size_bytes {row.get('size_bytes')}")
+    return 0
+
+
+def run_delete(args) -> int:
+    print(f"deleted {RunStore().delete(args.ids)} run(s)")
+    return 0
+
+
+def write_csv(rows: list[dict], stream) -> None:
+    """Rows with possibly different keys, as one CSV with the union of columns."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    writer = csv.DictWriter(stream, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)

@@ -1,0 +1,98 @@
+"""The model zoo: each model trains itself on first use (fixed seed) and is cached on disk."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from compression.data import load_dataset
+from compression.core.errors import InputError
+from compression.metrics import evaluate, state_dict_of
+from compression.models.architectures import ARCHITECTURES, get_architecture
+from compression.core.settings import cache_dir
+from compression.training import Step, TrainConfig, fit
+
+# Bump when an architecture or recipe changes, so stale caches are retrained instead of reused.
+ZOO_VERSION = 1
+
+RECIPES: dict[str, TrainConfig] = {
+    "mlp": TrainConfig(epochs=40, batch_size=64, lr=3e-3, weight_decay=1e-4),
+    "mlp-wide": TrainConfig(epochs=40, batch_size=64, lr=2e-3, weight_decay=1e-4),
+    "cnn": TrainConfig(epochs=30, batch_size=64, lr=3e-3, weight_decay=1e-4),
+    "transformer": TrainConfig(epochs=60, batch_size=64, lr=3e-3, weight_decay=1e-4),
+    "lenet-300-100": TrainConfig(epochs=12, batch_size=128, lr=1e-3, weight_decay=0.0),
+}
+ZOO = tuple(RECIPES)
+
+
+def zoo_path(name: str) -> Path:
+    return cache_dir() / "zoo" / f"{name}-v{ZOO_VERSION}.safetensors"
+
+
+def is_cached(name: str) -> bool:
+    return zoo_path(name).is_file()
+
+
+def train_zoo_model(name: str) -> Iterator[Step]:
+    """Train zoo model `name` from its fixed seed and cache it, yielding progress; nothing if already cached."""
+    if name not in RECIPES:
+        raise InputError(f"unknown zoo model {name!r}; choose one of {', '.join(ZOO)}")
+    path = zoo_path(name)
+    with _lock(path):
+        if path.is_file():  # another session finished it while we waited for the lock
+            return
+        arch, recipe = get_architecture(name), RECIPES[name]
+        data = load_dataset(arch.dataset)
+        torch.manual_seed(recipe.seed)
+        model = arch.build()
+        start = time.perf_counter()
+        yield from fit(model, data, recipe)
+        seconds = time.perf_counter() - start
+        result = evaluate(model, data.x_test, data.y_test)
+        meta = {"name": name, "dataset": arch.dataset, "accuracy": result.accuracy, "loss": result.loss,
+                "train_seconds": round(seconds, 2), "epochs": recipe.epochs, "seed": recipe.seed,
+                "torch": torch.__version__, "zoo_version": ZOO_VERSION}
+        tmp = path.with_suffix(".tmp")
+        save_file(state_dict_of(model), str(tmp), metadata={"compression_lab": json.dumps(meta)})
+        os.replace(tmp, path)  # atomic: a killed run never leaves a half-written cache file
+
+
+def load_zoo_module(name: str) -> nn.Module:
+    """The trained zoo model (training it first if needed), in eval mode. Callers must not mutate it."""
+    for _ in train_zoo_model(name):
+        pass
+    arch = get_architecture(name)
+    model = arch.build()
+    model.load_state_dict(load_file(str(zoo_path(name))))
+    return model.eval()
+
+
+def training_record(name: str) -> dict:
+    """What was recorded when the cached model was trained (accuracy, seconds, seed, versions)."""
+    from safetensors import safe_open
+
+    with safe_open(str(zoo_path(name)), framework="pt") as f:
+        return json.loads((f.metadata() or {}).get("compression_lab", "{}"))
+
+
+@contextmanager
+def _lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # one trainer per model across processes and sessions
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+assert set(RECIPES) == set(ARCHITECTURES), "every architecture needs a training recipe"

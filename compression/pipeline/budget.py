@@ -1,0 +1,149 @@
+"""Comparing runs: the Pareto frontier, and a budget search over sparsity x bits (x distillation)."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import asdict, dataclass
+
+from compression.formats import clab as codec
+from compression.core.errors import InputError
+from compression.models.loading import LoadedModel, load_weights
+from compression.metrics import measure_latency, state_dict_of, torch_save_bytes
+from compression.models.architectures import ARCHITECTURES, student_architecture
+from compression.pipeline.run import load_clab
+from compression.core.progress import run_to_end
+from compression.pruning.prune import global_magnitude_masks
+from compression.pipeline.weight_sharing import share_weights
+
+
+def pareto_front(xs: Sequence[float], ys: Sequence[float]) -> list[int]:
+    """Indices of points no other point beats (smaller-or-equal x and larger-or-equal y, one strictly), by x."""
+    order = sorted(range(len(xs)), key=lambda i: (xs[i], -ys[i]))
+    front, best_y = [], float("-inf")
+    for i in order:
+        if ys[i] > best_y:
+            front.append(i)
+            best_y = ys[i]
+    return front
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """Find the most accurate compressed model whose file (or latency) fits the budget."""
+
+    budget: float  # bytes for "size", milliseconds for "latency"
+    metric: str = "size"  # size | latency
+    sparsities: tuple[float, ...] = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95)
+    bits: tuple[int, ...] = (2, 3, 4, 6, 8)
+    student_hidden: tuple[int, ...] = ()  # also try distilled students of these widths (empty: none)
+    distill_epochs: int = 15
+
+    def __post_init__(self):
+        object.__setattr__(self, "sparsities", tuple(float(s) for s in self.sparsities))
+        object.__setattr__(self, "bits", tuple(int(b) for b in self.bits))
+        object.__setattr__(self, "student_hidden", tuple(int(h) for h in self.student_hidden))
+        if self.metric not in ("size", "latency"):
+            raise InputError(f"budget metric must be size or latency, got {self.metric!r}")
+        if not self.budget > 0:
+            raise InputError(f"the budget must be > 0, got {self.budget}")
+        if not self.sparsities or not all(0 <= s < 1 for s in self.sparsities):
+            raise InputError("sparsities must lie in [0, 1)")
+        if not self.bits or not all(1 <= b <= 8 for b in self.bits):
+            raise InputError("bits must lie in 1..8")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BudgetPoint:
+    """One candidate, measured after decoding its real .clab file."""
+
+    label: str
+    student_hidden: int | None
+    sparsity: float
+    bits: int
+    accuracy: float
+    size_bytes: int
+    latency_ms: float
+    fits: bool
+
+
+@dataclass(frozen=True)
+class BudgetProgress:
+    done: int
+    total: int
+    point: BudgetPoint | None = None
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+
+def budget_search(model: LoadedModel, config: BudgetConfig) -> Generator[BudgetProgress, None, list[BudgetPoint]]:
+    """Sweep one-shot prune x k-means bits (x distilled students), encoding and decoding each; no fine-tuning."""
+    if model.module is None or model.arch is None:
+        raise InputError("the budget search needs a zoo architecture (a zoo model or weights uploaded for one)")
+    candidates: list[tuple[str, int | None, LoadedModel]] = [(model.name, None, model)]
+    total = (1 + len(config.student_hidden)) * len(config.sparsities) * len(config.bits)
+    done, points = 0, []
+    for hidden in config.student_hidden:
+        candidates.append((f"student {hidden}", hidden, _distilled(model, hidden, config.distill_epochs)))
+        yield BudgetProgress(done, total)
+    example = model.dataset.x_test[:1]
+    for label, hidden, candidate in candidates:
+        weights = candidate.weights()
+        for sparsity in config.sparsities:
+            masks = global_magnitude_masks(weights, sparsity) if sparsity > 0 else {}
+            pruned = {k: w * masks[k] if k in masks else w for k, w in weights.items()}
+            for bits in config.bits:
+                shared = {k: share_weights(w, bits) for k, w in pruned.items()}
+                state = state_dict_of(candidate.module)
+                state.update({k: s.dense() for k, s in shared.items()})
+                file = codec.encode(state, shared, candidate.arch, index_bits=5)
+                decoded = load_clab(file)
+                latency = measure_latency(decoded.module, example, warmup=3, repeats=15).median_ms
+                size = len(file)
+                value = size if config.metric == "size" else latency
+                point = BudgetPoint(label, hidden, sparsity, bits, decoded.evaluate().accuracy, size, latency,
+                                    value <= config.budget)
+                points.append(point)
+                done += 1
+                yield BudgetProgress(done, total, point)
+    return points
+
+
+def model_from_run_file(file_name: str | None, file: bytes | None, model: str) -> LoadedModel | None:
+    """The model stored with a run: a .clab names its architecture; a student's safetensors is an MLP on the
+    dataset of the zoo model it was distilled from. None when the run stored no model file."""
+    if not file:
+        return None
+    name = file_name or "model.clab"
+    if name.endswith(".clab"):
+        return load_clab(file, name)
+    dataset = ARCHITECTURES[model].dataset if model in ARCHITECTURES else "digits"
+    return load_weights(student_architecture(dataset), file, name)
+
+
+def best_under_budget(points: Sequence[BudgetPoint]) -> int | None:
+    """Index of the most accurate point that fits (ties: the smaller file), or None."""
+    fitting = [i for i, p in enumerate(points) if p.fits]
+    if not fitting:
+        return None
+    return max(fitting, key=lambda i: (points[i].accuracy, -points[i].size_bytes))
+
+
+def _distilled(teacher: LoadedModel, hidden: int, epochs: int) -> LoadedModel:
+    from compression.distillation.distill import DistillConfig, distill
+
+    result = run_to_end(distill(teacher, DistillConfig(student_hidden=(hidden,), epochs=epochs, alpha=0.5,
+                                                       temperature=4.0)))
+    return LoadedModel(f"{teacher.name} student {hidden}", teacher.source, teacher.dataset,
+                       module=result.student.eval(), arch=student_architecture(teacher.dataset.name))
+
+
+def baseline_size_bytes(model: LoadedModel) -> int:
+    """The fp32 torch.save file every ratio is measured against."""
+    return len(torch_save_bytes(state_dict_of(model.module)))
+
+

@@ -1,0 +1,161 @@
+"""One slider position, measured fast: masks swapped into a Workbench, sizes of real files, latency of real runs."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from compression.metrics import Evaluation, Histogram, histogram, measure_latency, safetensors_bytes
+from compression.pruning.prune import (MagnitudeRanking, PruneConfig, apply_masks, compute_masks, effective_threshold,
+                      mask_sparsity, model_state, output_axes, sparse_bytes)
+from compression.models.workbench import Workbench
+
+LATENCY_BUDGET_MS = 30.0  # per slider move; the rounds stop once it is spent
+LATENCY_BATCH = 32  # big enough to be compute-bound, small enough to time on every slider move
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The dense model's numbers, measured once per model."""
+
+    evaluation: Evaluation
+    params: int
+    nonzero_params: int
+    size_bytes: int  # dense safetensors file
+    latency_ms: float | None  # None for ONNX models
+    other_nonzero: int  # non-zeros outside the prunable weights (biases, norms)
+
+
+def measure_baseline(bench: Workbench) -> Baseline:
+    state = model_state(bench.model)
+    latency = None
+    if bench.model.module is not None:
+        latency = measure_latency(bench.module_with({}), _example(bench), repeats=20).median_ms
+    return Baseline(bench.evaluate(), sum(t.numel() for t in state.values()),
+                    sum(int(torch.count_nonzero(t)) for t in state.values()), len(safetensors_bytes(state)), latency,
+                    sum(int(torch.count_nonzero(t)) for k, t in state.items() if k not in bench.base))
+
+
+@dataclass(frozen=True, eq=False)
+class Preview:
+    """Everything the Pruning page shows for one setting."""
+
+    config: PruneConfig
+    masks: Mapping[str, Tensor] = field(repr=False)
+    weights: Mapping[str, Tensor] = field(repr=False)  # the pruned weights
+    evaluation: Evaluation
+    sparsity: float  # of the prunable weights
+    layer_sparsity: Mapping[str, float]
+    threshold: float  # effective: the largest |w| removed
+    nonzero_params: int
+    sparse_size_bytes: int  # non-zeros + 1-bit mask
+    shrunk_params: int | None  # the physically smaller model (None when it cannot be built, e.g. ONNX)
+    shrunk_size_bytes: int | None
+    latency_ms: float | None  # the pruned dense model; best of a few runs, like the other two
+    shrunk_latency_ms: float | None
+    dense_latency_ms: float | None  # the original, timed in the same rounds
+
+    def to_dict(self) -> dict:
+        keys = ("sparsity", "threshold", "nonzero_params", "sparse_size_bytes", "shrunk_params",
+                "shrunk_size_bytes", "latency_ms", "shrunk_latency_ms", "dense_latency_ms")
+        return {"config": self.config.to_dict(), "accuracy": self.evaluation.accuracy,
+                "loss": self.evaluation.loss, **{k: getattr(self, k) for k in keys},
+                "layer_sparsity": dict(self.layer_sparsity)}
+
+
+def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_repeats: int = 5,
+            rankings: dict | None = None) -> Preview:
+    """Mask, evaluate and measure `config` on the Workbench's copy (the original model is not touched).
+
+    `rankings` caches a MagnitudeRanking per (scope, exclude), so a sparsity move skips re-sorting |w|.
+    """
+    model, base = bench.model, bench.base
+    keep = None
+    if config.method == "structured":
+        from compression.pruning.structured import plan, unit_masks
+
+        module = bench.module_with({})
+        keep = plan(module, config)
+        masks = unit_masks(module, keep)
+    elif rankings is not None and config.method == "magnitude" and config.amount is not None \
+            and not config.layer_amounts:
+        key = (config.scope, config.exclude)
+        if key not in rankings:
+            rankings[key] = MagnitudeRanking(base, config.scope, config.exclude)
+        masks = rankings[key].masks(config.amount)
+    else:
+        masks = compute_masks(base, config, output_axes(model))
+    weights = apply_masks(base, masks)
+    evaluation = bench.evaluate(weights)
+    state = model_state(model) if model.onnx is not None else None
+    total = sum(w.numel() for w in base.values())
+    kept = sum(float(masks[k].sum()) if k in masks else int(torch.count_nonzero(w)) for k, w in base.items())
+    shrunk_params = shrunk_size = latency = shrunk_latency = dense_latency = None
+    if model.module is not None:
+        from compression.pruning.structured import dead_units, has_unit_groups, rebuild, shrink
+
+        module = bench.module_with(weights)
+        state = {**{k: v.detach() for k, v in module.state_dict().items()}, **weights}  # own tensors for the sizes
+        shrunk = None
+        if has_unit_groups(module):
+            shrunk = rebuild(model, shrink(module, keep if keep is not None else dead_units(module)))
+            shrunk_state = {k: v.detach() for k, v in shrunk.state_dict().items()}
+            shrunk_params = sum(t.numel() for t in shrunk_state.values())
+            shrunk_size = len(safetensors_bytes(shrunk_state))
+        contenders = [lambda: bench.module_with({}), lambda: bench.module_with(weights)]
+        if shrunk is not None:
+            contenders.append(lambda: shrunk)
+        dense_latency, latency, *rest = interleaved_latency(contenders, _example(bench), latency_repeats,
+                                                            budget_ms=LATENCY_BUDGET_MS, best=True)
+        shrunk_latency = rest[0] if rest else None
+    else:
+        state = {**state, **weights}
+    return Preview(
+        config=config, masks=masks, weights=weights, evaluation=evaluation,
+        sparsity=1.0 - kept / total if total else 0.0, layer_sparsity=mask_sparsity(masks),
+        threshold=effective_threshold(base, masks), nonzero_params=baseline.other_nonzero + int(kept),
+        sparse_size_bytes=sparse_bytes(state, set(masks)), shrunk_params=shrunk_params,
+        shrunk_size_bytes=shrunk_size, latency_ms=latency, shrunk_latency_ms=shrunk_latency,
+        dense_latency_ms=dense_latency)
+
+
+@torch.no_grad()
+def interleaved_latency(contenders: list[Callable[[], nn.Module]], example: Tensor, repeats: int,
+                        budget_ms: float | None = None, best: bool = False) -> list[float]:
+    """Median (or with `best`, minimum) ms of each model, timed in turns so load from other work hits all alike.
+
+    With `budget_ms`, stop after the round that exceeds it (at least three timed rounds): a slider move stays fast.
+    The minimum of few runs is what timeit recommends on a busy machine: noise only ever adds time.
+    """
+    times: list[list[float]] = [[] for _ in contenders]
+    begin = time.perf_counter()
+    for round_ in range(repeats + 1):  # round 0 warms up
+        for i, get in enumerate(contenders):
+            module = get().eval()
+            start = time.perf_counter()
+            module(example)
+            if round_:
+                times[i].append((time.perf_counter() - start) * 1e3)
+        if round_ >= 3 and budget_ms is not None and (time.perf_counter() - begin) * 1e3 > budget_ms:
+            break
+    return [min(t) if best else statistics.median(t) for t in times]
+
+
+def weights_histogram(weights: Mapping[str, Tensor], bins: int = 100) -> Histogram:
+    """Histogram of all prunable weights (the "before" bars; its edges are reused for "after")."""
+    return histogram(torch.cat([w.reshape(-1) for w in weights.values()]), bins)
+
+
+def kept_histogram(pruned: Mapping[str, Tensor], before: Histogram) -> Histogram:
+    """Histogram of the surviving (non-zero) weights on the bins of `before`."""
+    kept = torch.cat([w.reshape(-1) for w in pruned.values()]) if pruned else torch.zeros(0)
+    return histogram(kept[kept != 0], len(before.counts), (before.edges[0], before.edges[-1]))
+
+
+def _example(bench: Workbench) -> Tensor:
+    return bench.model.dataset.x_test[:LATENCY_BATCH]

@@ -1,0 +1,147 @@
+"""What every page shares: the sidebar model picker (URL-bound) and the cached, read-only models."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+
+from compression.core.errors import InputError
+from compression.models.facts import ModelFacts, describe
+from compression.models.loading import (LoadedModel, custom_from_environment, load_custom_from_environment,
+                                 load_onnx_with_data, load_weights, load_zoo)
+from compression.models.architectures import ARCHITECTURES
+from compression.models.zoo import ZOO, is_cached, train_zoo_model
+
+_router = threading.local()  # one script run per thread: is app.py routing this run?
+
+
+@contextmanager
+def routing():
+    """Wrap app.py's navigation so pages can tell they were reached through the router."""
+    _router.active = True
+    try:
+        yield
+    finally:
+        _router.active = False
+
+
+def ensure_routed() -> None:
+    """Rerun through app.py when Streamlit ran a page script alone.
+
+    Streamlit treats an app with a pages/ folder as a legacy folder app until app.py calls st.navigation; a
+    first visit by direct link (/prune?sparsity=0.9) would then run pages/prune.py alone, without the sidebar.
+    Switching the legacy mode off and rerunning sends the same URL through app.py (same url_path, same page).
+    """
+    if not getattr(_router, "active", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+UPLOAD_WEIGHTS = "Upload weights…"
+UPLOAD_ONNX = "Upload ONNX…"
+CUSTOM = "Custom (server)"
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def zoo_model(name: str) -> LoadedModel:
+    """Shared by every session: never mutate it; compression returns new models."""
+    return load_zoo(name)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def zoo_facts(name: str) -> ModelFacts:
+    return describe(zoo_model(name))
+
+
+@st.cache_resource(show_spinner=False)
+def custom_model(factory: str) -> LoadedModel:
+    """The server's own architecture (`factory` keys the cache; the environment names weights and data)."""
+    return load_custom_from_environment()
+
+
+def _ensure_trained(name: str) -> None:
+    """Train a zoo model on first use with a visible progress bar (cached on disk afterwards)."""
+    if is_cached(name):
+        return
+    bar = st.sidebar.progress(0.0, text=f"Training {name} on first use…")
+    for step in train_zoo_model(name):
+        acc = f" · test accuracy {step.test_accuracy:.1%}" if step.test_accuracy is not None else ""
+        bar.progress(min(step.fraction, 1.0), text=f"Training {name}: epoch {step.epoch:.1f}{acc}")
+    bar.empty()
+
+
+def model_picker() -> None:
+    """Sidebar: choose a zoo model or load your own; the choice is kept in the URL (?model=...)."""
+    options = list(ZOO) + [UPLOAD_WEIGHTS, UPLOAD_ONNX] + ([CUSTOM] if custom_from_environment() else [])
+    with st.sidebar:
+        st.markdown("### Model")
+        choice = st.selectbox("Model", options, key="model", bind="query-params",
+                              help="Zoo models train themselves on first use and are cached on disk.")
+        if choice == UPLOAD_WEIGHTS:
+            _weights_uploader()
+        elif choice == UPLOAD_ONNX:
+            _onnx_uploader()
+
+
+def _weights_uploader() -> None:
+    arch = st.selectbox("Architecture", list(ARCHITECTURES), key="upload_arch",
+                        help="Which zoo architecture the weights are for; hidden sizes may be smaller (pruned).")
+    file = st.file_uploader("Weights (.safetensors, a weights-only .pt/.pth state dict, or a compressed .clab)",
+                            type=["safetensors", "pt", "pth", "bin", "clab", "pt2", "ptl"], key="upload_weights_file",
+                            help="A .clab file from the Pipeline page names its own architecture.")
+    if file is not None and st.session_state.get("uploaded_token") != (file.file_id, arch):
+        _try_load(lambda: load_weights(arch, file.getvalue(), file.name), (file.file_id, arch))
+
+
+def _onnx_uploader() -> None:
+    st.caption("ONNX models run in onnxruntime. Weight-level techniques (magnitude and N:M pruning, weight "
+               "quantization) act on the Gemm/MatMul/Conv initializers; training-based ones need a PyTorch model.")
+    model_file = st.file_uploader("ONNX model (.onnx)", type=["onnx"], key="upload_onnx_file")
+    data_file = st.file_uploader("Evaluation data (.npz with arrays x and y)", type=["npz"], key="upload_npz_file")
+    if model_file is not None and data_file is not None:
+        token = (model_file.file_id, data_file.file_id)
+        if st.session_state.get("uploaded_token") != token:
+            _try_load(lambda: load_onnx_with_data(model_file.getvalue(), model_file.name,
+                                                  data_file.getvalue(), data_file.name), token)
+
+
+def _try_load(load, token) -> None:
+    """Load an upload; on bad input show why and keep whatever was loaded before."""
+    try:
+        with st.spinner("Checking and evaluating the upload…"):
+            model = load()
+            facts = describe(model)
+    except InputError as exc:
+        st.session_state["upload_error"] = str(exc)
+        st.session_state["uploaded_token"] = token
+        return
+    st.session_state.update(uploaded_model=model, uploaded_facts=facts, uploaded_token=token, upload_error=None)
+
+
+def current_model() -> tuple[LoadedModel, ModelFacts] | None:
+    """The model chosen in the sidebar, or None (with a message shown) when there is none yet."""
+    ensure_routed()
+    choice = st.session_state.get("model", ZOO[0])
+    if choice in ZOO:
+        try:
+            _ensure_trained(choice)
+        except InputError as exc:  # e.g. Fashion-MNIST missing for lenet-300-100
+            st.error(str(exc))
+            return None
+        return zoo_model(choice), zoo_facts(choice)
+    if choice == CUSTOM:
+        try:
+            model = custom_model(custom_from_environment())
+        except InputError as exc:
+            st.error(str(exc))
+            return None
+        return model, describe(model)
+    if st.session_state.get("upload_error"):
+        st.error(st.session_state["upload_error"])
+    if st.session_state.get("uploaded_model") is None:
+        st.info("Upload a model in the sidebar, or pick a zoo model.")
+        return None
+    return st.session_state["uploaded_model"], st.session_state["uploaded_facts"]

@@ -1,0 +1,45 @@
+"""Recording runs from the pages into the shared history, without ever losing the page's own result."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from compression.history.store import HistoryError, Run, RunStore
+
+
+def store() -> RunStore | None:
+    """The history database, or None with a warning on the page when it cannot be used."""
+    try:
+        return RunStore()
+    except HistoryError as exc:
+        st.warning(f"Run history unavailable: {exc}")
+        return None
+
+
+def record(run: Run) -> str | None:
+    """Record `run`; on failure say why and keep going (the result stays on the page)."""
+    try:
+        run_id = RunStore().record(run)
+    except HistoryError as exc:
+        st.session_state["history_error"] = str(exc)
+        return None
+    st.session_state["history_error"] = None
+    return run_id
+
+
+def show_error() -> None:
+    if st.session_state.get("history_error"):
+        st.warning(f"This run was not saved to the history: {st.session_state['history_error']}")
+
+
+def record_button(kind: str, model: str, result: dict, label: str, key: str) -> None:
+    """A button that records the current view as a run, so slider settings can join the Compare page."""
+    from compression.history.store import run_from_result
+
+    def save() -> None:
+        run_id = record(run_from_result(kind, model, result, label))
+        if run_id:
+            st.toast(f"Recorded run {run_id}: see it on the Compare page")
+
+    st.button("Record this setting", key=key, on_click=save, help="Save config and measurements to the run history")
+    show_error()

@@ -1,0 +1,119 @@
+"""The Pruning page's training part: one-shot + fine-tune and gradual runs as Jobs, live curves, kept results."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pandas as pd
+import streamlit as st
+
+from compression.plots import pruning as plots
+from compression.core.errors import InputError
+from compression.pruning.finetune import FinetuneConfig, GradualConfig, finetune, prune_gradually
+from compression.pruning.prune import PruneConfig
+from compression.training import TrainConfig
+from compression.history.store import run_from_result
+from ui import history
+from compression.core.jobs import Job
+
+JOB, META, RUNS, REFUSED = "prune_job", "prune_job_meta", "prune_runs", "prune_refused"
+
+
+def _start(kind: str, model, config: PruneConfig, sparsity: float, epochs: int, lr: float) -> None:
+    """Start a run unless one is already running in this session."""
+    job = st.session_state.get(JOB)
+    if job is not None and job.running:
+        st.session_state[REFUSED] = "A pruning run is already running: wait for it or press Cancel."
+        return
+    train = TrainConfig(epochs=epochs, lr=lr)
+    try:
+        if kind == "gradual":
+            target = PruneConfig(amount=sparsity, scope=config.scope, exclude=config.exclude)
+            run_config = GradualConfig(target, train)
+            start = lambda: prune_gradually(model, run_config)  # noqa: E731
+            label = f"gradual → {sparsity:.0%}, {epochs} epochs"
+        else:
+            run_config = FinetuneConfig(config, train)
+            start = lambda: finetune(model, run_config)  # noqa: E731
+            amount = f"{config.amount:.0%} of units" if config.method == "structured" else f"{sparsity:.0%}"
+            label = f"one-shot {config.method} {amount} + fine-tune {epochs} epochs"
+    except InputError as exc:
+        st.session_state[REFUSED] = str(exc)
+        return
+    st.session_state[REFUSED] = None
+    st.session_state[JOB] = Job(start, label=kind)
+    st.session_state[META] = {"label": label, "status": "running", "model": model.name}
+
+
+def finetune_section(model, config: PruneConfig, sparsity: float, baseline: float, oneshot: float) -> None:
+    """Controls, the live run and the kept results; a no-op message for ONNX models."""
+    st.subheader("Fine-tune: win the accuracy back")
+    if model.onnx is not None or model.module is None or not model.dataset.has_train:
+        st.info("Fine-tuning and gradual pruning need a PyTorch model with training data (a zoo model, weights "
+                "for a zoo architecture, or your own module:function). ONNX graphs have no gradients here.")
+        return
+    st.caption("One-shot + fine-tune trains with the current mask held at zero after every step; gradual pruning "
+               "trains while the sparsity rises on the cubic schedule to the same target. Runs continue while "
+               "you move the sliders; results are kept below to compare.")
+    cols = st.columns([1, 1, 2, 2])
+    epochs = cols[0].number_input("Epochs", 1, 300, 30, key="prune_ft_epochs")
+    lr = cols[1].select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], 1e-3, key="prune_ft_lr")
+    args = (model, config, round(sparsity, 4), int(epochs), float(lr))
+    cols[2].button("One-shot + fine-tune", key="prune_ft_start", type="primary", on_click=_start,
+                   args=("finetune", *args))
+    gradual_ok = config.method == "magnitude"
+    cols[3].button("Gradual pruning (cubic)", key="prune_gradual_start", on_click=_start, args=("gradual", *args),
+                   disabled=not gradual_ok, help=None if gradual_ok else "gradual pruning uses magnitude pruning")
+    job = st.session_state.get(JOB)
+    running = job is not None and job.running
+    if st.session_state.get(REFUSED) and (running or "already running" not in st.session_state[REFUSED]):
+        st.error(st.session_state[REFUSED])
+
+    @st.fragment(run_every=0.5 if running else None)
+    def live() -> None:
+        job, meta = st.session_state.get(JOB), st.session_state.get(META)
+        if job is None:
+            return
+        steps = [_row(s) for s in job.steps]
+        fraction = job.steps[-1].fraction if steps else 0.0
+        if job.running:
+            bar = st.columns([5, 1])
+            bar[0].progress(fraction, text=f"{meta['label']}: {fraction:.0%}")
+            bar[1].button("Cancel", key="prune_ft_cancel", on_click=job.cancel)
+        st.plotly_chart(plots.run_progress(steps, meta["label"]))
+        if job.status != meta["status"]:  # ended since the last poll: keep the result, redraw once, stop polling
+            meta["status"] = job.status
+            if job.status == "done":
+                _keep(job.result, meta, steps, oneshot)
+            st.rerun(scope="app")
+        if job.status == "cancelled":
+            st.warning(f"Cancelled at {fraction:.0%}; nothing was kept. Start again any time.")
+        elif job.status == "failed":
+            st.error(f"The run failed: {job.error}")
+
+    live()
+    runs = [r for r in st.session_state.get(RUNS, []) if r["model"] == model.name]
+    if runs:
+        st.plotly_chart(plots.finetune_curves({r["label"]: r["steps"] for r in runs}, baseline, runs[-1]["oneshot"]))
+        table = pd.DataFrame([{"run": r["label"], "sparsity": r["sparsity"], "accuracy": r["accuracy"],
+                               "one-shot, untrained": r["oneshot"], "dense": r["baseline"],
+                               "kept of dense": r["retention"]} for r in runs])
+        st.dataframe(table, hide_index=True, column_config={
+            c: st.column_config.NumberColumn(format="percent")
+            for c in ("sparsity", "accuracy", "one-shot, untrained", "dense", "kept of dense")})
+
+
+def _keep(result, meta: dict, steps: list[dict], oneshot: float) -> None:
+    runs = st.session_state.setdefault(RUNS, [])
+    runs.append({"label": meta["label"], "model": meta["model"], "steps": steps,
+                 "sparsity": result.sparsity, "accuracy": result.accuracy,
+                 "oneshot": result.oneshot_accuracy if result.oneshot_accuracy is not None else oneshot,
+                 "baseline": result.baseline_accuracy, "retention": result.retention, "record": result.to_dict()})
+    del runs[:-6]  # keep the last few runs of this session
+    history.record(run_from_result("prune", meta["model"], {**result.to_dict(), "curves": {"finetune": steps}},
+                                   meta["label"]))
+
+
+def _row(step) -> dict:
+    return {**asdict(step), "parts": dict(step.parts)}
+

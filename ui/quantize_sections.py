@@ -1,0 +1,253 @@
+"""The Quantization page's heavier sections: mixed precision, activations, QAT (a background Job) and real int8."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from compression.plots import quantization as plots_quant
+from compression.quantization.activations import OBSERVERS, ActivationQuantConfig, quantize_activations
+from compression.core.errors import InputError
+from compression.history.store import run_from_result
+from compression.quantization.int8 import MODES, Int8Config, deploy_int8, large_mlp_int8, latency_in_turns
+from compression.models.loading import LoadedModel
+from compression.metrics import torch_save_bytes
+from compression.quantization.qat import QATConfig, qat_with_control
+from compression.quantization.ptq import QuantConfig, sensitivity
+from compression.training import TrainConfig
+from compression.models.workbench import Workbench, with_weights
+from ui import history
+from compression.core.jobs import Job
+
+NEEDS_TORCH = ("{} needs a PyTorch model: ONNX models run in onnxruntime here, without gradients or int8 "
+               "kernels. Weight fake-quantization above works for ONNX models too.")
+RUNS = ("QAT", "fp32 control")
+
+
+def mixed_precision(model: LoadedModel, config: QuantConfig, bench: Workbench) -> dict[str, int]:
+    """Per-layer sensitivity at the global bits, with an editable bits column; returns the per-layer bits."""
+    rows = sensitivity(model, config, bench)
+    table = pd.DataFrame([{"layer": r.layer, "SQNR (dB)": r.sqnr_db, "accuracy drop (points)": r.accuracy_drop * 100,
+                           "bits": config.bits} for r in rows])
+    st.caption(f"Each layer quantized **alone** to {config.bits} bits: the layers that cost the most accuracy "
+               "deserve more bits. Edit the bits column to set a bit-width per layer.")
+    edited = st.data_editor(table, key="q_layer_bits", hide_index=True, disabled=["layer", "SQNR (dB)",
+                                                                                  "accuracy drop (points)"],
+                            column_config={"bits": st.column_config.NumberColumn(min_value=1, max_value=16, step=1),
+                                           "SQNR (dB)": st.column_config.NumberColumn(format="%.1f"),
+                                           "accuracy drop (points)": st.column_config.NumberColumn(format="%.1f")})
+    return {row["layer"]: int(row["bits"]) for _, row in edited.iterrows()
+            if pd.notna(row["bits"]) and int(row["bits"]) != config.bits}
+
+
+def activations_section(model: LoadedModel, config: QuantConfig) -> None:
+    st.subheader("Weights + activations (static PTQ)")
+    if model.module is None:
+        st.info(NEEDS_TORCH.format("Activation quantization"))
+        return
+    if not st.toggle("Quantize activations too", key="q_activations",
+                     help="Round the input of every Linear/Conv layer to a grid fixed by a calibration pass"):
+        st.caption("Off: only weights are rounded. Turn on to also round every layer's input, with ranges "
+                   "observed on a few training batches.")
+        return
+    cols = st.columns(3)
+    act_bits = cols[0].slider("Activation bits", 2, 16, 8, key="q_act_bits")
+    observer = cols[1].selectbox("Observer", OBSERVERS, key="q_observer",
+                                 help="min-max: widest range seen; percentile: clip the rarest values; "
+                                      "moving-average: smoothed per-batch min and max")
+    batches = cols[2].number_input("Calibration batches (64 images each)", 1, 32, 4, key="q_calib")
+    try:
+        result = quantize_activations(model, ActivationQuantConfig(config, act_bits, observer,
+                                                                   calibration_batches=int(batches)))
+    except InputError as exc:
+        st.error(str(exc))
+        return
+    m = st.columns(3)
+    m[0].metric(f"W{config.bits}A{act_bits} accuracy", f"{result.accuracy:.2%}")
+    m[1].metric(f"Weights-only {config.bits}-bit", f"{result.weight_only_accuracy:.2%}")
+    m[2].metric("fp32", f"{result.baseline_accuracy:.2%}")
+    st.dataframe(pd.DataFrame([{"layer input": r.layer, "grid from": r.lo, "grid to": r.hi, "scale": r.scale,
+                                "zero point": r.zero_point} for r in result.ranges]), hide_index=True)
+    st.caption(f"Calibrated on {result.calibration_samples} training images; evaluated on held-out images.")
+
+
+def curve_key(model: LoadedModel, config: QuantConfig) -> tuple:
+    """Identifies an accuracy-vs-bits curve: the model and every setting except the bits."""
+    return (id(model), config.scheme, config.granularity, config.range_method, config.percentile, config.binary,
+            config.ternary)
+
+
+def qat_curve_points(model: LoadedModel, config: QuantConfig) -> dict:
+    """QAT accuracies already measured for this model and these settings, as a curve for the bits chart."""
+    _record_finished_qat()
+    points = st.session_state.get("qat_points", {}).get(curve_key(model, config), {})
+    if not points:
+        return {}
+    bits = sorted(points)
+    return {"QAT": (bits, [points[b] for b in bits])}
+
+
+def _record_finished_qat() -> None:
+    """Put a finished QAT run's accuracy on the bits chart (before the chart is drawn)."""
+    job = st.session_state.get("qat_job")
+    if job is None or job.running or job.status != "done":
+        return
+    meta = st.session_state["qat_meta"]
+    points = st.session_state.setdefault("qat_points", {}).setdefault(meta["key"], {})
+    points[meta["bits"]] = job.result.qat.accuracy
+    if not meta.get("recorded"):  # once per run: it joins the Compare page
+        meta["recorded"] = True
+        q = job.result.qat
+        history.record(run_from_result("quantize", q.quantized.source.name, {
+            **q.to_dict(), "control_accuracy": job.result.control.accuracy,
+            "control_ptq_accuracy": job.result.control.ptq_accuracy, "curves": _runs(job.steps)},
+            f"QAT {meta['bits']}-bit"))
+
+
+def _start_qat(model: LoadedModel, config: QuantConfig, epochs: int, lr: float) -> None:
+    qat_config = QATConfig(config, TrainConfig(epochs=epochs, lr=lr))
+    st.session_state["qat_job"] = Job(lambda: qat_with_control(model, qat_config), label="qat")
+    st.session_state["qat_meta"] = {"key": curve_key(model, config), "bits": config.bits,
+                                    "baseline": model.evaluate().accuracy}
+
+
+def qat_section(model: LoadedModel, config: QuantConfig) -> None:
+    st.subheader("Quantization-aware training")
+    if model.module is None:
+        st.info(NEEDS_TORCH.format("Quantization-aware training"))
+        return
+    if not model.dataset.has_train:
+        st.info(f"Quantization-aware training needs a training split; {model.dataset.name} has none.")
+        return
+    job = st.session_state.get("qat_job")
+    running = job is not None and job.running
+    cols = st.columns([2, 2, 3])
+    epochs = cols[0].number_input("QAT epochs", 1, 200, 10, key="qat_epochs")
+    lr = cols[1].select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], 1e-3, key="qat_lr")
+    cols[2].button(f"Start QAT at {config.bits} bits (+ fp32 control)", key="qat_start", disabled=running,
+                   on_click=_start_qat, args=(model, config, int(epochs), float(lr)))
+    st.caption("QAT fine-tunes a copy with rounded weights in the forward pass. The **fp32 control** fine-tunes "
+               "another copy for the same epochs without rounding, then applies the same PTQ grid: if the "
+               "control gains as much, the gain came from training longer, not from QAT.")
+    if job is None:
+        return
+    if running:
+        _qat_live()
+    else:
+        _qat_done(job)
+
+
+@st.fragment(run_every=0.5)
+def _qat_live() -> None:
+    job = st.session_state["qat_job"]
+    if not job.running:
+        st.rerun()  # the whole page: the finished view and the QAT point on the bits chart
+    steps = job.steps
+    last = steps[-1] if steps else None
+    done_runs = RUNS.index(last.run) if last else 0
+    fraction = (done_runs + (last.step.fraction if last else 0.0)) / len(RUNS)
+    st.progress(min(fraction, 1.0), text=f"{last.run if last else 'QAT'}: epoch {last.step.epoch:.1f}"
+                if last else "starting…")
+    st.button("Cancel", key="qat_cancel", on_click=job.cancel)
+    st.plotly_chart(plots_quant.qat_curves(_runs(steps), st.session_state["qat_meta"]["baseline"]))
+
+
+def _qat_done(job: Job) -> None:
+    if job.status == "failed":
+        st.error(f"QAT failed: {job.error}")
+        return
+    if job.status == "cancelled":
+        st.info("QAT was cancelled.")
+        return
+    result = job.result
+    meta = st.session_state["qat_meta"]
+    q, c = result.qat, result.control
+    cols = st.columns(4)
+    cols[0].metric(f"QAT {meta['bits']}-bit", f"{q.accuracy:.2%}", f"{(q.accuracy - q.ptq_accuracy) * 100:+.1f} "
+                   "points vs PTQ", delta_color="normal")
+    cols[1].metric(f"PTQ {meta['bits']}-bit (no training)", f"{q.ptq_accuracy:.2%}")
+    cols[2].metric("Control: fp32 + same epochs", f"{c.accuracy:.2%}",
+                   f"{(c.accuracy - c.baseline_accuracy) * 100:+.1f} points vs start", delta_color="off",
+                   delta_arrow="off")
+    cols[3].metric(f"Control, then PTQ {meta['bits']}-bit", f"{c.ptq_accuracy:.2%}")
+    st.plotly_chart(plots_quant.qat_curves(_runs(job.steps), q.baseline_accuracy), key="qat_curves_done")
+
+
+def _runs(steps) -> dict[str, list[dict]]:
+    runs: dict[str, list[dict]] = {name: [] for name in RUNS}
+    for p in steps:
+        runs[p.run].append({"epoch": p.step.epoch, "loss": p.step.loss, "test_accuracy": p.step.test_accuracy})
+    return runs
+
+
+def time_models(model: LoadedModel, bench: Workbench, weights: dict, int8_module=None) -> dict:
+    """fp32, fake-quant (and int8) latency timed in turns on one batch, plus the fake-quant file's bytes."""
+    example = model.dataset.x_test[:256]
+    modules = [with_weights(model, {}).module, bench.module_with(weights)]  # a private fp32 copy: never the cache
+    if int8_module is not None:
+        modules.append(int8_module)
+    times = latency_in_turns(tuple(modules), example, repeats=15)
+    # torch.save stores raw fp32 bytes: the fake-quant file's size does not depend on the bits
+    fake_size = len(torch_save_bytes({**dict(model.module.state_dict()), **weights}))
+    return {"batch": len(example), "fp32_ms": times[0], "fake_ms": times[1],
+            "int8_ms": times[2] if int8_module is not None else None, "fake_size_bytes": fake_size}
+
+
+def _run_int8(model: LoadedModel, mode: str, weights: dict) -> None:
+    try:
+        result = deploy_int8(model, Int8Config(mode=mode))
+    except InputError as exc:
+        st.session_state["int8"] = (id(model), None, str(exc))
+        return
+    st.session_state["int8"] = (id(model), result, None)
+    # re-time fp32 and fake-quant beside int8, so the bars compare measurements taken together
+    st.session_state["q_latency"] = time_models(model, st.session_state["q_bench"], weights, result.model)
+
+
+def _run_large(mode: str) -> None:
+    st.session_state["int8_large"] = large_mlp_int8(repeats=5, mode=mode)
+
+
+def int8_result(model: LoadedModel):
+    saved = st.session_state.get("int8")
+    return saved[1] if saved and saved[0] == id(model) else None
+
+
+def int8_section(model: LoadedModel, weights: dict) -> None:
+    st.subheader("Real int8 deployment")
+    if model.module is None:
+        st.info(NEEDS_TORCH.format("Real int8 deployment"))
+        return
+    cols = st.columns([2, 2, 3])
+    mode = cols[0].selectbox("int8 mode", MODES, key="int8_mode",
+                             help="dynamic: int8 weights, activations quantized per batch on the fly (Linear); "
+                                  "static: int8 weights and activations, ranges calibrated once (Linear and Conv)")
+    cols[1].button("Convert and measure", key="int8_run", on_click=_run_int8,
+                   args=(model, mode, weights))
+    cols[2].button("Measure a large MLP (1024-4096-4096-10)", key="int8_large_run", on_click=_run_large,
+                   args=(mode,), help="Random weights, batch 256: where int8 kernels pay off. Takes a few seconds.")
+    saved = st.session_state.get("int8")
+    if saved and saved[0] == id(model) and saved[2]:
+        st.error(saved[2])
+    result = int8_result(model)
+    if result is not None:
+        m = result.measure
+        c = st.columns(4)
+        c[0].metric("int8 accuracy", f"{result.accuracy:.2%}", f"fp32 {result.baseline_accuracy:.2%}",
+                    delta_color="off", delta_arrow="off")
+        c[1].metric(f"Latency (batch {m.batch_size})", f"{m.latency_ms:.3f} ms", f"fp32 {m.baseline_latency_ms:.3f} ms",
+                    delta_color="off", delta_arrow="off")
+        c[2].metric("int8 file (torch.save)", f"{m.size_bytes / 1024:,.1f} KiB", f"{m.size_ratio:.1f}× smaller",
+                    delta_color="off", delta_arrow="off")
+        c[3].metric("Speed-up", f"{m.speedup:.3g}×")
+        (st.success if m.speedup >= 1.1 else st.warning)(m.verdict())
+        st.caption(f"Backend: {m.backend} ({result.config.mode}), behind our own Int8Backend interface so torchao "
+                   "can replace it. Biases, scales and zero points stay in the file, so small models shrink "
+                   "less than 4×.")
+    large = st.session_state.get("int8_large")
+    if large is not None:
+        (st.success if large.speedup >= 1.1 else st.warning)(
+            f"Large MLP 1024-4096-4096-10 at batch {large.batch_size}, {large.mode} int8: {large.latency_ms:.1f} ms "
+            f"vs fp32 {large.baseline_latency_ms:.1f} ms ({large.speedup:.1f}× faster); file "
+            f"{large.size_bytes / 2**20:.1f} MiB vs {large.baseline_size_bytes / 2**20:.1f} MiB "
+            f"({large.size_ratio:.1f}× smaller).")

@@ -1,0 +1,169 @@
+"""The Quantization page's main views: concept panel, controls, live metrics and figures, size and speed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from compression.plots import quantization as plots_quant
+from compression.core.errors import InputError
+from compression.models.loading import LoadedModel
+from compression.quantization.ptq import (GRANULARITIES, RANGES, SCHEMES, QuantConfig, QuantResult, accuracy_vs_bits,
+                                      layer_view, quantize, worked_example)
+from compression.models.workbench import Workbench
+from ui import quantize_sections as sections
+
+
+def concept() -> None:
+    """Formulas and a tiny worked example, for students."""
+    with st.expander("Concept: rounding weights to a grid"):
+        st.markdown("Quantization stores each weight as a small integer **code** on an evenly spaced grid with step "
+                    "**Δ** (the *scale*). Symmetric, with b bits:")
+        st.latex(r"\Delta = \frac{\max|w|}{2^{b-1}-1},\qquad q = \mathrm{clamp}\!\left(\mathrm{round}(w/\Delta),\,"
+                 r"-2^{b-1},\,2^{b-1}-1\right),\qquad \hat w = q\,\Delta")
+        st.markdown("Asymmetric adds a **zero point** z so the grid can sit off-centre (all of it is used when the "
+                    "values are not balanced around 0):")
+        st.latex(r"\Delta = \frac{\max w - \min w}{2^{b}-1},\quad z = -\mathrm{round}(\min w/\Delta),\quad "
+                 r"q = \mathrm{clamp}(\mathrm{round}(w/\Delta) + z,\,0,\,2^b-1),\quad \hat w = (q - z)\,\Delta")
+        st.markdown("The noise this adds is measured by the signal-to-quantization-noise ratio; each extra bit halves "
+                    "Δ and adds about 6 dB:")
+        st.latex(r"\mathrm{SQNR} = 10\log_{10}\frac{\sum w^2}{\sum (w-\hat w)^2}\ \text{dB} \approx 6.02\,b + c")
+        st.markdown("**Per-channel** gives every output channel its own Δ. **Percentile** and **MSE** ranges clip "
+                    "rare outliers so the grid is finer where most weights are. At 1 bit, **binary** weights are "
+                    r"$\mathrm{sign}(w)\cdot\mathrm{mean}|w|$; at 2 bits, **ternary** weights are $\{-a, 0, +a\}$. "
+                    "**QAT** trains with the rounded weights in the forward pass and lets the gradient pass the "
+                    r"rounding unchanged (straight-through estimator, $\partial L/\partial w \approx "
+                    r"\partial L/\partial \hat w$), updating full-precision master weights.")
+        bits_demo = min(int(st.session_state.get("bits", 4)), 8)
+        scale, _zero, rows = worked_example([-1.2, -0.4, 0.05, 0.3, 0.9, 1.5], bits_demo)
+        st.markdown(f"**Worked example** at {bits_demo} bits (symmetric): max|w| = 1.5, so "
+                    f"Δ = 1.5 / {max(2 ** (bits_demo - 1) - 1, 1)} = {scale:.4f}.")
+        table = [f"| {r.x:.2f} | {r.x_over_scale:.2f} | {r.code} | {r.x_hat:.4f} | {r.error:+.4f} |" for r in rows]
+        st.markdown("| w | w / Δ | code q = round(w / Δ) | ŵ = q·Δ | error ŵ − w |\n"
+                    "|---:|---:|---:|---:|---:|\n" + "\n".join(table))
+
+
+@dataclass(frozen=True)
+class Settings:
+    config: QuantConfig  # the uniform settings (what the accuracy-vs-bits curve varies)
+    layer: str
+    mixed: bool
+
+
+def controls(model: LoadedModel) -> Settings:
+    """The bits slider (in the URL), scheme, granularity, range, low-bit options and the layer picker."""
+    weights = model.weights()
+    controls = st.columns([3, 2, 2, 2])
+    bits = controls[0].slider("Bits", 1, 16, 4, key="bits", bind="query-params",
+                              help="Bits per weight: 2^bits grid levels.")
+    scheme = controls[1].selectbox("Scheme", SCHEMES, key="q_scheme", bind="query-params")
+    granularity = controls[2].selectbox("Granularity", GRANULARITIES, index=1, key="q_granularity",
+                                        bind="query-params")
+    range_method = controls[3].selectbox("Range", RANGES, key="q_range", bind="query-params",
+                                         help="min-max: no clipping; percentile: clip the rarest values; "
+                                              "mse: the range with the least squared error")
+    options = st.columns([2, 2, 2, 3])
+    percentile = options[0].number_input("Percentile", 90.0, 100.0, 99.9, 0.1, key="q_percentile",
+                                         disabled=range_method != "percentile")
+    binary = options[1].toggle("Binary at 1 bit", key="q_binary", help="sign(w) × mean|w| per channel")
+    ternary = options[2].toggle("Ternary at 2 bits", key="q_ternary", help="{−a, 0, +a}, threshold 0.7·mean|w|")
+    layer = options[3].selectbox("Layer", list(weights), key="q_layer")
+    mixed = st.toggle("Mixed precision (bits per layer, guided by sensitivity)", key="q_mixed")
+    try:
+        config = QuantConfig(bits=bits, scheme=scheme, granularity=granularity, range_method=range_method,
+                             percentile=percentile, binary=binary, ternary=ternary)
+    except InputError as exc:
+        st.error(str(exc))
+        st.stop()
+    if bits == 1 and not binary and scheme == "symmetric":
+        st.warning("A symmetric 1-bit grid is {−Δ, 0}: every positive weight becomes 0. "
+                   "Turn on **Binary at 1 bit** (sign × mean|w|) or choose the asymmetric scheme.")
+    return Settings(config, layer, mixed)
+
+
+def workbench(model: LoadedModel) -> Workbench:
+    """This session's private working copy of the model (and caches that depend only on the model)."""
+    if st.session_state.get("q_bench_for") != id(model):
+        st.session_state["q_bench_for"] = id(model)
+        st.session_state["q_bench"] = Workbench(model)
+        st.session_state["q_curves"] = {}
+        st.session_state["q_latency"] = None
+    return st.session_state["q_bench"]
+
+
+def quantized(model: LoadedModel, settings: Settings, bench: Workbench) -> QuantResult:
+    """The model quantized as set (mixed precision from the sensitivity table when on)."""
+    base = settings.config
+    try:
+        layer_bits = sections.mixed_precision(model, base, bench) if settings.mixed else {}
+        return quantize(model, QuantConfig(**{**base.to_dict(), "layer_bits": layer_bits}), bench)
+    except InputError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+def live_views(model: LoadedModel, settings: Settings, result: QuantResult, bench: Workbench) -> None:
+    """Metrics, the layer's histogram with its grid, the error view, accuracy vs bits and SQNR per layer."""
+    weights, layer, config, base_config = model.weights(), settings.layer, result.config, settings.config
+    view = layer_view(weights[layer], result.quantized.qtensors[layer])
+    cols = st.columns(4)
+    cols[0].metric("Accuracy (held-out)", f"{result.accuracy:.2%}",
+                   f"{(result.accuracy - result.baseline_accuracy) * 100:+.1f} points vs fp32", delta_color="normal")
+    cols[1].metric("Packed file", f"{result.size_bytes / 1024:,.1f} KiB",
+                   f"{result.baseline_size_bytes / result.size_bytes:.1f}× smaller than fp32", delta_color="off",
+                   delta_arrow="off",
+                   help=f"{result.size_bytes:,} bytes of a real packed file vs {result.baseline_size_bytes:,} bytes "
+                        f"(fp32 {'ONNX' if model.onnx is not None else 'torch.save'})")
+    cols[2].metric(f"SQNR of {layer}", "exact" if view.sqnr_db == float("inf") else f"{view.sqnr_db:.1f} dB")
+    cols[3].metric("Clipped weights in layer", f"{view.clipped_count:,}",
+                   f"{view.clipped_count / weights[layer].numel():.2%}", delta_color="off", delta_arrow="off")
+
+    left, right = st.columns(2)
+    qt = result.quantized.qtensors[layer]
+    grid_note = " (grid of the widest channel)" if qt.qparams.axis is not None else ""
+    log_y = left.toggle("Log scale", key="q_log")
+    title = f"{layer}: weights and the {config.bits_for(layer)}-bit grid{grid_note}"
+    left.plotly_chart(plots_quant.quant_histogram(view.hist, view.clipped, view.levels, title, log_y=log_y),
+                      key="q_hist")
+    title = f"{layer}: quantized vs original ({len(view.original_sample):,} weights)"
+    right.plotly_chart(plots_quant.error_view(view.original_sample, view.quantized_sample, title), key="q_error")
+
+    curve_key = sections.curve_key(model, base_config)
+    if curve_key not in st.session_state["q_curves"]:
+        st.session_state["q_curves"][curve_key] = accuracy_vs_bits(model, base_config, workbench=bench)
+    points = st.session_state["q_curves"][curve_key]
+    curves = {"PTQ": ([p.bits for p in points], [p.accuracy for p in points])}
+    curves.update(sections.qat_curve_points(model, base_config))
+    left, right = st.columns(2)
+    left.plotly_chart(plots_quant.accuracy_vs_bits(curves, result.baseline_accuracy, base_config.bits),
+                      key="q_curve")
+    right.plotly_chart(plots_quant.sqnr_bars([r.layer for r in result.layers], [r.sqnr_db for r in result.layers],
+                                             [r.bits for r in result.layers]), key="q_sqnr")
+
+
+def size_and_speed(model: LoadedModel, result: QuantResult, bench: Workbench) -> None:
+    """Real file sizes and measured latency: fp32, fake-quant, packed file, real int8 (once measured)."""
+    bits = result.config.bits
+    st.subheader("Size and speed")
+    if model.module is not None:
+        if st.session_state["q_latency"] is None:
+            st.session_state["q_latency"] = sections.time_models(model, bench, result.weights)
+        latency = st.session_state["q_latency"]
+        labels = ["fp32", "fake-quant", f"packed {bits}-bit"]
+        sizes = [result.baseline_size_bytes, latency["fake_size_bytes"], result.size_bytes]
+        times = [latency["fp32_ms"], latency["fake_ms"], None]
+        int8 = sections.int8_result(model)
+        if int8 is not None:
+            labels.append(f"real int8 ({int8.config.mode})")
+            sizes.append(int8.measure.size_bytes)
+            times.append(latency.get("int8_ms"))
+        st.plotly_chart(plots_quant.size_latency_bars(labels, sizes, times), key="q_bars")
+        st.caption(f"Latency: median ms per batch of {latency['batch']} held-out images on this server's CPU, the "
+                   "models timed in turns (measured once; again with int8). Fake-quant keeps fp32 tensors (rounded "
+                   "values), so its file and speed equal fp32's; the packed file holds "
+                   f"{bits}-bit codes plus scales (decoded back to fp32 to run). Only real int8 changes the kernels.")
+    else:
+        st.plotly_chart(plots_quant.size_latency_bars(["fp32 ONNX", f"packed {bits}-bit"],
+                                                      [result.baseline_size_bytes, result.size_bytes], [None, None]),
+                        key="q_bars")
