@@ -8,10 +8,10 @@ import time
 
 import torch
 
+from compression.core import Job
+from compression.distillation import DistillConfig, distill, prepare_training
+from compression.models import load_zoo
 from compression.plots import distill as plots_distill
-from compression.distillation.distill import DistillConfig, distill, prepare_training
-from compression.models.loading import load_zoo
-from compression.core.jobs import Job
 
 SEEDS = range(5)
 GAIN_TARGET_POINTS = 5.0

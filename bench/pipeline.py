@@ -9,9 +9,9 @@ import zlib
 import torch
 
 from compression.data import fashion_mnist_available
-from compression.models.loading import load_zoo
 from compression.metrics import state_dict_of, torch_save_bytes
-from compression.pipeline.run import PipelineConfig, load_clab, run_pipeline
+from compression.models import load_clab, load_zoo
+from compression.pipeline import PipelineConfig, run_pipeline
 
 # Default seed; settings per model chosen by a small sweep on this machine (see README).
 CONFIGS = {

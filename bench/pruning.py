@@ -18,7 +18,7 @@ import torch.nn.utils.prune as tp
 from torch import nn
 
 from bench._apptest import slider_move_ms
-from compression.core.progress import run_to_end
+from compression.core import run_to_end
 
 SLIDER = [0.55, 0.7, 0.35, 0.9, 0.6, 0.8, 0.2, 0.95, 0.5, 0.75, 0.4, 0.85, 0.65, 0.3, 0.92, 0.45, 0.78, 0.1, 0.88, 0.5]
 
@@ -50,15 +50,22 @@ def _timed(fn, repeats: int = 5) -> tuple[float, object]:
 
 def main() -> None:
     from compression.data import load_dataset
-    from compression.models.loading import LoadedModel, load_zoo
-    from compression.models.architectures import MLP
-    from compression.pruning.preview import interleaved_latency
-    from compression.pruning.finetune import FinetuneConfig, GradualConfig, finetune, prune_gradually
-    from compression.pruning.prune import PruneConfig, prune
-    from compression.pruning.sensitivity import CURVE_AMOUNTS, accuracy_curve
-    from compression.pruning.structured import plan, rebuild, shrink
+    from compression.models import MLP, LoadedModel, Workbench, load_zoo
+    from compression.pruning import (
+        CURVE_AMOUNTS,
+        FinetuneConfig,
+        GradualConfig,
+        PruneConfig,
+        accuracy_curve,
+        finetune,
+        interleaved_latency,
+        plan,
+        prune,
+        prune_gradually,
+        rebuild,
+        shrink,
+    )
     from compression.training import TrainConfig
-    from compression.models.workbench import Workbench
 
     torch.set_num_threads(1)  # both sides of every ratio on one thread: the machine is shared
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from bench._apptest import slider_move_ms
-from compression.core.progress import run_to_end
+from compression.core import run_to_end
 
 SLIDER_BITS = [3, 5, 2, 6, 4, 8, 3, 7, 5, 4, 2, 6, 3, 8, 4, 5, 7, 2, 4, 6]
 
@@ -22,11 +22,9 @@ def _slider_ms(model: str) -> tuple[float, float]:
 
 
 def main() -> None:
+    from compression.models import load_zoo
+    from compression.quantization import QATConfig, QuantConfig, load_packed, qat_with_control, quantize
     from compression.quantization.int8 import LARGE_MLP, TorchAOQuantization, large_mlp_int8
-    from compression.models.loading import load_zoo
-    from compression.formats.packed import load_packed
-    from compression.quantization.qat import QATConfig, qat_with_control
-    from compression.quantization.ptq import QuantConfig, quantize
     from compression.training import TrainConfig
 
     default_threads = torch.get_num_threads()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 from torch import Tensor
 
 from compression.core.errors import InputError
@@ -66,9 +68,6 @@ def load_dataset(name: str) -> Dataset:
 
 @lru_cache(maxsize=None)
 def _digits() -> Dataset:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
     bunch = load_digits()
     x = (bunch.images / 16.0).astype(np.float32)[:, None]  # (N, 1, 8, 8) in [0, 1]
     y = bunch.target.astype(np.int64)

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from compression.data import Dataset
 from compression.core.errors import InputError
+from compression.data import Dataset
 from compression.metrics import evaluate
 
 # objective(logits, labels, indices into the training set) -> (loss, named parts for the charts)

@@ -5,18 +5,18 @@ import io
 import pandas as pd
 import streamlit as st
 
+from compression.core import InputError, Job
+from compression.history import Run, model_from_run_file, pareto_front, runs_report, runs_table, write_csv
+from compression.metrics import histogram
+from compression.pipeline import (
+    BudgetConfig,
+    best_under_budget,
+    budget_search,
+)
 from compression.plots import common as plots
 from compression.plots import compare as plots_compare
-from compression.cli.runs import write_csv
-from compression.pipeline.budget import (BudgetConfig, best_under_budget, budget_search, model_from_run_file,
-                                 pareto_front)
-from compression.core.errors import InputError
-from compression.history.store import Run, runs_table
-from compression.metrics import histogram
-from compression.history.report import runs_report
 from ui import history
 from ui.common import current_model, ensure_routed
-from compression.core.jobs import Job
 
 ensure_routed()
 st.title("Compare")

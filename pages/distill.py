@@ -2,16 +2,25 @@
 
 import streamlit as st
 
-from compression.plots import distill as plots_distill
-from compression.distillation.distill import (MAX_TEMPERATURE, DistillConfig, build_student, check_student_size, distill,
-                                      hint_layers, history_run, prepare_training, soft_targets, student_layout,
-                                      teacher_params)
-from compression.core.errors import InputError
-from compression.distillation.loss import labeled_mask
+from compression.core import InputError, Job
+from compression.distillation import (
+    MAX_TEMPERATURE,
+    DistillConfig,
+    build_student,
+    check_student_size,
+    distill,
+    hint_layers,
+    history_run,
+    labeled_mask,
+    prepare_training,
+    soft_targets,
+    student_layout,
+    teacher_params,
+)
 from compression.metrics import count_params
+from compression.plots import distill as plots_distill
 from ui import history
 from ui.common import current_model, ensure_routed
-from compression.core.jobs import Job
 
 JOB, META, REFUSED = "kd_job", "kd_meta", "kd_refused"
 

@@ -3,9 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from compression.plots import common as plots
 from compression.metrics import histogram
-from compression.models.onnx import ONNX_NOT_SUPPORTED, ONNX_TECHNIQUES
+from compression.models import ONNX_NOT_SUPPORTED, ONNX_TECHNIQUES
+from compression.plots import common as plots
 from ui.common import current_model
 
 st.title("Model")

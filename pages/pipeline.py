@@ -3,15 +3,14 @@
 import pandas as pd
 import streamlit as st
 
+from compression.core import InputError, Job
+from compression.history import pipeline_report, run_from_result
+from compression.models import dense_safetensors, onnx_bytes
+from compression.pipeline import STEPS, PipelineConfig, run_pipeline
 from compression.plots import common as plots
 from compression.plots import compare as plots_compare
-from compression.core.errors import InputError
-from compression.history.store import run_from_result
-from compression.pipeline.run import STEPS, PipelineConfig, run_pipeline
-from compression.history.report import dense_safetensors, onnx_bytes, pipeline_report
 from ui import history
 from ui.common import current_model
-from compression.core.jobs import Job
 
 JOB, META, RESULT = "pipeline_job", "pipeline_meta", "pipeline_result"
 

@@ -4,12 +4,12 @@ import math
 
 import pytest
 import torch
+from conftest import state_checksum
 
-from compression.quantization.activations import ActivationQuantConfig, Observer, quantize_activations
 from compression.core.errors import InputError
 from compression.models.loading import LoadedModel
+from compression.quantization.activations import ActivationQuantConfig, Observer, quantize_activations
 from compression.quantization.ptq import QuantConfig
-from conftest import state_checksum
 
 
 def _observe(observer: str, batches) -> tuple[float, float]:

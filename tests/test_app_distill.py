@@ -3,11 +3,10 @@
 import json
 import time
 
+from conftest import ROOT, state_checksum
 from streamlit.testing.v1 import AppTest
 
 from compression.history.store import RunStore
-
-from conftest import ROOT, state_checksum
 
 
 def distill_page() -> AppTest:

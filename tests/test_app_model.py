@@ -6,13 +6,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, onnx_upload, state_checksum
 from safetensors.torch import save as st_save
 from streamlit.testing.v1 import AppTest
 
 from compression.metrics import layer_table
 from compression.models.architectures import MLP
 from compression.models.zoo import ZOO
-from conftest import ROOT, onnx_upload, state_checksum
 
 
 def app(model: str) -> AppTest:
@@ -134,8 +134,8 @@ def test_the_sidebar_choice_switches_the_model(zoo):
 
 
 def test_a_compressed_clab_file_uploads_and_a_damaged_one_is_refused(zoo):
-    from compression.pipeline.run import PipelineConfig, run_pipeline
     from compression.core.progress import run_to_end
+    from compression.pipeline.run import PipelineConfig, run_pipeline
 
     result = run_to_end(run_pipeline(zoo("mlp"), PipelineConfig(finetune_epochs=3, quant_epochs=1)))
     at = app("Upload weights…")

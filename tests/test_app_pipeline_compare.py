@@ -4,10 +4,10 @@ import json
 import time
 
 import pytest
+from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
 from compression.history.store import Run, RunStore
-from conftest import ROOT
 
 
 @pytest.fixture
@@ -128,10 +128,10 @@ def test_quantize_cli_and_page_runs_are_recorded(zoo, history_dir):
 
 
 def test_compare_decodes_both_a_distilled_student_and_a_clab_file(zoo, history_dir):
+    from compression.core.progress import Drive, run_to_end
     from compression.distillation.distill import DistillConfig, distill, history_run
     from compression.history.store import run_from_result
     from compression.pipeline.run import PipelineConfig, run_pipeline
-    from compression.core.progress import Drive, run_to_end
 
     store = RunStore(history_dir / "runs.sqlite")
     kd = Drive(distill(zoo("cnn"), DistillConfig(epochs=2)))

@@ -3,9 +3,8 @@
 import json
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from conftest import onnx_upload
+from streamlit.testing.v1 import AppTest
 
 
 def _page(model: str) -> AppTest:

@@ -3,9 +3,8 @@
 import json
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from conftest import ROOT, onnx_upload, state_checksum
+from streamlit.testing.v1 import AppTest
 
 
 def page(model: str) -> AppTest:

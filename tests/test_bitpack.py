@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from compression.formats.bitpack import pack, packed_size, unpack
 from compression.core.errors import InputError
+from compression.formats.bitpack import pack, packed_size, unpack
 
 
 @pytest.mark.parametrize("bits", range(1, 17))

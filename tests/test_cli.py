@@ -5,9 +5,8 @@ import sys
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import ROOT, onnx_upload
+from safetensors.torch import load_file
 
 
 def cli(*args: str):

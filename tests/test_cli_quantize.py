@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import load_file
 
 from compression.cli import main
-from compression.formats.packed import load_packed
+from compression.quantization.packed import load_packed
 
 
 def test_quantize_json_out_and_packed_file(zoo, tmp_path, capsys):

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from compression.formats import clab as codec
 from compression.core.errors import InputError
+from compression.formats import clab
 from compression.models.architectures import MLP
 from compression.pipeline.weight_sharing import kmeans_1d, refit_codebooks, share_weights
 
@@ -26,22 +26,22 @@ def test_relative_indices_round_trip_with_escapes(index_bits):
     rng = np.random.default_rng(index_bits)
     mask = rng.random(5000) < 0.03
     mask[0] = mask[-1] = True
-    symbols = codec.relative_indices(mask, index_bits)
+    symbols = clab.relative_indices(mask, index_bits)
     assert symbols.max() <= (1 << index_bits) - 1
-    assert np.array_equal(codec.positions_from_indices(symbols, index_bits), np.flatnonzero(mask))
+    assert np.array_equal(clab.positions_from_indices(symbols, index_bits), np.flatnonzero(mask))
 
 
 def test_file_round_trips_to_identical_tensors():
     state, shared = _pruned_mlp()
-    data = codec.encode(state, shared, "mlp", {"model": "mlp"})
-    decoded = codec.decode(data)
+    data = clab.encode(state, shared, "mlp", {"model": "mlp"})
+    decoded = clab.decode(data)
     assert decoded.arch == "mlp" and decoded.meta == {"model": "mlp"}
     assert all(torch.equal(decoded.state[k], v.float()) for k, v in state.items())
 
 
 def test_file_is_far_smaller_than_dense_fp32():
     state, shared = _pruned_mlp()
-    data = codec.encode(state, shared, "mlp")
+    data = clab.encode(state, shared, "mlp")
     dense_bytes = sum(v.numel() * 4 for v in state.values())
     assert len(data) * 8 < dense_bytes  # 10% kept, 5-bit codes, relative indices, Huffman: > 8x
 
@@ -49,14 +49,14 @@ def test_file_is_far_smaller_than_dense_fp32():
 def test_dense_coded_tensor_needs_no_positions():
     w = torch.randn(20, 30)
     st = share_weights(w, 4)
-    decoded = codec.decode(codec.encode({"w": st.dense()}, {"w": st}, "x"))
+    decoded = clab.decode(clab.encode({"w": st.dense()}, {"w": st}, "x"))
     assert torch.equal(decoded.state["w"], st.dense())
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "magic"])
 def test_damaged_files_are_refused(damage):
     state, shared = _pruned_mlp()
-    data = bytearray(codec.encode(state, shared, "mlp"))
+    data = bytearray(clab.encode(state, shared, "mlp"))
     if damage == "truncate":
         data = data[: len(data) * 2 // 3]
     elif damage == "flip":
@@ -64,15 +64,15 @@ def test_damaged_files_are_refused(damage):
     else:
         data[:4] = b"NOPE"
     with pytest.raises(InputError):
-        codec.decode(bytes(data))
+        clab.decode(bytes(data))
 
 
 def test_newer_format_version_is_refused_with_advice():
     state, shared = _pruned_mlp()
-    data = bytearray(codec.encode(state, shared, "mlp"))
-    data[4:6] = (codec.FORMAT_VERSION + 1).to_bytes(2, "big")
+    data = bytearray(clab.encode(state, shared, "mlp"))
+    data[4:6] = (clab.FORMAT_VERSION + 1).to_bytes(2, "big")
     with pytest.raises(InputError, match="newer Compression Lab"):
-        codec.decode(bytes(data))
+        clab.decode(bytes(data))
 
 
 def test_kmeans_converges_to_cluster_means():

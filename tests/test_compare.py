@@ -3,13 +3,15 @@ import re
 import onnxruntime as ort
 import pytest
 import torch
+from conftest import drain
 from safetensors.torch import load as st_load
 
-from compression.pipeline.budget import BudgetConfig, best_under_budget, budget_search, pareto_front
 from compression.core.errors import InputError
+from compression.history.compare import pareto_front
+from compression.history.report import html_report
+from compression.models.export import dense_safetensors, onnx_bytes
+from compression.pipeline.budget import BudgetConfig, best_under_budget, budget_search
 from compression.plots.compare import pareto_chart
-from compression.history.report import dense_safetensors, html_report, onnx_bytes
-from conftest import drain
 
 
 def test_pareto_front_keeps_only_undominated_points():

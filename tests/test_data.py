@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from compression.data import (DatasetUnavailable, find_fashion_mnist, load_dataset, load_npz, parse_idx,
-                              read_idx)
 from compression.core.errors import InputError
+from compression.data import DatasetUnavailable, find_fashion_mnist, load_dataset, load_npz, parse_idx, read_idx
 
 
 def test_digits_is_a_fixed_stratified_split():

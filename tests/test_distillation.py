@@ -4,16 +4,24 @@ import time
 import pytest
 import torch
 import torch.nn.functional as F
-
-from compression.data import Dataset
-from compression.distillation.distill import (DistillConfig, build_student, check_pair, distill, hint_layers, parse_hidden,
-                                      soft_targets, teacher_logits)
-from compression.core.errors import InputError
-from compression.distillation.loss import distillation_loss, labeled_mask, soft_loss, top1_agreement
-from compression.models.loading import LoadedModel
-from compression.models.architectures import MLP
 from conftest import drain, state_checksum
+
+from compression.core.errors import InputError
 from compression.core.jobs import Job
+from compression.data import Dataset
+from compression.distillation.distill import (
+    DistillConfig,
+    build_student,
+    check_pair,
+    distill,
+    hint_layers,
+    parse_hidden,
+    soft_targets,
+    teacher_logits,
+)
+from compression.distillation.loss import distillation_loss, labeled_mask, soft_loss, top1_agreement
+from compression.models.architectures import MLP
+from compression.models.loading import LoadedModel
 
 
 def _run(teacher, config):

@@ -3,9 +3,8 @@
 import time
 
 import pytest
-from playwright.sync_api import expect
-
 from conftest import SCREENSHOTS, wait_idle
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
 

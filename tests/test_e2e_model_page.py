@@ -1,9 +1,8 @@
 """The real app in headless Chromium: open it, pick a model, look at it."""
 
 import pytest
-from playwright.sync_api import expect
-
 from conftest import SCREENSHOTS, wait_idle
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
 

@@ -1,9 +1,8 @@
 """The Pipeline and Compare pages in headless Chromium: run a pipeline, see it on the Pareto chart, get the report."""
 
 import pytest
-from playwright.sync_api import expect
-
 from conftest import SCREENSHOTS, wait_idle
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
 

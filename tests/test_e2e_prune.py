@@ -3,9 +3,8 @@
 import re
 
 import pytest
-from playwright.sync_api import expect
-
 from conftest import SCREENSHOTS, wait_idle
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
 # Surviving weights in the histogram's "kept" trace (sent as a binary array, so read plotly's decoded copy).

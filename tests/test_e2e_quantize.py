@@ -1,9 +1,8 @@
 """The Quantization page in headless Chromium: move the bits slider with the keyboard, watch a chart change."""
 
 import pytest
-from playwright.sync_api import expect
-
 from conftest import SCREENSHOTS, wait_idle
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
 

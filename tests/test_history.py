@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 
 from compression.history.store import HistoryError, Run, RunStore, runs_table
-from conftest import ROOT
 
 
 def _run(i: int = 0, **kw) -> Run:

@@ -4,12 +4,18 @@ import warnings
 
 import pytest
 import torch
+from conftest import state_checksum
 
 from compression.core.errors import InputError
-from compression.quantization.int8 import (DEFAULT_BACKEND, Int8Config, Int8Measure, TorchAOQuantization, convert_int8,
-                              deploy_int8)
 from compression.models.loading import LoadedModel
-from conftest import state_checksum
+from compression.quantization.int8 import (
+    DEFAULT_BACKEND,
+    Int8Config,
+    Int8Measure,
+    TorchAOQuantization,
+    convert_int8,
+    deploy_int8,
+)
 
 
 @pytest.mark.parametrize("name, mode", [("mlp", "dynamic"), ("cnn", "static")])

@@ -1,8 +1,15 @@
 import torch
 from safetensors.torch import save_file
 
-from compression.metrics import (count_nonzero, histogram, layer_table, measure_latency, safetensors_bytes,
-                                 state_dict_of, torch_save_bytes)
+from compression.metrics import (
+    count_nonzero,
+    histogram,
+    layer_table,
+    measure_latency,
+    safetensors_bytes,
+    state_dict_of,
+    torch_save_bytes,
+)
 from compression.models.architectures import MLP
 
 

@@ -8,8 +8,8 @@ import torch
 from onnx import TensorProto, helper
 
 from compression.core.errors import InputError
-from compression.models.loading import load_onnx_with_data
 from compression.metrics import evaluate
+from compression.models.loading import load_onnx_with_data
 from compression.models.onnx import load_onnx
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from compression.core.errors import InputError
-from compression.formats.packed import MAGIC, load_packed, read_packed, save_packed
+from compression.quantization.packed import MAGIC, load_packed, read_packed, save_packed
 from compression.quantization.ptq import QTensor, QuantConfig, binarize, quantize_tensor, ternarize
 
 

@@ -4,11 +4,12 @@ import sys
 
 import pytest
 import torch
+from conftest import ROOT, drain, state_checksum
 
 from compression.core.errors import InputError
 from compression.history.store import RunStore
-from compression.pipeline.run import PipelineConfig, load_clab, run_pipeline
-from conftest import ROOT, drain, state_checksum
+from compression.models.loading import load_clab
+from compression.pipeline.run import PipelineConfig, run_pipeline
 
 
 def _run(model, config):

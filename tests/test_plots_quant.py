@@ -5,8 +5,8 @@ import math
 import plotly.graph_objects as go
 import pytest
 
-from compression.plots import quantization as plots_quant
 from compression.metrics import Histogram
+from compression.plots import quantization as plots_quant
 
 HIST = Histogram([1, 5, 2], [-1.0, 0.0, 1.0, 2.0])
 FIGURES = {

@@ -2,13 +2,13 @@
 
 import pytest
 import torch
+from conftest import drain, state_checksum
 
 from compression.core.errors import InputError
 from compression.models.loading import LoadedModel, prunable_weights
-from compression.pruning.prune import PruneConfig, prune
+from compression.pruning import PruneConfig, prune
 from compression.pruning.finetune import FinetuneConfig, GradualConfig, cubic_sparsity, finetune, prune_gradually
 from compression.training import TrainConfig
-from conftest import drain, state_checksum
 
 
 def test_cubic_schedule_matches_zhu_gupta():

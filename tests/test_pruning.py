@@ -7,16 +7,23 @@ import sys
 import pytest
 import torch
 import torch.nn.utils.prune as tp
+from conftest import onnx_upload, state_checksum
 from torch import nn
 
 from compression.core.errors import InputError
-from compression.models.loading import LoadedModel
 from compression.metrics import safetensors_bytes, state_dict_of
-from compression.pruning.prune import (PruneConfig, compute_masks, global_magnitude_masks, magnitude_mask, nm_mask,
-                                 prune, threshold_mask)
-from compression.pruning.structured import keep_units, plan, unit_masks, unit_scores, unit_groups
+from compression.models.loading import LoadedModel
 from compression.models.workbench import Workbench
-from conftest import onnx_upload, state_checksum
+from compression.pruning import (
+    PruneConfig,
+    compute_masks,
+    global_magnitude_masks,
+    magnitude_mask,
+    nm_mask,
+    prune,
+    threshold_mask,
+)
+from compression.pruning.structured import keep_units, plan, unit_groups, unit_masks, unit_scores
 
 
 def _layers(module):

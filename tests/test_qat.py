@@ -1,11 +1,11 @@
 """Quantization-aware training: the straight-through estimator, fp32 master weights, the fp32 control, cancel."""
 
 import torch
-
-from compression.quantization.qat import FakeQuantSTE, QATConfig, fp32_control, qat, qat_with_control
-from compression.quantization.ptq import QuantConfig, quantize_tensor
-from compression.training import TrainConfig
 from conftest import drain, state_checksum
+
+from compression.quantization.ptq import QuantConfig, quantize_tensor
+from compression.quantization.qat import FakeQuantSTE, QATConfig, fp32_control, qat, qat_with_control
+from compression.training import TrainConfig
 
 
 def test_straight_through_estimator_rounds_forward_and_passes_gradients():

@@ -4,14 +4,26 @@ import math
 
 import pytest
 import torch
+from conftest import state_checksum
 
 from compression.core.errors import InputError
-from compression.formats.packed import load_packed
-from compression.quantization.ptq import (EPS, QuantConfig, binarize, choose_qparams, clipped_mask, fake_quantize,
-                                      grid_levels, quant_range, quantize, quantize_tensor, sensitivity, sqnr_db,
-                                      ternarize)
 from compression.models.workbench import Workbench
-from conftest import state_checksum
+from compression.quantization.packed import load_packed
+from compression.quantization.ptq import (
+    EPS,
+    QuantConfig,
+    binarize,
+    choose_qparams,
+    clipped_mask,
+    fake_quantize,
+    grid_levels,
+    quant_range,
+    quantize,
+    quantize_tensor,
+    sensitivity,
+    sqnr_db,
+    ternarize,
+)
 
 
 @pytest.mark.parametrize("bits", [1, 2, 3, 4, 8, 12, 16])

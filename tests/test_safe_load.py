@@ -7,8 +7,8 @@ import torch
 from safetensors.torch import save as st_save
 
 from compression.core.errors import InputError
-from compression.models.loading import load_weights
 from compression.models.architectures import MLP
+from compression.models.loading import load_weights
 from compression.models.safe_load import read_state_dict
 
 

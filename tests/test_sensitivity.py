@@ -5,15 +5,15 @@ import copy
 import pytest
 import torch
 import torch.nn.utils.prune as tp
+from conftest import state_checksum
 from torch import nn
 
 from compression.core.errors import InputError
 from compression.metrics import evaluate
-from compression.pruning.preview import measure_baseline, preview
-from compression.pruning.prune import PruneConfig, prune
-from compression.pruning.sensitivity import accuracy_curve, sensitivity_scan, suggest_allocation
 from compression.models.workbench import Workbench
-from conftest import state_checksum
+from compression.pruning import PruneConfig, prune
+from compression.pruning.preview import measure_baseline, preview
+from compression.pruning.sensitivity import accuracy_curve, sensitivity_scan, suggest_allocation
 
 
 def test_curve_has_20_points_and_equals_naive_loop(zoo):

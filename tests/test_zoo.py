@@ -1,10 +1,10 @@
 import pytest
 import torch
+from conftest import state_checksum
 
 from compression.models.facts import describe
 from compression.models.loading import load_zoo
 from compression.models.zoo import ZOO, training_record
-from conftest import state_checksum
 
 # Measured on the fixed seed; a regression in data, models or training shows here first.
 MIN_ACCURACY = {"mlp": 0.95, "mlp-wide": 0.96, "cnn": 0.96, "transformer": 0.96, "lenet-300-100": 0.87}

@@ -8,12 +8,21 @@ from contextlib import contextmanager
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from compression.core.errors import InputError
-from compression.models.facts import ModelFacts, describe
-from compression.models.loading import (LoadedModel, custom_from_environment, load_custom_from_environment,
-                                 load_onnx_with_data, load_weights, load_zoo)
-from compression.models.architectures import ARCHITECTURES
-from compression.models.zoo import ZOO, is_cached, train_zoo_model
+from compression.core import InputError
+from compression.models import (
+    ARCHITECTURES,
+    ZOO,
+    LoadedModel,
+    ModelFacts,
+    custom_from_environment,
+    describe,
+    is_cached,
+    load_custom_from_environment,
+    load_onnx_with_data,
+    load_weights,
+    load_zoo,
+    train_zoo_model,
+)
 
 _router = threading.local()  # one script run per thread: is app.py routing this run?
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from compression.history.store import HistoryError, Run, RunStore
+from compression.history import HistoryError, Run, RunStore, run_from_result
 
 
 def store() -> RunStore | None:
@@ -34,8 +34,6 @@ def show_error() -> None:
 
 def record_button(kind: str, model: str, result: dict, label: str, key: str) -> None:
     """A button that records the current view as a run, so slider settings can join the Compare page."""
-    from compression.history.store import run_from_result
-
     def save() -> None:
         run_id = record(run_from_result(kind, model, result, label))
         if run_id:

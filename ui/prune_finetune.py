@@ -7,14 +7,12 @@ from dataclasses import asdict
 import pandas as pd
 import streamlit as st
 
+from compression.core import InputError, Job
+from compression.history import run_from_result
 from compression.plots import pruning as plots
-from compression.core.errors import InputError
-from compression.pruning.finetune import FinetuneConfig, GradualConfig, finetune, prune_gradually
-from compression.pruning.prune import PruneConfig
+from compression.pruning import FinetuneConfig, GradualConfig, PruneConfig, finetune, prune_gradually
 from compression.training import TrainConfig
-from compression.history.store import run_from_result
 from ui import history
-from compression.core.jobs import Job
 
 JOB, META, RUNS, REFUSED = "prune_job", "prune_job_meta", "prune_runs", "prune_refused"
 

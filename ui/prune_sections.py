@@ -7,12 +7,22 @@ import threading
 import pandas as pd
 import streamlit as st
 
+from compression.core import InputError
+from compression.models import Workbench
 from compression.plots import pruning as plots
-from compression.core.errors import InputError
-from compression.pruning.preview import Baseline, Preview, kept_histogram, measure_baseline, preview, weights_histogram
-from compression.pruning.prune import PruneConfig, mask_grid
-from compression.pruning.sensitivity import accuracy_curve, sensitivity_scan, suggest_allocation
-from compression.models.workbench import Workbench
+from compression.pruning import (
+    Baseline,
+    Preview,
+    PruneConfig,
+    accuracy_curve,
+    kept_histogram,
+    mask_grid,
+    measure_baseline,
+    preview,
+    sensitivity_scan,
+    suggest_allocation,
+    weights_histogram,
+)
 
 # Labels are what the URL keeps (?prune_method=structured), so they stay short.
 METHODS = {"magnitude": "magnitude", "structured": "structured", "N:M": "nm"}

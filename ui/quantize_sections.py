@@ -5,19 +5,23 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from compression.plots import quantization as plots_quant
-from compression.quantization.activations import OBSERVERS, ActivationQuantConfig, quantize_activations
-from compression.core.errors import InputError
-from compression.history.store import run_from_result
-from compression.quantization.int8 import MODES, Int8Config, deploy_int8, large_mlp_int8, latency_in_turns
-from compression.models.loading import LoadedModel
+from compression.core import InputError, Job
+from compression.history import run_from_result
 from compression.metrics import torch_save_bytes
-from compression.quantization.qat import QATConfig, qat_with_control
-from compression.quantization.ptq import QuantConfig, sensitivity
+from compression.models import LoadedModel, Workbench, with_weights
+from compression.plots import quantization as plots_quant
+from compression.quantization import (
+    OBSERVERS,
+    ActivationQuantConfig,
+    QATConfig,
+    QuantConfig,
+    qat_with_control,
+    quantize_activations,
+    sensitivity,
+)
+from compression.quantization.int8 import MODES, Int8Config, deploy_int8, large_mlp_int8, latency_in_turns
 from compression.training import TrainConfig
-from compression.models.workbench import Workbench, with_weights
 from ui import history
-from compression.core.jobs import Job
 
 NEEDS_TORCH = ("{} needs a PyTorch model: ONNX models run in onnxruntime here, without gradients or int8 "
                "kernels. Weight fake-quantization above works for ONNX models too.")

@@ -6,12 +6,20 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from compression.core import InputError
+from compression.models import LoadedModel, Workbench
 from compression.plots import quantization as plots_quant
-from compression.core.errors import InputError
-from compression.models.loading import LoadedModel
-from compression.quantization.ptq import (GRANULARITIES, RANGES, SCHEMES, QuantConfig, QuantResult, accuracy_vs_bits,
-                                      layer_view, quantize, worked_example)
-from compression.models.workbench import Workbench
+from compression.quantization import (
+    GRANULARITIES,
+    RANGES,
+    SCHEMES,
+    QuantConfig,
+    QuantResult,
+    accuracy_vs_bits,
+    layer_view,
+    quantize,
+    worked_example,
+)
 from ui import quantize_sections as sections
 
 

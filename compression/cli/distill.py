@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from compression.distillation.distill import DistillConfig, distill, history_run, parse_hidden, student_layout
-from compression.core.progress import Drive
-from compression.models.zoo import ZOO
+import torch
+
+from compression.cli.common import print_json, record_run, resolve_model
+from compression.core import Drive
+from compression.distillation import DistillConfig, distill, history_run, parse_hidden, student_layout
+from compression.models import ZOO
 
 
 def register(sub) -> None:
@@ -30,10 +33,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import torch
-
-    from compression.cli import print_json, record_run, resolve_model
-
     # The student is tiny: one thread is fastest. With two, the main thread's spinning OpenMP worker made a
     # 10-epoch run 7-20x slower whenever other work loaded this 2-core machine (4.5-13.7 s against 0.7 s).
     torch.set_num_threads(1)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from compression.models.facts import describe
+from compression.cli.common import add_model_arguments, print_json, resolve_model
+from compression.models import describe
 
 
 def register(sub) -> None:
-    from compression.cli import add_model_arguments
-
     parser = sub.add_parser("info", help="print a model's facts")
     add_model_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -15,8 +14,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from compression.cli import print_json, resolve_model
-
     facts = describe(resolve_model(args))
     if args.json:
         print_json(facts.to_dict())

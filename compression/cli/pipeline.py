@@ -5,14 +5,21 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from compression.core.errors import InputError
-from compression.pipeline.run import PipelineConfig, run_pipeline
-from compression.core.progress import Drive
+import torch
+
+from compression.cli.common import (
+    add_model_arguments,
+    add_record_argument,
+    print_json,
+    record,
+    resolve_model,
+    write_bytes_atomic,
+)
+from compression.core import Drive, InputError
+from compression.pipeline import PipelineConfig, run_pipeline
 
 
 def register(sub) -> None:
-    from compression.cli import add_model_arguments, add_record_argument
-
     parser = sub.add_parser("pipeline", help="compose prune, distill, quantize and encode; write a .clab file")
     add_model_arguments(parser)
     defaults = PipelineConfig()
@@ -36,10 +43,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import torch
-
-    from compression.cli import print_json, record, resolve_model
-
     # Small models train fastest on one thread; a second OpenMP thread spins against other work on 2 cores.
     torch.set_num_threads(1)
 
@@ -65,8 +68,6 @@ def run(args) -> int:
             shown = progress.stage
     result = run_steps.result
     if out is not None:
-        from compression.cli.export import write_bytes_atomic
-
         write_bytes_atomic(out, result.file)
     payload = result.to_dict()
     recorded = {**result.to_dict(), "curves": dict(result.curves)}

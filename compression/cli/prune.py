@@ -5,14 +5,21 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from compression.core.errors import InputError
+from compression.cli.common import (
+    add_model_arguments,
+    add_record_argument,
+    print_json,
+    record,
+    resolve_model,
+    write_bytes_atomic,
+)
+from compression.core import Drive, InputError
 from compression.metrics import safetensors_bytes
-from compression.core.progress import Drive
+from compression.pruning import FinetuneConfig, PruneConfig, finetune, model_state, prune
+from compression.training import TrainConfig
 
 
 def register(sub) -> None:
-    from compression.cli import add_model_arguments, add_record_argument
-
     parser = sub.add_parser("prune", help="prune a model and measure it")
     add_model_arguments(parser)
     amount = parser.add_mutually_exclusive_group()
@@ -33,12 +40,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from compression.pruning.finetune import FinetuneConfig, finetune
-    from compression.pruning.prune import PruneConfig, model_state, prune
-    from compression.training import TrainConfig
-    from compression.cli import print_json, record, resolve_model
-    from compression.cli.export import write_bytes_atomic
-
     if args.out and not args.out.endswith(".safetensors"):
         raise InputError("--out must end in .safetensors")
     if args.method != "nm" and args.sparsity is None and args.threshold is None:

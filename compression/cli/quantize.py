@@ -5,15 +5,30 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from compression.core.errors import InputError
+from compression.cli.common import (
+    add_model_arguments,
+    add_record_argument,
+    print_json,
+    record,
+    resolve_model,
+    write_bytes_atomic,
+)
+from compression.core import Drive, InputError
 from compression.metrics import safetensors_bytes, state_dict_of
-from compression.core.progress import Drive
-from compression.quantization.ptq import GRANULARITIES, RANGES, QuantConfig, quantize
+from compression.quantization import (
+    GRANULARITIES,
+    RANGES,
+    ActivationQuantConfig,
+    QATConfig,
+    QuantConfig,
+    qat,
+    quantize,
+    quantize_activations,
+)
+from compression.training import TrainConfig
 
 
 def register(sub) -> None:
-    from compression.cli import add_model_arguments, add_record_argument
-
     parser = sub.add_parser("quantize", help="quantize weights (PTQ or QAT) and measure accuracy and file size")
     add_model_arguments(parser)
     parser.add_argument("--bits", type=int, required=True, help="bits per weight, 1 to 16")
@@ -35,8 +50,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from compression.cli import print_json, record, resolve_model
-
     config = QuantConfig(bits=args.bits, scheme="asymmetric" if args.asymmetric else "symmetric",
                          granularity=args.granularity, range_method=args.range_method, binary=args.binary,
                          ternary=args.ternary)
@@ -57,20 +70,14 @@ def run(args) -> int:
         result = quantize(model, config)
     accuracy = result.accuracy
     if args.activations:
-        from compression.quantization.activations import ActivationQuantConfig, quantize_activations
-
         act = quantize_activations(result.source, ActivationQuantConfig(config, activation_bits=args.activation_bits))
         accuracy = act.accuracy
         payload.update(activation_bits=args.activation_bits, weight_only_accuracy=act.weight_only_accuracy)
     baseline = model.evaluate().accuracy
     if args.out:
-        from compression.cli.export import write_bytes_atomic
-
         write_bytes_atomic(Path(args.out), safetensors_bytes(_dequantized_state(result)))
         payload["out"] = args.out
     if args.packed_out:
-        from compression.cli.export import write_bytes_atomic
-
         write_bytes_atomic(Path(args.packed_out), result.packed)
         payload["packed_out"] = args.packed_out
     payload.update(accuracy=accuracy, baseline_accuracy=baseline, bits=args.bits, size_bytes=result.size_bytes,
@@ -93,9 +100,6 @@ def run(args) -> int:
 
 
 def _run_qat(model, config: QuantConfig, epochs: int):
-    from compression.quantization.qat import QATConfig, qat
-    from compression.training import TrainConfig
-
     run = Drive(qat(model, QATConfig(config, TrainConfig(epochs=epochs, lr=1e-3))))
     for step in run:
         if step.test_accuracy is not None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 
-from compression.history.store import RunStore, runs_table
+from compression.cli.common import print_json
+from compression.history import RunStore, runs_table, write_csv
 
 
 def register(sub) -> None:
@@ -23,8 +23,6 @@ def register(sub) -> None:
 
 
 def run_list(args) -> int:
-    from compression.cli import print_json
-
     rows = runs_table(RunStore().runs(kind=args.kind, model=args.model))
     if args.json:
         print_json({"runs": rows})
@@ -41,11 +39,3 @@ def run_list(args) -> int:
 def run_delete(args) -> int:
     print(f"deleted {RunStore().delete(args.ids)} run(s)")
     return 0
-
-
-def write_csv(rows: list[dict], stream) -> None:
-    """Rows with possibly different keys, as one CSV with the union of columns."""
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    writer = csv.DictWriter(stream, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)

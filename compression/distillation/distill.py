@@ -12,13 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from compression.data import Dataset
 from compression.core.errors import InputError
-from compression.history.store import Run, run_from_result
+from compression.data import Dataset
 from compression.distillation.loss import distillation_loss, labeled_mask, masked_cross_entropy, top1_agreement
-from compression.models.loading import LoadedModel
-from compression.metrics import count_params, measure_latency, safetensors_bytes, state_dict_of, torch_save_bytes
-from compression.models.architectures import MLP
 
 # hint_layers and teacher_params are re-exported: pages and the CLI import the whole distillation API from here.
 from compression.distillation.teacher import (  # noqa: F401
@@ -29,6 +25,10 @@ from compression.distillation.teacher import (  # noqa: F401
     teacher_params,
     teacher_size_bytes,
 )
+from compression.history.store import Run, run_from_result
+from compression.metrics import count_params, measure_latency, safetensors_bytes, state_dict_of, torch_save_bytes
+from compression.models.architectures import MLP
+from compression.models.loading import LoadedModel
 from compression.training import Step, TrainConfig, fit
 
 MAX_TEMPERATURE = 100.0

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from compression.core.errors import InputError
-from compression.models.loading import LoadedModel
 from compression.metrics import count_params, state_dict_of, torch_save_bytes
+from compression.models.loading import LoadedModel
 
 
 class OnnxForward(nn.Module):

@@ -18,13 +18,30 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from compression.formats import huffman
+import compression.formats.huffman as huffman
 from compression.core.errors import InputError
-from compression.pipeline.weight_sharing import SharedTensor
 
 MAGIC = b"CLAB"
 FORMAT_VERSION = 1
 _PREFIX = struct.Struct(">4sHII")
+
+
+@dataclass(frozen=True, eq=False)
+class SharedTensor:
+    """A weight as a codebook, a code per kept position, and the mask of kept positions."""
+
+    codebook: Tensor  # (K,) float32
+    codes: Tensor  # int64, the weight's shape; meaningful where mask is True
+    mask: Tensor  # bool, the weight's shape
+
+    @property
+    def bits(self) -> int:
+        return max(1, (len(self.codebook) - 1).bit_length())
+
+    def dense(self) -> Tensor:
+        """The weight tensor this stands for: codebook values where kept, exact zeros elsewhere."""
+        return torch.where(self.mask, self.codebook[self.codes], torch.zeros((), dtype=self.codebook.dtype))
+
 
 
 @dataclass(frozen=True, eq=False)

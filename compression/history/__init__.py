@@ -1,1 +1,19 @@
-"""history"""
+"""The run history: the SQLite store, comparisons (Pareto), the HTML report and CSV export."""
+
+from compression.history.compare import model_from_run_file, pareto_front
+from compression.history.csv_export import write_csv
+from compression.history.report import pipeline_report, runs_report
+from compression.history.store import HistoryError, Run, RunStore, run_from_result, runs_table
+
+__all__ = [
+    "HistoryError",
+    "model_from_run_file",
+    "pareto_front",
+    "pipeline_report",
+    "Run",
+    "run_from_result",
+    "runs_report",
+    "runs_table",
+    "RunStore",
+    "write_csv",
+]

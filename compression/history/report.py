@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import html
-import io
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 import plotly.io as pio
-import torch
 
-from compression.core.errors import InputError
-from compression.models.loading import LoadedModel
-from compression.metrics import safetensors_bytes, state_dict_of
+from compression.plots.compare import stage_bars, stage_label
 
 
 def html_report(title: str, summary: Mapping[str, object], rows: Sequence[Mapping[str, object]],
@@ -52,30 +47,8 @@ def _fmt(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def dense_safetensors(model: LoadedModel) -> bytes:
-    """The dense-equivalent weights (zeros and shared values written out as fp32) under export's names."""
-    if model.module is None:
-        raise InputError("an ONNX model's weights are exported from the Model page")
-    return safetensors_bytes(state_dict_of(model.module))
-
-
-def onnx_bytes(model: LoadedModel) -> bytes:
-    """The model as ONNX (dense fp32: ONNX has no portable sparse or k-means weight format)."""
-    if model.module is None:
-        raise InputError("this model is already ONNX")
-    buffer = io.BytesIO()
-    example = model.dataset.x_test[:1]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript-based exporter is deprecated but needs no extra package
-        torch.onnx.export(model.module, (example,), buffer, dynamo=False, input_names=["x"], output_names=["logits"],
-                          dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}})
-    return buffer.getvalue()
-
-
 def pipeline_report(result) -> str:
     """The HTML report of one pipeline run (a compression.pipeline.run.PipelineResult)."""
-    from compression.plots.compare import stage_bars, stage_label
-
     names = ["start: fp32 file"] + [stage_label(s.name) for s in result.stages]
     figure = stage_bars(names, [result.baseline_size_bytes] + [s.size_bytes for s in result.stages],
                         [result.baseline_accuracy] + [s.accuracy for s in result.stages])

@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from compression.models.loading import LoadedModel
 from compression.metrics import LayerRow, layer_table, safetensors_bytes, state_dict_of, torch_save_bytes
+from compression.models.loading import LoadedModel
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,14 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from compression.data import Dataset, load_dataset, load_npz
 from compression.core.errors import InputError
+from compression.core.settings import ARCH_DATA_ENV, ARCH_ENV, ARCH_WEIGHTS_ENV
+from compression.data import Dataset, load_dataset, load_npz
+from compression.formats import clab
 from compression.metrics import Evaluation, evaluate
 from compression.models.architectures import get_architecture
 from compression.models.onnx import OnnxModel, load_onnx
 from compression.models.safe_load import load_into, read_state_dict
-from compression.core.settings import ARCH_DATA_ENV, ARCH_ENV, ARCH_WEIGHTS_ENV
 from compression.models.zoo import ZOO, load_zoo_module
 
 
@@ -67,8 +68,6 @@ def load_weights(arch_name: str, data: bytes, filename: str) -> LoadedModel:
     A .clab file (our compressed format) names its own architecture, so `arch_name` is not needed for it.
     """
     if filename.lower().endswith(".clab"):
-        from compression.pipeline.run import load_clab
-
         return load_clab(data, filename)
     arch = get_architecture(arch_name)
     state = read_state_dict(data, filename)
@@ -143,3 +142,11 @@ def _custom_dataset(data: str) -> Dataset:
             raise InputError(f"data file {data} does not exist")
         return load_npz(path.read_bytes(), name=path.name)
     return load_dataset(data)
+
+
+def load_clab(data: bytes, name: str = "model.clab") -> LoadedModel:
+    """Decode a .clab file into a working model of its architecture, with that architecture's dataset."""
+    decoded = clab.decode(data)
+    arch = get_architecture(decoded.arch)
+    module = load_into(arch.from_state_dict(decoded.state), decoded.state, name)
+    return LoadedModel(name, "upload", load_dataset(arch.dataset), module=module, arch=decoded.arch)

@@ -7,11 +7,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import torch
+from google.protobuf.message import DecodeError
+from onnx import numpy_helper
 from torch import Tensor
 
-from compression.data import Dataset
 from compression.core.errors import InputError
+from compression.data import Dataset
 from compression.metrics import Evaluation, logits_evaluation
 
 # The standard-domain ops we accept: what PyTorch's exporters emit for MLPs, CNNs and small transformers.
@@ -43,20 +47,14 @@ class OnnxModel:
 
     @cached_property
     def _proto(self):
-        import onnx
-
         return onnx.load_from_string(self.raw)
 
     def weights(self) -> dict[str, Tensor]:
         """The weight initializers (of Gemm/MatMul/Conv), as tensors the techniques may read."""
-        from onnx import numpy_helper
-
         inits = {i.name: i for i in self._proto.graph.initializer}
         return {k: torch.from_numpy(numpy_helper.to_array(inits[k]).copy()) for k in self.weight_axes}
 
     def all_initializers(self) -> dict[str, Tensor]:
-        from onnx import numpy_helper
-
         return {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in self._proto.graph.initializer}
 
     @cached_property
@@ -65,8 +63,6 @@ class OnnxModel:
 
     def session(self, weights: Mapping[str, Tensor] | None = None):
         """An onnxruntime session; `weights` override initializers without re-serializing the model."""
-        import onnxruntime as ort
-
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = 1
@@ -100,6 +96,14 @@ class OnnxModel:
     def evaluate(self, data: Dataset, weights: Mapping[str, Tensor] | None = None) -> Evaluation:
         return logits_evaluation(self.logits(data.x_test, weights), data.y_test)
 
+    def with_initializers(self, weights: Mapping[str, Tensor], name: str) -> OnnxModel:
+        """A new model whose initializers named in `weights` are replaced (re-serialized and re-checked)."""
+        proto = onnx.load_from_string(self.raw)
+        for init in proto.graph.initializer:
+            if init.name in weights:
+                init.CopyFrom(numpy_helper.from_array(weights[init.name].detach().numpy(), init.name))
+        return load_onnx(proto.SerializeToString(), name)
+
     def check_data(self, data: Dataset) -> None:
         """Refuse evaluation data whose shape or labels do not fit the model."""
         expected = self.input_shape[1:]
@@ -114,9 +118,6 @@ class OnnxModel:
 
 def load_onnx(raw: bytes, name: str = "model.onnx") -> OnnxModel:
     """Parse and check an ONNX file; refuse unsupported ops, external data and custom domains."""
-    import onnx
-    from google.protobuf.message import DecodeError
-
     if not raw:
         raise InputError(f"{name} is empty")
     try:

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from compression.core.errors import InputError
-from compression.models.loading import LoadedModel
 from compression.metrics import Evaluation, evaluate
+from compression.models.loading import LoadedModel
 
 
 class Workbench:
@@ -53,8 +53,11 @@ class Workbench:
 
 def with_weights(model: LoadedModel, weights: Mapping[str, Tensor], name: str | None = None) -> LoadedModel:
     """A new LoadedModel: a copy of `model` with `weights` replaced (the input model is unchanged)."""
+    if model.onnx is not None:
+        name = name or model.name
+        return LoadedModel(name, "onnx", model.dataset, onnx=model.onnx.with_initializers(weights, name))
     if model.module is None:
-        raise InputError("with_weights needs a PyTorch model")
+        raise InputError("with_weights needs a PyTorch or ONNX model")
     module = copy.deepcopy(model.module)
     params = dict(module.named_parameters())
     with torch.no_grad():

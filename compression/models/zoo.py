@@ -11,14 +11,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from compression.data import load_dataset
 from compression.core.errors import InputError
+from compression.core.settings import cache_dir
+from compression.data import load_dataset
 from compression.metrics import evaluate, state_dict_of
 from compression.models.architectures import ARCHITECTURES, get_architecture
-from compression.core.settings import cache_dir
 from compression.training import Step, TrainConfig, fit
 
 # Bump when an architecture or recipe changes, so stale caches are retrained instead of reused.
@@ -78,8 +79,6 @@ def load_zoo_module(name: str) -> nn.Module:
 
 def training_record(name: str) -> dict:
     """What was recorded when the cached model was trained (accuracy, seconds, seed, versions)."""
-    from safetensors import safe_open
-
     with safe_open(str(zoo_path(name)), framework="pt") as f:
         return json.loads((f.metadata() or {}).get("compression_lab", "{}"))
 

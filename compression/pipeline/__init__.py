@@ -1,1 +1,17 @@
-"""pipeline"""
+"""The pipeline: prune → distill → weight sharing → encode, and the budget search over such pipelines."""
+
+from compression.pipeline.budget import (
+    BudgetConfig,
+    best_under_budget,
+    budget_search,
+)
+from compression.pipeline.run import STEPS, PipelineConfig, run_pipeline
+
+__all__ = [
+    "best_under_budget",
+    "budget_search",
+    "BudgetConfig",
+    "PipelineConfig",
+    "run_pipeline",
+    "STEPS",
+]

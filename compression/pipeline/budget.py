@@ -5,26 +5,15 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass
 
-from compression.formats import clab as codec
 from compression.core.errors import InputError
-from compression.models.loading import LoadedModel, load_weights
-from compression.metrics import measure_latency, state_dict_of, torch_save_bytes
-from compression.models.architectures import ARCHITECTURES, student_architecture
-from compression.pipeline.run import load_clab
 from compression.core.progress import run_to_end
-from compression.pruning.prune import global_magnitude_masks
+from compression.distillation.distill import DistillConfig, distill
+from compression.formats import clab
+from compression.metrics import measure_latency, state_dict_of, torch_save_bytes
+from compression.models.architectures import student_architecture
+from compression.models.loading import LoadedModel, load_clab
 from compression.pipeline.weight_sharing import share_weights
-
-
-def pareto_front(xs: Sequence[float], ys: Sequence[float]) -> list[int]:
-    """Indices of points no other point beats (smaller-or-equal x and larger-or-equal y, one strictly), by x."""
-    order = sorted(range(len(xs)), key=lambda i: (xs[i], -ys[i]))
-    front, best_y = [], float("-inf")
-    for i in order:
-        if ys[i] > best_y:
-            front.append(i)
-            best_y = ys[i]
-    return front
+from compression.pruning import global_magnitude_masks
 
 
 @dataclass(frozen=True)
@@ -100,7 +89,7 @@ def budget_search(model: LoadedModel, config: BudgetConfig) -> Generator[BudgetP
                 shared = {k: share_weights(w, bits) for k, w in pruned.items()}
                 state = state_dict_of(candidate.module)
                 state.update({k: s.dense() for k, s in shared.items()})
-                file = codec.encode(state, shared, candidate.arch, index_bits=5)
+                file = clab.encode(state, shared, candidate.arch, index_bits=5)
                 decoded = load_clab(file)
                 latency = measure_latency(decoded.module, example, warmup=3, repeats=15).median_ms
                 size = len(file)
@@ -113,18 +102,6 @@ def budget_search(model: LoadedModel, config: BudgetConfig) -> Generator[BudgetP
     return points
 
 
-def model_from_run_file(file_name: str | None, file: bytes | None, model: str) -> LoadedModel | None:
-    """The model stored with a run: a .clab names its architecture; a student's safetensors is an MLP on the
-    dataset of the zoo model it was distilled from. None when the run stored no model file."""
-    if not file:
-        return None
-    name = file_name or "model.clab"
-    if name.endswith(".clab"):
-        return load_clab(file, name)
-    dataset = ARCHITECTURES[model].dataset if model in ARCHITECTURES else "digits"
-    return load_weights(student_architecture(dataset), file, name)
-
-
 def best_under_budget(points: Sequence[BudgetPoint]) -> int | None:
     """Index of the most accurate point that fits (ties: the smaller file), or None."""
     fitting = [i for i, p in enumerate(points) if p.fits]
@@ -134,8 +111,6 @@ def best_under_budget(points: Sequence[BudgetPoint]) -> int | None:
 
 
 def _distilled(teacher: LoadedModel, hidden: int, epochs: int) -> LoadedModel:
-    from compression.distillation.distill import DistillConfig, distill
-
     result = run_to_end(distill(teacher, DistillConfig(student_hidden=(hidden,), epochs=epochs, alpha=0.5,
                                                        temperature=4.0)))
     return LoadedModel(f"{teacher.name} student {hidden}", teacher.source, teacher.dataset,

@@ -10,16 +10,18 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
-from compression.formats import clab as codec
-from compression.data import Dataset
 from compression.core.errors import InputError
-from compression.models.loading import LoadedModel, prunable_weights
-from compression.metrics import count_nonzero, count_params, measure_latency, state_dict_of, torch_save_bytes
-from compression.models.architectures import get_architecture, student_architecture
 from compression.core.progress import Drive
-from compression.models.safe_load import load_into
+from compression.data import Dataset
+from compression.distillation.distill import DistillConfig, distill
+from compression.formats import clab
+from compression.formats.clab import SharedTensor
+from compression.metrics import count_nonzero, count_params, measure_latency, state_dict_of, torch_save_bytes
+from compression.models.architectures import student_architecture
+from compression.models.loading import LoadedModel, load_clab, prunable_weights
+from compression.pipeline.weight_sharing import refit_codebooks, share_weights
+from compression.pruning import global_magnitude_masks
 from compression.training import Step, TrainConfig, fit
-from compression.pipeline.weight_sharing import SharedTensor, refit_codebooks, share_weights
 
 STEPS = ("prune", "distill", "quantize", "encode")
 
@@ -138,8 +140,6 @@ def run_pipeline(model: LoadedModel, config: PipelineConfig) -> Generator[Pipeli
         start = time.perf_counter()
         yield PipelineProgress(stage, index, len(config.steps))
         if stage == "prune":
-            from compression.pruning.prune import global_magnitude_masks
-
             masks = global_magnitude_masks(prunable_weights(current.module), config.sparsity)
             _apply_masks(current.module, masks)
             steps = yield from _train(current.module, data, TrainConfig(
@@ -147,8 +147,6 @@ def run_pipeline(model: LoadedModel, config: PipelineConfig) -> Generator[Pipeli
                 lambda m, masks=masks: _apply_masks(m, masks), stage, index, len(config.steps))
             curves["prune"] = steps
         elif stage == "distill":
-            from compression.distillation.distill import DistillConfig, distill
-
             run = Drive(distill(current, DistillConfig(alpha=config.alpha, temperature=config.temperature,
                                                  student_hidden=config.student_hidden,
                                                  epochs=max(1, config.distill_epochs), seed=config.seed)))
@@ -174,7 +172,7 @@ def run_pipeline(model: LoadedModel, config: PipelineConfig) -> Generator[Pipeli
                 epochs=config.quant_epochs, lr=config.finetune_lr / 2, seed=config.seed + 1), project,
                 stage, index, len(config.steps))
         else:  # encode, then measure what decoding the file gives back
-            file = codec.encode(state_dict_of(current.module), shared, current.arch,
+            file = clab.encode(state_dict_of(current.module), shared, current.arch,
                                 {"model": model.name, "steps": list(config.steps)}, config.index_bits)
             current = LoadedModel(f"{model.name} (.clab)", model.source, data, module=load_clab(file).module,
                                   arch=current.arch)
@@ -212,13 +210,3 @@ def _apply_shared(module: nn.Module, shared: Mapping[str, SharedTensor]) -> None
     params = dict(module.named_parameters())
     for name, st in shared.items():
         params[name].copy_(st.dense())
-
-
-def load_clab(data: bytes, name: str = "model.clab") -> LoadedModel:
-    """Decode a .clab file into a working model of its architecture, with that architecture's dataset."""
-    from compression.data import load_dataset
-
-    decoded = codec.decode(data)
-    arch = get_architecture(decoded.arch)
-    module = load_into(arch.from_state_dict(decoded.state), decoded.state, name)
-    return LoadedModel(name, "upload", load_dataset(arch.dataset), module=module, arch=decoded.arch)

@@ -3,29 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from compression.core.errors import InputError
-
-
-@dataclass(frozen=True, eq=False)
-class SharedTensor:
-    """A weight as a codebook, a code per kept position, and the mask of kept positions."""
-
-    codebook: Tensor  # (K,) float32
-    codes: Tensor  # int64, the weight's shape; meaningful where mask is True
-    mask: Tensor  # bool, the weight's shape
-
-    @property
-    def bits(self) -> int:
-        return max(1, (len(self.codebook) - 1).bit_length())
-
-    def dense(self) -> Tensor:
-        """The weight tensor this stands for: codebook values where kept, exact zeros elsewhere."""
-        return torch.where(self.mask, self.codebook[self.codes], torch.zeros((), dtype=self.codebook.dtype))
+from compression.formats.clab import SharedTensor
 
 
 def kmeans_1d(values: Tensor, k: int, iters: int = 30) -> tuple[Tensor, Tensor]:

@@ -7,6 +7,7 @@ plotly's per-property validation (10-60 ms per figure here, more than all the pr
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+
 import numpy as np
 import plotly.graph_objects as go
 

@@ -11,7 +11,10 @@ from torch import Tensor, nn
 
 from compression.core.errors import InputError
 from compression.models.loading import LoadedModel, prunable_weights
-from compression.pruning.prune import PruneConfig, compute_masks, prune
+from compression.models.workbench import with_weights
+from compression.pruning.config import PruneConfig
+from compression.pruning.masks import compute_masks
+from compression.pruning.prune import prune
 from compression.training import Step, TrainConfig, cross_entropy, fit
 
 
@@ -118,7 +121,6 @@ def finetune(model: LoadedModel, config: FinetuneConfig) -> Generator[Step, None
 def prune_gradually(model: LoadedModel, config: GradualConfig) -> Generator[Step, None, FinetuneResult]:
     """Train a copy of `model` while its sparsity follows the cubic schedule; yields Steps (parts hold sparsity)."""
     _require_trainable(model)
-    from compression.models.workbench import with_weights
 
     trained = with_weights(model, {}, name=f"{model.name} (gradual)")
     module = trained.module

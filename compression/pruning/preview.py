@@ -11,9 +11,11 @@ import torch
 from torch import Tensor, nn
 
 from compression.metrics import Evaluation, Histogram, histogram, measure_latency, safetensors_bytes
-from compression.pruning.prune import (MagnitudeRanking, PruneConfig, apply_masks, compute_masks, effective_threshold,
-                      mask_sparsity, model_state, output_axes, sparse_bytes)
 from compression.models.workbench import Workbench
+from compression.pruning.config import PruneConfig
+from compression.pruning.masks import MagnitudeRanking, apply_masks, compute_masks, effective_threshold, mask_sparsity
+from compression.pruning.result import model_state, output_axes, sparse_bytes
+from compression.pruning.structured import dead_units, has_unit_groups, plan, rebuild, shrink, unit_masks
 
 LATENCY_BUDGET_MS = 30.0  # per slider move; the rounds stop once it is spent
 LATENCY_BATCH = 32  # big enough to be compute-bound, small enough to time on every slider move
@@ -77,8 +79,6 @@ def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_r
     model, base = bench.model, bench.base
     keep = None
     if config.method == "structured":
-        from compression.pruning.structured import plan, unit_masks
-
         module = bench.module_with({})
         keep = plan(module, config)
         masks = unit_masks(module, keep)
@@ -97,8 +97,6 @@ def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_r
     kept = sum(float(masks[k].sum()) if k in masks else int(torch.count_nonzero(w)) for k, w in base.items())
     shrunk_params = shrunk_size = latency = shrunk_latency = dense_latency = None
     if model.module is not None:
-        from compression.pruning.structured import dead_units, has_unit_groups, rebuild, shrink
-
         module = bench.module_with(weights)
         state = {**{k: v.detach() for k, v in module.state_dict().items()}, **weights}  # own tensors for the sizes
         shrunk = None

@@ -10,8 +10,10 @@ import torch.nn.functional as F
 
 from compression.core.errors import InputError
 from compression.metrics import Evaluation
-from compression.pruning.prune import MagnitudeRanking, PruneConfig, apply_masks, compute_masks, select_weights
 from compression.models.workbench import Workbench
+from compression.pruning.config import PruneConfig
+from compression.pruning.masks import MagnitudeRanking, apply_masks, compute_masks, select_weights
+from compression.pruning.structured import plan, unit_masks
 
 CURVE_AMOUNTS = tuple(round(0.05 * i, 2) for i in range(20)) + (0.97, 0.99)  # 22 points, dense near the end
 SCAN_AMOUNTS = (0.25, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
@@ -32,8 +34,6 @@ def accuracy_curve(bench: Workbench, config: PruneConfig,
     config = replace(config, threshold=None, layer_amounts=(), amount=0.0)
     structured = config.method == "structured"
     if structured:
-        from compression.pruning.structured import plan, unit_masks
-
         module = bench.module_with({})  # original weights: the ranking is computed on them
     ranked = None if structured else MagnitudeRanking(bench.base, config.scope, config.exclude)
     variants = []

@@ -9,10 +9,11 @@ import torch
 from torch import Tensor, nn
 
 from compression.core.errors import InputError
-from compression.models.loading import LoadedModel
 from compression.metrics import state_dict_of
 from compression.models.architectures import MLP, SmallCNN, TinyTransformer, get_architecture
-from compression.pruning.prune import PruneConfig, PruneResult, measure_result
+from compression.models.loading import LoadedModel
+from compression.pruning.config import PruneConfig
+from compression.pruning.result import PruneResult, measure_result
 
 
 @dataclass(frozen=True)

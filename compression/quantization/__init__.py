@@ -1,1 +1,53 @@
-"""quantization"""
+"""Quantization: fake-quantized weights (PTQ), QAT, activations, and real int8 through a swappable backend."""
+
+from compression.quantization.activations import OBSERVERS, ActivationQuantConfig, quantize_activations
+from compression.quantization.int8 import (
+    LARGE_MLP,
+    MODES,
+    Int8Config,
+    TorchAOQuantization,
+    deploy_int8,
+    large_mlp_int8,
+    latency_in_turns,
+)
+from compression.quantization.packed import load_packed
+from compression.quantization.ptq import (
+    GRANULARITIES,
+    RANGES,
+    SCHEMES,
+    QuantConfig,
+    QuantResult,
+    accuracy_vs_bits,
+    layer_view,
+    quantize,
+    sensitivity,
+    worked_example,
+)
+from compression.quantization.qat import QATConfig, qat, qat_with_control
+
+__all__ = [
+    "load_packed",
+    "accuracy_vs_bits",
+    "ActivationQuantConfig",
+    "deploy_int8",
+    "GRANULARITIES",
+    "Int8Config",
+    "LARGE_MLP",
+    "large_mlp_int8",
+    "latency_in_turns",
+    "layer_view",
+    "MODES",
+    "OBSERVERS",
+    "qat",
+    "qat_with_control",
+    "QATConfig",
+    "QuantConfig",
+    "quantize",
+    "quantize_activations",
+    "QuantResult",
+    "RANGES",
+    "SCHEMES",
+    "sensitivity",
+    "TorchAOQuantization",
+    "worked_example",
+]

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from compression.core.errors import InputError
-from compression.models.loading import LoadedModel
 from compression.metrics import evaluate
+from compression.models.loading import LoadedModel
 from compression.quantization.ptq import QParams, QuantConfig, check_bits, choose_qparams, fake_quantize, quantize
 
 OBSERVERS = ("min-max", "percentile", "moving-average")

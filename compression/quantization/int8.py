@@ -13,10 +13,11 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from compression.quantization.activations import calibration_inputs
 from compression.core.errors import InputError
-from compression.models.loading import LoadedModel
 from compression.metrics import evaluate, measure_latency, torch_save_bytes
+from compression.models.architectures import MLP
+from compression.models.loading import LoadedModel
+from compression.quantization.activations import calibration_inputs
 
 MODES = ("dynamic", "static")
 
@@ -227,8 +228,6 @@ LARGE_MLP = (1024, (4096, 4096), 10)
 def large_mlp_int8(batch_size: int = 256, repeats: int = 10, mode: str = "dynamic",
                    backend: Int8Backend = DEFAULT_BACKEND) -> Int8Measure:
     """Where int8 wins: a 1024-4096-4096-10 MLP (random weights, fixed seed) at `batch_size`."""
-    from compression.models.architectures import MLP
-
     torch.manual_seed(0)
     in_features, hidden, classes = LARGE_MLP
     module = MLP(in_features, hidden, classes).eval()

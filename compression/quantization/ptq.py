@@ -13,14 +13,36 @@ import torch
 from torch import Tensor
 
 from compression.core.errors import InputError
-from compression.models.loading import LoadedModel
 from compression.metrics import Evaluation, Histogram, histogram, state_dict_of, torch_save_bytes
-from compression.formats.packed import save_packed
-from compression.quantization.primitives import (EPS, GRANULARITIES, MAX_BITS, MIN_BITS, RANGES, SCHEMES,  # noqa: F401 (re-exported)
-                               LayerQuant, QParams, QTensor, QuantConfig, QuantizedWeights, binarize, check_bits,
-                               check_finite, choose_qparams, clipped_mask, fake_quantize, grid_levels, quant_range,
-                               quantize_codes, quantize_tensor, quantize_weights, sqnr_db, ternarize)
+from compression.models.loading import LoadedModel
 from compression.models.workbench import Workbench, with_weights
+from compression.quantization.packed import save_packed
+from compression.quantization.primitives import (  # noqa: F401 (re-exported)
+    EPS,
+    GRANULARITIES,
+    MAX_BITS,
+    MIN_BITS,
+    RANGES,
+    SCHEMES,
+    LayerQuant,
+    QParams,
+    QTensor,
+    QuantConfig,
+    QuantizedWeights,
+    binarize,
+    check_bits,
+    check_finite,
+    choose_qparams,
+    clipped_mask,
+    fake_quantize,
+    grid_levels,
+    quant_range,
+    quantize_codes,
+    quantize_tensor,
+    quantize_weights,
+    sqnr_db,
+    ternarize,
+)
 
 
 @dataclass(frozen=True, eq=False)

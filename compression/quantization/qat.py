@@ -14,8 +14,8 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from compression.core.errors import InputError
-from compression.models.loading import LoadedModel
 from compression.metrics import evaluate
+from compression.models.loading import LoadedModel
 from compression.quantization.ptq import QuantConfig, QuantResult, quantize, quantize_tensor
 from compression.training import Step, TrainConfig, fit
 

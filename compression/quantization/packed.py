@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from compression.formats import bitpack
 from compression.core.errors import InputError
+from compression.formats import bitpack
 from compression.quantization.primitives import QParams, QTensor
 
 MAGIC = b"CLQP"
