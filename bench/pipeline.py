@@ -15,9 +15,9 @@ from compression.pipeline import PipelineConfig, run_pipeline
 
 # Default seed; settings per model chosen by a small sweep on this machine (see README).
 CONFIGS = {
-    "mlp": PipelineConfig(sparsity=0.9, bits=4, finetune_epochs=100, finetune_lr=3e-3, quant_epochs=10),
-    "mlp-wide": PipelineConfig(sparsity=0.95, bits=4, finetune_epochs=100, finetune_lr=3e-3, quant_epochs=10),
-    "lenet-300-100": PipelineConfig(sparsity=0.93, bits=5, finetune_epochs=25, finetune_lr=1e-3, quant_epochs=5),
+    "mlp": PipelineConfig(sparsity=0.9, codebook_bits=4, finetune_epochs=100, finetune_lr=3e-3, quant_epochs=10),
+    "mlp-wide": PipelineConfig(sparsity=0.95, codebook_bits=4, finetune_epochs=100, finetune_lr=3e-3, quant_epochs=10),
+    "lenet-300-100": PipelineConfig(sparsity=0.93, codebook_bits=5, finetune_epochs=25, finetune_lr=1e-3, quant_epochs=5),
 }
 TARGET_RATIO = {"mlp": 18, "mlp-wide": 30, "lenet-300-100": 45}
 MAX_DROP_POINTS = 0.5

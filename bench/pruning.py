@@ -50,6 +50,7 @@ def _timed(fn, repeats: int = 5) -> tuple[float, object]:
 
 def main() -> None:
     from compression.data import load_dataset
+    from compression.metrics import latency_in_turns
     from compression.models import MLP, LoadedModel, Workbench, load_zoo
     from compression.pruning import (
         CURVE_AMOUNTS,
@@ -58,7 +59,6 @@ def main() -> None:
         PruneConfig,
         accuracy_curve,
         finetune,
-        interleaved_latency,
         plan,
         prune,
         prune_gradually,
@@ -114,7 +114,7 @@ def main() -> None:
     keep = plan(wide, PruneConfig(method="structured", amount=0.5))
     half = rebuild(wide_model, shrink(wide, keep))
     example = torch.randn(64, 512)
-    dense_ms, half_ms = interleaved_latency([lambda: wide, lambda: half], example, repeats=40)  # timed in turns
+    dense_ms, half_ms = [t.median_ms for t in latency_in_turns([wide, half], example, repeats=40)]
     print(f"structured half hidden units, MLP 512-2048-2048-10 at batch 64: {dense_ms:.2f} ms -> {half_ms:.2f} ms "
           f"= {dense_ms / half_ms:.2f}x faster (target >= 1.8x); params {sum(p.numel() for p in wide.parameters()):,} "
           f"-> {sum(p.numel() for p in half.parameters()):,}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save as safetensors_save
 from torch import Tensor, nn
+
+from compression.core.histogram import Histogram
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,11 @@ def torch_save_bytes(state: Mapping[str, Tensor]) -> bytes:
         return path.read_bytes()
 
 
+def saved_size_bytes(module: nn.Module) -> int:
+    """Bytes of the module's state dict as a real torch.save file: the reference size every ratio is taken against."""
+    return len(torch_save_bytes(state_dict_of(module)))
+
+
 def safetensors_bytes(state: Mapping[str, Tensor]) -> bytes:
     """The exact bytes of a .safetensors file of `state`."""
     return safetensors_save({k: v.contiguous() for k, v in state.items()})
@@ -104,40 +111,50 @@ def safetensors_bytes(state: Mapping[str, Tensor]) -> bytes:
 
 @dataclass(frozen=True)
 class Latency:
-    """Wall-clock time of one forward pass, measured after warm-up."""
+    """Wall-clock ms of one forward pass after warm-up, with how it was measured."""
 
     median_ms: float
     p10_ms: float
     p90_ms: float
+    best_ms: float  # the minimum: noise on a busy machine only ever adds time
     batch_size: int
     repeats: int
+    threads: int  # torch's intra-op threads while timing
+
+
+def measure_latency(model: nn.Module, example: Tensor, warmup: int = 5, repeats: int = 30) -> Latency:
+    """Latency of `model(example)` over `repeats` runs after `warmup` runs."""
+    return latency_in_turns([model], example, repeats=repeats, warmup=warmup)[0]
 
 
 @torch.no_grad()
-def measure_latency(model: nn.Module, example: Tensor, warmup: int = 5, repeats: int = 30) -> Latency:
-    """Median wall-clock ms of `model(example)` over `repeats` runs after `warmup` runs."""
-    model.eval()
-    for _ in range(warmup):
-        model(example)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model(example)
-        times.append((time.perf_counter() - start) * 1e3)
+def latency_in_turns(contenders: Sequence[nn.Module | Callable[[], nn.Module]], example: Tensor, repeats: int = 15,
+                     warmup: int = 1, budget_ms: float | None = None) -> list[Latency]:
+    """Each model's latency, timed one run of each in turn, so a burst of load on a shared CPU hits all alike.
+
+    A contender is a module or a function returning one (e.g. a workbench with other weights swapped in).
+    With `budget_ms`, stop after the round that exceeds it (at least three timed rounds): a slider move stays fast.
+    """
+    getters = [(lambda m=c: m) if isinstance(c, nn.Module) else c for c in contenders]
+    times: list[list[float]] = [[] for _ in getters]
+    begin = time.perf_counter()
+    for round_ in range(warmup + repeats):
+        for get, bucket in zip(getters, times):
+            module = get().eval()
+            start = time.perf_counter()
+            module(example)
+            if round_ >= warmup:
+                bucket.append((time.perf_counter() - start) * 1e3)
+        timed = round_ - warmup + 1
+        if budget_ms is not None and timed >= 3 and (time.perf_counter() - begin) * 1e3 > budget_ms:
+            break
+    return [_latency(t, len(example)) for t in times]
+
+
+def _latency(times: list[float], batch_size: int) -> Latency:
     deciles = statistics.quantiles(times, n=10) if len(times) > 1 else [times[0]] * 9
-    return Latency(statistics.median(times), deciles[0], deciles[-1], len(example), repeats)
-
-
-@dataclass(frozen=True)
-class Histogram:
-    """Counts of values in equal-width bins; `edges` has one more entry than `counts`."""
-
-    counts: list[int]
-    edges: list[float]
-
-    @property
-    def centers(self) -> list[float]:
-        return [(a + b) / 2 for a, b in zip(self.edges[:-1], self.edges[1:])]
+    return Latency(statistics.median(times), deciles[0], deciles[-1], min(times), batch_size, len(times),
+                   torch.get_num_threads())
 
 
 def histogram(values: Tensor, bins: int = 100, value_range: tuple[float, float] | None = None) -> Histogram:

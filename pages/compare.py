@@ -176,7 +176,7 @@ if picked is not None:
             xs = [p.size_bytes if cfg.metric == "size" else p.latency_ms for p in points]
             ys = [p.accuracy for p in points]
             best = best_under_budget(points)
-            labels = [f"{'' if p.student_hidden is None else f'h{p.student_hidden} '}{p.sparsity:.0%}/{p.bits}b"
+            labels = [f"{'' if p.student_hidden is None else f'h{p.student_hidden} '}{p.sparsity:.0%}/{p.codebook_bits}b"
                       for p in points]
             st.plotly_chart(plots_compare.pareto_chart(
                 xs, ys, labels, pareto_front(xs, ys), "file size (bytes, log)" if cfg.metric == "size"
@@ -187,7 +187,7 @@ if picked is not None:
                     st.warning("No candidate fits this budget: raise it, or add fine-tuning with the Pipeline page.")
                 else:
                     p = points[best]
-                    st.success(f"Best under budget: {p.label}, sparsity {p.sparsity:.0%}, {p.bits} bits → "
+                    st.success(f"Best under budget: {p.label}, sparsity {p.sparsity:.0%}, {p.codebook_bits} bits → "
                                f"{p.accuracy:.2%} accuracy, {p.size_bytes:,} B, {p.latency_ms:.3f} ms.")
         if job.status != meta["status"]:
             meta["status"] = job.status
@@ -195,8 +195,8 @@ if picked is not None:
                 p = job.result[best_under_budget(job.result)]
                 history.record(Run(kind="budget", model=meta["model"], config=meta["config"].to_dict(),
                                    metrics={"accuracy": p.accuracy, "size_bytes": p.size_bytes,
-                                            "latency_ms": p.latency_ms, "sparsity": p.sparsity, "bits": p.bits},
-                                   label=f"budget best {p.sparsity:.0%}/{p.bits}b"))
+                                            "latency_ms": p.latency_ms, "sparsity": p.sparsity, "bits": p.codebook_bits},
+                                   label=f"budget best {p.sparsity:.0%}/{p.codebook_bits}b"))
             st.rerun(scope="app")
         if job.status == "failed":
             st.error(f"The search failed: {job.error}")

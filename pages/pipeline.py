@@ -47,7 +47,7 @@ hidden = cols[1].slider("Student hidden units", 4, 256, 32, key="pipe_hidden", b
                         disabled="distill" not in steps)
 distill_epochs = cols[1].number_input("Distill epochs", 1, 200, defaults.distill_epochs, key="pipe_kd_epochs",
                                       bind="query-params", disabled="distill" not in steps)
-bits = cols[2].slider("Bits per shared weight", 1, 8, defaults.bits, key="pipe_bits", bind="query-params",
+bits = cols[2].slider("Bits per shared weight", 1, 8, defaults.codebook_bits, key="pipe_bits", bind="query-params",
                       disabled="quantize" not in steps)
 quant_epochs = cols[2].number_input("Centroid fine-tune epochs", 0, 100, defaults.quant_epochs,
                                     key="pipe_q_epochs", bind="query-params", disabled="quantize" not in steps)
@@ -58,7 +58,7 @@ lr = cols[3].select_slider("Learning rate", [3e-4, 1e-3, 3e-3, 1e-2], defaults.f
 
 try:
     config = PipelineConfig(steps=tuple(steps), sparsity=sparsity, finetune_epochs=int(ft_epochs), finetune_lr=lr,
-                            student_hidden=(hidden,), distill_epochs=int(distill_epochs), bits=bits,
+                            student_hidden=(hidden,), distill_epochs=int(distill_epochs), codebook_bits=bits,
                             quant_epochs=int(quant_epochs), index_bits=index_bits)
 except InputError as exc:
     st.error(str(exc))

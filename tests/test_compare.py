@@ -22,13 +22,13 @@ def test_pareto_front_keeps_only_undominated_points():
 
 def test_budget_search_measures_real_files_and_picks_the_best_that_fits(zoo):
     model = zoo("mlp")
-    progress, points = drain(budget_search(model, BudgetConfig(budget=3000, sparsities=(0.5, 0.9), bits=(2, 4))))
+    progress, points = drain(budget_search(model, BudgetConfig(budget=3000, sparsities=(0.5, 0.9), codebook_bits=(2, 4))))
     assert len(points) == 4 and progress[-1].fraction == 1.0
     assert all(p.fits == (p.size_bytes <= 3000) for p in points)
     best = best_under_budget(points)
     assert best is not None and points[best].fits
     assert points[best].accuracy == max(p.accuracy for p in points if p.fits)
-    small = {(p.sparsity, p.bits): p.size_bytes for p in points}
+    small = {(p.sparsity, p.codebook_bits): p.size_bytes for p in points}
     assert small[(0.9, 2)] < small[(0.5, 4)]
 
 

@@ -9,7 +9,8 @@ from conftest import drain, state_checksum
 from compression.core.errors import InputError
 from compression.core.jobs import Job
 from compression.data import Dataset
-from compression.distillation.distill import (
+from compression.distillation.loss import distillation_loss, labeled_mask, soft_loss, top1_agreement
+from compression.distillation.trainer import (
     DistillConfig,
     build_student,
     check_pair,
@@ -19,7 +20,6 @@ from compression.distillation.distill import (
     soft_targets,
     teacher_logits,
 )
-from compression.distillation.loss import distillation_loss, labeled_mask, soft_loss, top1_agreement
 from compression.models.architectures import MLP
 from compression.models.loading import LoadedModel
 

@@ -20,7 +20,7 @@ def _run(model, config):
 def test_prune_quantize_encode_gives_a_small_file_that_decodes_to_the_measured_model(zoo):
     model = zoo("mlp")
     before = state_checksum(model.module)
-    result, progress = _run(model, PipelineConfig(sparsity=0.9, bits=4, finetune_epochs=30, quant_epochs=3))
+    result, progress = _run(model, PipelineConfig(sparsity=0.9, codebook_bits=4, finetune_epochs=30, quant_epochs=3))
     assert [s.name for s in result.stages] == ["prune", "quantize", "encode"]
     assert progress[0].fraction == 0 and all(0 <= p.fraction <= 1 for p in progress)
     assert result.size_bytes == len(result.file) and result.compression_ratio > 12
@@ -36,7 +36,7 @@ def test_prune_quantize_encode_gives_a_small_file_that_decodes_to_the_measured_m
 
 def test_distill_step_shrinks_the_architecture(zoo):
     result, _ = _run(zoo("mlp-wide"), PipelineConfig(steps=("distill", "quantize", "encode"), student_hidden=(24,),
-                                                     distill_epochs=5, quant_epochs=1, bits=5))
+                                                     distill_epochs=5, quant_epochs=1, codebook_bits=5))
     decoded = load_clab(result.file)
     assert decoded.module.fc1.out_features == 24 and result.accuracy == decoded.evaluate().accuracy
 

@@ -7,7 +7,7 @@ from conftest import drain, state_checksum
 from compression.core.errors import InputError
 from compression.models.loading import LoadedModel, prunable_weights
 from compression.pruning import PruneConfig, prune
-from compression.pruning.finetune import FinetuneConfig, GradualConfig, cubic_sparsity, finetune, prune_gradually
+from compression.pruning.retrain import FinetuneConfig, GradualConfig, cubic_sparsity, finetune, prune_gradually
 from compression.training import TrainConfig
 
 

@@ -12,7 +12,7 @@ from compression.core.errors import InputError
 from compression.metrics import evaluate
 from compression.models.workbench import Workbench
 from compression.pruning import PruneConfig, prune
-from compression.pruning.preview import measure_baseline, preview
+from compression.pruning.live import measure_baseline, preview
 from compression.pruning.sensitivity import accuracy_curve, sensitivity_scan, suggest_allocation
 
 

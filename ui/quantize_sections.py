@@ -7,19 +7,22 @@ import streamlit as st
 
 from compression.core import InputError, Job
 from compression.history import run_from_result
-from compression.metrics import torch_save_bytes
-from compression.models import LoadedModel, Workbench, with_weights
+from compression.models import LoadedModel, Workbench
 from compression.plots import quantization as plots_quant
 from compression.quantization import (
+    MODES,
     OBSERVERS,
     ActivationQuantConfig,
+    Int8Config,
     QATConfig,
     QuantConfig,
+    compare_speed,
+    deploy_int8,
+    large_mlp_int8,
     qat_with_control,
     quantize_activations,
     sensitivity,
 )
-from compression.quantization.int8 import MODES, Int8Config, deploy_int8, large_mlp_int8, latency_in_turns
 from compression.training import TrainConfig
 from ui import history
 
@@ -184,19 +187,6 @@ def _runs(steps) -> dict[str, list[dict]]:
     return runs
 
 
-def time_models(model: LoadedModel, bench: Workbench, weights: dict, int8_module=None) -> dict:
-    """fp32, fake-quant (and int8) latency timed in turns on one batch, plus the fake-quant file's bytes."""
-    example = model.dataset.x_test[:256]
-    modules = [with_weights(model, {}).module, bench.module_with(weights)]  # a private fp32 copy: never the cache
-    if int8_module is not None:
-        modules.append(int8_module)
-    times = latency_in_turns(tuple(modules), example, repeats=15)
-    # torch.save stores raw fp32 bytes: the fake-quant file's size does not depend on the bits
-    fake_size = len(torch_save_bytes({**dict(model.module.state_dict()), **weights}))
-    return {"batch": len(example), "fp32_ms": times[0], "fake_ms": times[1],
-            "int8_ms": times[2] if int8_module is not None else None, "fake_size_bytes": fake_size}
-
-
 def _run_int8(model: LoadedModel, mode: str, weights: dict) -> None:
     try:
         result = deploy_int8(model, Int8Config(mode=mode))
@@ -205,7 +195,7 @@ def _run_int8(model: LoadedModel, mode: str, weights: dict) -> None:
         return
     st.session_state["int8"] = (id(model), result, None)
     # re-time fp32 and fake-quant beside int8, so the bars compare measurements taken together
-    st.session_state["q_latency"] = time_models(model, st.session_state["q_bench"], weights, result.model)
+    st.session_state["q_latency"] = compare_speed(model, st.session_state["q_bench"], weights, result.model)
 
 
 def _run_large(mode: str) -> None:

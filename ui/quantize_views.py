@@ -16,6 +16,7 @@ from compression.quantization import (
     QuantConfig,
     QuantResult,
     accuracy_vs_bits,
+    compare_speed,
     layer_view,
     quantize,
     worked_example,
@@ -156,18 +157,18 @@ def size_and_speed(model: LoadedModel, result: QuantResult, bench: Workbench) ->
     st.subheader("Size and speed")
     if model.module is not None:
         if st.session_state["q_latency"] is None:
-            st.session_state["q_latency"] = sections.time_models(model, bench, result.weights)
+            st.session_state["q_latency"] = compare_speed(model, bench, result.weights)
         latency = st.session_state["q_latency"]
         labels = ["fp32", "fake-quant", f"packed {bits}-bit"]
-        sizes = [result.baseline_size_bytes, latency["fake_size_bytes"], result.size_bytes]
-        times = [latency["fp32_ms"], latency["fake_ms"], None]
+        sizes = [result.baseline_size_bytes, latency.fake_size_bytes, result.size_bytes]
+        times = [latency.fp32_ms, latency.fake_ms, None]
         int8 = sections.int8_result(model)
         if int8 is not None:
             labels.append(f"real int8 ({int8.config.mode})")
             sizes.append(int8.measure.size_bytes)
-            times.append(latency.get("int8_ms"))
+            times.append(latency.int8_ms)
         st.plotly_chart(plots_quant.size_latency_bars(labels, sizes, times), key="q_bars")
-        st.caption(f"Latency: median ms per batch of {latency['batch']} held-out images on this server's CPU, the "
+        st.caption(f"Latency: median ms per batch of {latency.batch} held-out images on this server's CPU, the "
                    "models timed in turns (measured once; again with int8). Fake-quant keeps fp32 tensors (rounded "
                    "values), so its file and speed equal fp32's; the packed file holds "
                    f"{bits}-bit codes plus scales (decoded back to fp32 to run). Only real int8 changes the kernels.")

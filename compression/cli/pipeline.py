@@ -32,7 +32,7 @@ def register(sub) -> None:
     parser.add_argument("--alpha", type=float, default=defaults.alpha)
     parser.add_argument("--temperature", type=float, default=defaults.temperature)
     parser.add_argument("--distill-epochs", type=int, default=defaults.distill_epochs)
-    parser.add_argument("--bits", type=int, default=defaults.bits, help="quantize: bits per shared weight")
+    parser.add_argument("--bits", type=int, default=defaults.codebook_bits, help="quantize (weight sharing): 2**BITS shared values per layer")
     parser.add_argument("--quant-epochs", type=int, default=defaults.quant_epochs)
     parser.add_argument("--index-bits", type=int, default=defaults.index_bits, help="encode: relative index width")
     parser.add_argument("--seed", type=int, default=defaults.seed)
@@ -53,7 +53,7 @@ def run(args) -> int:
     config = PipelineConfig(
         steps=args.steps, sparsity=args.sparsity, finetune_epochs=args.finetune_epochs, finetune_lr=args.lr,
         student_hidden=hidden, alpha=args.alpha, temperature=args.temperature, distill_epochs=args.distill_epochs,
-        bits=args.bits, quant_epochs=args.quant_epochs, index_bits=args.index_bits, seed=args.seed)
+        codebook_bits=args.bits, quant_epochs=args.quant_epochs, index_bits=args.index_bits, seed=args.seed)
     if args.out and "encode" not in config.steps:
         raise InputError("--out writes the .clab file: add the encode step")
     out = Path(args.out) if args.out else None

@@ -1,6 +1,7 @@
 """Knowledge distillation: the KD loss, a read-only teacher, and the `distill` verb that yields progress."""
 
-from compression.distillation.distill import (
+from compression.distillation.loss import labeled_mask
+from compression.distillation.trainer import (
     MAX_TEMPERATURE,
     DistillConfig,
     build_student,
@@ -14,7 +15,6 @@ from compression.distillation.distill import (
     student_layout,
     teacher_params,
 )
-from compression.distillation.loss import labeled_mask
 
 __all__ = [
     "build_student",

@@ -8,7 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from compression.core.errors import InputError
-from compression.metrics import count_params, state_dict_of, torch_save_bytes
+from compression.metrics import count_params
+from compression.models.architectures import WEIGHT_LAYERS
 from compression.models.loading import LoadedModel
 
 
@@ -37,18 +38,11 @@ def teacher_params(teacher: LoadedModel) -> int:
     return count_params(teacher.module)
 
 
-def teacher_size_bytes(teacher: LoadedModel) -> int:
-    """The teacher's real file: the .onnx itself, or a torch.save of its state dict."""
-    if teacher.onnx is not None:
-        return len(teacher.onnx.raw)
-    return len(torch_save_bytes(state_dict_of(teacher.module)))
-
-
 def hint_layers(teacher: LoadedModel) -> list[str]:
     """Teacher layers a hint can come from: every Linear/Conv except the last one (that one gives the logits)."""
     if teacher.module is None:
         return []
-    names = [n for n, m in teacher.module.named_modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
+    names = [n for n, m in teacher.module.named_modules() if isinstance(m, WEIGHT_LAYERS)]
     return names[:-1]
 
 

@@ -12,6 +12,9 @@ from torch import Tensor, nn
 
 from compression.core.errors import InputError
 
+# The layer types whose weights every technique acts on (Conv3d included: a user's own architecture may have it).
+WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
 
 class MLP(nn.Sequential):
     """Flatten, then Linear layers `fc1..fcK` with ReLU between them."""
@@ -100,18 +103,23 @@ class Architecture:
     from_state_dict: Callable[[Mapping[str, Tensor]], nn.Module]
 
 
+def mlp_from_state_dict(state: Mapping[str, Tensor], in_features: int | None = None,
+                        num_classes: int | None = None) -> MLP:
+    """An MLP with the (maybe shrunk) hidden sizes of `state`; input and output sizes from `state` unless given."""
+    n = sum(1 for k in state if k.startswith("fc") and k.endswith(".weight"))
+    hidden = [_shape(state, f"fc{i}.weight")[0] for i in range(1, n)]
+    return MLP(in_features or _shape(state, "fc1.weight")[1], hidden,
+               num_classes or _shape(state, f"fc{n}.weight")[0])
+
+
+def cnn_from_state_dict(state: Mapping[str, Tensor], image_size: int = 8) -> SmallCNN:
+    """A SmallCNN with the (maybe shrunk) channel and hidden sizes of `state`."""
+    channels = (_shape(state, "conv1.weight")[0], _shape(state, "conv2.weight")[0])
+    return SmallCNN(image_size, channels, _shape(state, "fc1.weight")[0], _shape(state, "fc2.weight")[0])
+
+
 def _mlp_from(in_features: int, num_classes: int) -> Callable[[Mapping[str, Tensor]], nn.Module]:
-    def build(state: Mapping[str, Tensor]) -> nn.Module:
-        n = sum(1 for k in state if k.startswith("fc") and k.endswith(".weight"))
-        hidden = [_shape(state, f"fc{i}.weight")[0] for i in range(1, n)]
-        return MLP(in_features, hidden, num_classes)
-    return build
-
-
-def _cnn_from(state: Mapping[str, Tensor]) -> nn.Module:
-    c1 = _shape(state, "conv1.weight")[0]
-    c2 = _shape(state, "conv2.weight")[0]
-    return SmallCNN(8, (c1, c2), _shape(state, "fc1.weight")[0])
+    return lambda state: mlp_from_state_dict(state, in_features, num_classes)
 
 
 def _transformer_from(state: Mapping[str, Tensor]) -> nn.Module:
@@ -136,7 +144,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("mlp-wide", "digits", "MLP 64-500-10 on 8x8 digits: the natural teacher",
                      lambda: MLP(64, (500,), 10), _mlp_from(64, 10)),
         Architecture("cnn", "digits", "Small CNN (conv 16, conv 32, pool, fc 64) on 1x8x8 digits",
-                     lambda: SmallCNN(), _cnn_from),
+                     lambda: SmallCNN(), cnn_from_state_dict),
         Architecture("transformer", "digits",
                      "Tiny transformer: the 8 rows of a digit are 8 tokens; 4 attention heads, one block",
                      lambda: TinyTransformer(), _transformer_from),

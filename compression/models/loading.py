@@ -14,8 +14,8 @@ from compression.core.errors import InputError
 from compression.core.settings import ARCH_DATA_ENV, ARCH_ENV, ARCH_WEIGHTS_ENV
 from compression.data import Dataset, load_dataset, load_npz
 from compression.formats import clab
-from compression.metrics import Evaluation, evaluate
-from compression.models.architectures import get_architecture
+from compression.metrics import Evaluation, evaluate, saved_size_bytes
+from compression.models.architectures import WEIGHT_LAYERS, get_architecture
 from compression.models.onnx import OnnxModel, load_onnx
 from compression.models.safe_load import load_into, read_state_dict
 from compression.models.zoo import ZOO, load_zoo_module
@@ -38,6 +38,10 @@ class LoadedModel:
             return self.onnx.weights()
         return prunable_weights(self.module)
 
+    def file_size_bytes(self) -> int:
+        """The model's real file: the .onnx itself, or a torch.save of its state dict."""
+        return len(self.onnx.raw) if self.onnx is not None else saved_size_bytes(self.module)
+
     def evaluate(self) -> Evaluation:
         """Accuracy and loss on the held-out split."""
         if self.onnx is not None:
@@ -49,7 +53,7 @@ def prunable_weights(model: nn.Module) -> dict[str, Tensor]:
     """Weights of Linear and Conv layers; biases, norms and embeddings of position are left alone."""
     out = {}
     for name, module in model.named_modules():
-        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        if isinstance(module, WEIGHT_LAYERS):
             out[f"{name}.weight" if name else "weight"] = module.weight.detach()
     return out
 

@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass
 
 from compression.core.errors import InputError
 from compression.core.progress import run_to_end
-from compression.distillation.distill import DistillConfig, distill
+from compression.distillation.trainer import DistillConfig, distill
 from compression.formats import clab
-from compression.metrics import measure_latency, state_dict_of, torch_save_bytes
+from compression.metrics import measure_latency, state_dict_of
 from compression.models.architectures import student_architecture
 from compression.models.loading import LoadedModel, load_clab
 from compression.pipeline.weight_sharing import share_weights
@@ -23,13 +23,13 @@ class BudgetConfig:
     budget: float  # bytes for "size", milliseconds for "latency"
     metric: str = "size"  # size | latency
     sparsities: tuple[float, ...] = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95)
-    bits: tuple[int, ...] = (2, 3, 4, 6, 8)
+    codebook_bits: tuple[int, ...] = (2, 3, 4, 6, 8)  # weight sharing: 2**b shared values per layer
     student_hidden: tuple[int, ...] = ()  # also try distilled students of these widths (empty: none)
     distill_epochs: int = 15
 
     def __post_init__(self):
         object.__setattr__(self, "sparsities", tuple(float(s) for s in self.sparsities))
-        object.__setattr__(self, "bits", tuple(int(b) for b in self.bits))
+        object.__setattr__(self, "codebook_bits", tuple(int(b) for b in self.codebook_bits))
         object.__setattr__(self, "student_hidden", tuple(int(h) for h in self.student_hidden))
         if self.metric not in ("size", "latency"):
             raise InputError(f"budget metric must be size or latency, got {self.metric!r}")
@@ -37,8 +37,8 @@ class BudgetConfig:
             raise InputError(f"the budget must be > 0, got {self.budget}")
         if not self.sparsities or not all(0 <= s < 1 for s in self.sparsities):
             raise InputError("sparsities must lie in [0, 1)")
-        if not self.bits or not all(1 <= b <= 8 for b in self.bits):
-            raise InputError("bits must lie in 1..8")
+        if not self.codebook_bits or not all(1 <= b <= 8 for b in self.codebook_bits):
+            raise InputError("codebook bits must lie in 1..8")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,7 +51,7 @@ class BudgetPoint:
     label: str
     student_hidden: int | None
     sparsity: float
-    bits: int
+    codebook_bits: int
     accuracy: float
     size_bytes: int
     latency_ms: float
@@ -74,7 +74,7 @@ def budget_search(model: LoadedModel, config: BudgetConfig) -> Generator[BudgetP
     if model.module is None or model.arch is None:
         raise InputError("the budget search needs a zoo architecture (a zoo model or weights uploaded for one)")
     candidates: list[tuple[str, int | None, LoadedModel]] = [(model.name, None, model)]
-    total = (1 + len(config.student_hidden)) * len(config.sparsities) * len(config.bits)
+    total = (1 + len(config.student_hidden)) * len(config.sparsities) * len(config.codebook_bits)
     done, points = 0, []
     for hidden in config.student_hidden:
         candidates.append((f"student {hidden}", hidden, _distilled(model, hidden, config.distill_epochs)))
@@ -85,7 +85,7 @@ def budget_search(model: LoadedModel, config: BudgetConfig) -> Generator[BudgetP
         for sparsity in config.sparsities:
             masks = global_magnitude_masks(weights, sparsity) if sparsity > 0 else {}
             pruned = {k: w * masks[k] if k in masks else w for k, w in weights.items()}
-            for bits in config.bits:
+            for bits in config.codebook_bits:
                 shared = {k: share_weights(w, bits) for k, w in pruned.items()}
                 state = state_dict_of(candidate.module)
                 state.update({k: s.dense() for k, s in shared.items()})
@@ -115,10 +115,3 @@ def _distilled(teacher: LoadedModel, hidden: int, epochs: int) -> LoadedModel:
                                                        temperature=4.0)))
     return LoadedModel(f"{teacher.name} student {hidden}", teacher.source, teacher.dataset,
                        module=result.student.eval(), arch=student_architecture(teacher.dataset.name))
-
-
-def baseline_size_bytes(model: LoadedModel) -> int:
-    """The fp32 torch.save file every ratio is measured against."""
-    return len(torch_save_bytes(state_dict_of(model.module)))
-
-

@@ -8,19 +8,25 @@ from collections.abc import Generator, Mapping
 from dataclasses import asdict, dataclass, field
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from compression.core.errors import InputError
 from compression.core.progress import Drive
 from compression.data import Dataset
-from compression.distillation.distill import DistillConfig, distill
+from compression.distillation.trainer import DistillConfig, distill
 from compression.formats import clab
 from compression.formats.clab import SharedTensor
-from compression.metrics import count_nonzero, count_params, measure_latency, state_dict_of, torch_save_bytes
+from compression.metrics import (
+    count_nonzero,
+    count_params,
+    measure_latency,
+    saved_size_bytes,
+    state_dict_of,
+)
 from compression.models.architectures import student_architecture
 from compression.models.loading import LoadedModel, load_clab, prunable_weights
 from compression.pipeline.weight_sharing import refit_codebooks, share_weights
-from compression.pruning import global_magnitude_masks
+from compression.pruning import global_magnitude_masks, mask_parameters_
 from compression.training import Step, TrainConfig, fit
 
 STEPS = ("prune", "distill", "quantize", "encode")
@@ -38,7 +44,7 @@ class PipelineConfig:
     alpha: float = 0.5
     temperature: float = 4.0
     distill_epochs: int = 30
-    bits: int = 4  # quantize: 2**bits shared values per layer (k-means)
+    codebook_bits: int = 4  # quantize (weight sharing): 2**codebook_bits shared values per layer (k-means)
     quant_epochs: int = 10  # quantize: trained quantization (codes fixed, centroids follow the gradients)
     index_bits: int = 5  # encode: width of the relative sparse index
     seed: int = 0
@@ -56,8 +62,8 @@ class PipelineConfig:
             raise InputError("encode stores shared-weight codes: add the quantize step before it")
         if not 0.0 <= self.sparsity < 1.0:
             raise InputError(f"sparsity must be in [0, 1), got {self.sparsity}")
-        if not 1 <= self.bits <= 8:
-            raise InputError(f"bits must be in 1..8 for weight sharing, got {self.bits}")
+        if not 1 <= self.codebook_bits <= 8:
+            raise InputError(f"codebook bits must be in 1..8 for weight sharing, got {self.codebook_bits}")
         if not 1 <= self.index_bits <= 8:
             raise InputError(f"index_bits must be in 1..8, got {self.index_bits}")
         for name in ("finetune_epochs", "distill_epochs", "quant_epochs"):
@@ -122,87 +128,110 @@ class PipelineResult:
                 "latency_ms": self.latency_ms, "baseline_latency_ms": self.baseline_latency_ms}
 
 
+@dataclass
+class _Work:
+    """What the steps hand each other: the model so far, its shared weights and the encoded file."""
+
+    model: LoadedModel
+    shared: dict[str, SharedTensor] = field(default_factory=dict)
+    file: bytes | None = None
+
+
 def run_pipeline(model: LoadedModel, config: PipelineConfig) -> Generator[PipelineProgress, None, PipelineResult]:
     """Run the steps on a copy of `model` (never changed), yielding progress; returns the measured result."""
     if model.module is None or model.arch is None:
         raise InputError("the pipeline needs a zoo architecture (a zoo model or weights uploaded for one)")
     if not model.dataset.has_train:
         raise InputError("the pipeline fine-tunes, so it needs the training split of a built-in dataset")
-    data = model.dataset
-    example = data.x_test[:1]
     base_eval = model.evaluate()
     stages, curves = [], {}
-    current = LoadedModel(model.name, model.source, data, module=copy.deepcopy(model.module), arch=model.arch)
-    masks: dict[str, Tensor] = {}
-    shared: dict[str, SharedTensor] = {}
-    file = None
+    work = _Work(LoadedModel(model.name, model.source, model.dataset, module=copy.deepcopy(model.module),
+                             arch=model.arch))
     for index, stage in enumerate(config.steps):
         start = time.perf_counter()
-        yield PipelineProgress(stage, index, len(config.steps))
-        if stage == "prune":
-            masks = global_magnitude_masks(prunable_weights(current.module), config.sparsity)
-            _apply_masks(current.module, masks)
-            steps = yield from _train(current.module, data, TrainConfig(
-                epochs=config.finetune_epochs, lr=config.finetune_lr, seed=config.seed),
-                lambda m, masks=masks: _apply_masks(m, masks), stage, index, len(config.steps))
-            curves["prune"] = steps
-        elif stage == "distill":
-            run = Drive(distill(current, DistillConfig(alpha=config.alpha, temperature=config.temperature,
-                                                 student_hidden=config.student_hidden,
-                                                 epochs=max(1, config.distill_epochs), seed=config.seed)))
-            rows = []
-            for step in run:
-                rows.append(step.to_row())
-                yield PipelineProgress(stage, index, len(config.steps), step.student)
-            result = run.result
-            current = LoadedModel(f"{model.name} → student", model.source, data, module=result.student.eval(),
-                                  arch=student_architecture(data.name))
-            masks = {}
-            curves["distill"] = rows
-        elif stage == "quantize":
-            shared = {name: share_weights(w, config.bits) for name, w in prunable_weights(current.module).items()}
-            _apply_shared(current.module, shared)
-
-            def project(m: nn.Module) -> None:
-                nonlocal shared
-                shared = refit_codebooks(prunable_weights(m), shared)
-                _apply_shared(m, shared)
-
-            curves["quantize"] = yield from _train(current.module, data, TrainConfig(
-                epochs=config.quant_epochs, lr=config.finetune_lr / 2, seed=config.seed + 1), project,
-                stage, index, len(config.steps))
-        else:  # encode, then measure what decoding the file gives back
-            file = clab.encode(state_dict_of(current.module), shared, current.arch,
-                                {"model": model.name, "steps": list(config.steps)}, config.index_bits)
-            current = LoadedModel(f"{model.name} (.clab)", model.source, data, module=load_clab(file).module,
-                                  arch=current.arch)
-        evaluation = current.evaluate()
-        size = len(file) if stage == "encode" else len(torch_save_bytes(state_dict_of(current.module)))
-        stages.append(StageResult(stage, evaluation.accuracy, size, count_params(current.module),
-                                  count_nonzero(current.module), time.perf_counter() - start))
+        progress = _Progress(stage, index, len(config.steps))
+        yield progress()
+        if stage == "encode":
+            _encode(work, config, model.name)
+        else:
+            curves[stage] = yield from _TRAINING_STEPS[stage](work, config, progress, model.name)
+        current = work.model.module
+        size = len(work.file) if stage == "encode" else saved_size_bytes(current)
+        stages.append(StageResult(stage, work.model.evaluate().accuracy, size, count_params(current),
+                                  count_nonzero(current), time.perf_counter() - start))
+    example = model.dataset.x_test[:1]
     return PipelineResult(
         config=config, model_name=model.name, stages=tuple(stages), baseline_accuracy=base_eval.accuracy,
-        baseline_size_bytes=len(torch_save_bytes(state_dict_of(model.module))),
-        accuracy=stages[-1].accuracy, size_bytes=stages[-1].size_bytes,
-        latency_ms=measure_latency(current.module, example).median_ms,
+        baseline_size_bytes=model.file_size_bytes(), accuracy=stages[-1].accuracy, size_bytes=stages[-1].size_bytes,
+        latency_ms=measure_latency(work.model.module, example).median_ms,
         baseline_latency_ms=measure_latency(model.module, example).median_ms,
-        file=file, model=current, curves=curves)
+        file=work.file, model=work.model, curves=curves)
 
 
-def _train(module, data: Dataset, train: TrainConfig, after_step, stage: str, index: int, stages: int):
+@dataclass(frozen=True)
+class _Progress:
+    stage: str
+    index: int
+    stages: int
+
+    def __call__(self, step=None) -> PipelineProgress:
+        return PipelineProgress(self.stage, self.index, self.stages, step)
+
+
+def _prune(work: _Work, config: PipelineConfig, progress: _Progress, name: str):
+    module = work.model.module
+    masks = global_magnitude_masks(prunable_weights(module), config.sparsity)
+    mask_parameters_(module, masks)
+    train = TrainConfig(epochs=config.finetune_epochs, lr=config.finetune_lr, seed=config.seed)
+    return (yield from _train(module, work.model.dataset, train, lambda m: mask_parameters_(m, masks), progress))
+
+
+def _distill(work: _Work, config: PipelineConfig, progress: _Progress, name: str):
+    run = Drive(distill(work.model, DistillConfig(alpha=config.alpha, temperature=config.temperature,
+                                                  student_hidden=config.student_hidden,
+                                                  epochs=max(1, config.distill_epochs), seed=config.seed)))
+    rows = []
+    for step in run:
+        rows.append(step.to_row())
+        yield progress(step.student)
+    data = work.model.dataset
+    work.model = LoadedModel(f"{name} → student", work.model.source, data, module=run.result.student.eval(),
+                             arch=student_architecture(data.name))
+    return rows
+
+
+def _share(work: _Work, config: PipelineConfig, progress: _Progress, name: str):
+    module = work.model.module
+    work.shared = {k: share_weights(w, config.codebook_bits) for k, w in prunable_weights(module).items()}
+    _apply_shared(module, work.shared)
+
+    def project(m: nn.Module) -> None:  # retrain the centroids, then snap every weight back onto them
+        work.shared = refit_codebooks(prunable_weights(m), work.shared)
+        _apply_shared(m, work.shared)
+
+    train = TrainConfig(epochs=config.quant_epochs, lr=config.finetune_lr / 2, seed=config.seed + 1)
+    return (yield from _train(module, work.model.dataset, train, project, progress))
+
+
+def _encode(work: _Work, config: PipelineConfig, name: str) -> None:
+    """Write the .clab file, then carry on with what decoding it gives back (so every figure is of the file)."""
+    current = work.model
+    work.file = clab.encode(state_dict_of(current.module), work.shared, current.arch,
+                            {"model": name, "steps": list(config.steps)}, config.index_bits)
+    work.model = LoadedModel(f"{name} (.clab)", current.source, current.dataset,
+                             module=load_clab(work.file).module, arch=current.arch)
+
+
+_TRAINING_STEPS = {"prune": _prune, "distill": _distill, "quantize": _share}
+
+
+def _train(module, data: Dataset, train: TrainConfig, after_step, progress: _Progress):
     rows = []
     if train.epochs:
         for step in fit(module, data, train, after_step=after_step):
             rows.append({"epoch": step.epoch, "loss": step.loss, "test_accuracy": step.test_accuracy})
-            yield PipelineProgress(stage, index, stages, step)
+            yield progress(step)
     return rows
-
-
-@torch.no_grad()
-def _apply_masks(module: nn.Module, masks: Mapping[str, Tensor]) -> None:
-    params = dict(module.named_parameters())
-    for name, mask in masks.items():
-        params[name].mul_(mask)
 
 
 @torch.no_grad()

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from compression.metrics import Histogram
+from compression.core.histogram import Histogram
 
 # A slider move redraws five figures, so they are built in one go from plain dicts and arrays: an empty template
 # (plotly's default one is a large dict deep-copied on every to_dict; st.plotly_chart applies its own theme),

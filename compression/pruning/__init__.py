@@ -1,7 +1,15 @@
 """Pruning: magnitude (global or per layer), N:M and structured; preview, sensitivity scan and fine-tuning."""
 
+from compression.pruning.apply import prune
 from compression.pruning.config import METHODS, SCOPES, PruneConfig
-from compression.pruning.finetune import FinetuneConfig, GradualConfig, finetune, prune_gradually
+from compression.pruning.live import (
+    Baseline,
+    Preview,
+    kept_histogram,
+    measure_baseline,
+    preview,
+    weights_histogram,
+)
 from compression.pruning.masks import (
     MagnitudeRanking,
     apply_masks,
@@ -10,21 +18,13 @@ from compression.pruning.masks import (
     global_magnitude_masks,
     magnitude_mask,
     mask_grid,
+    mask_parameters_,
     mask_sparsity,
     nm_mask,
     threshold_mask,
 )
-from compression.pruning.preview import (
-    Baseline,
-    Preview,
-    interleaved_latency,
-    kept_histogram,
-    measure_baseline,
-    preview,
-    weights_histogram,
-)
-from compression.pruning.prune import prune
 from compression.pruning.result import PruneResult, model_state, sparse_bytes
+from compression.pruning.retrain import FinetuneConfig, GradualConfig, finetune, prune_gradually
 from compression.pruning.sensitivity import CURVE_AMOUNTS, accuracy_curve, sensitivity_scan, suggest_allocation
 from compression.pruning.structured import plan, rebuild, shrink
 
@@ -36,6 +36,7 @@ __all__ = [
     "global_magnitude_masks",
     "magnitude_mask",
     "mask_grid",
+    "mask_parameters_",
     "mask_sparsity",
     "nm_mask",
     "threshold_mask",
@@ -53,7 +54,6 @@ __all__ = [
     "finetune",
     "FinetuneConfig",
     "GradualConfig",
-    "interleaved_latency",
     "kept_histogram",
     "measure_baseline",
     "plan",

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from compression.core.errors import InputError
 from compression.pruning.config import PruneConfig
@@ -115,6 +115,14 @@ class MagnitudeRanking:
 def apply_masks(weights: Mapping[str, Tensor], masks: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """New tensors w * mask for the masked weights (the inputs are not changed)."""
     return {k: weights[k] * m for k, m in masks.items()}
+
+
+@torch.no_grad()
+def mask_parameters_(module: nn.Module, masks: Mapping[str, Tensor]) -> None:
+    """Multiply the module's parameters by their masks in place: keeps pruned weights at zero while it trains."""
+    params = dict(module.named_parameters())
+    for name, mask in masks.items():
+        params[name].mul_(mask)
 
 
 def effective_threshold(weights: Mapping[str, Tensor], masks: Mapping[str, Tensor]) -> float:

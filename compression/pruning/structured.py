@@ -10,7 +10,14 @@ from torch import Tensor, nn
 
 from compression.core.errors import InputError
 from compression.metrics import state_dict_of
-from compression.models.architectures import MLP, SmallCNN, TinyTransformer, get_architecture
+from compression.models.architectures import (
+    MLP,
+    SmallCNN,
+    TinyTransformer,
+    cnn_from_state_dict,
+    get_architecture,
+    mlp_from_state_dict,
+)
 from compression.models.loading import LoadedModel
 from compression.pruning.config import PruneConfig
 from compression.pruning.result import PruneResult, measure_result
@@ -161,15 +168,10 @@ def rebuild(model: LoadedModel, state: Mapping[str, Tensor]) -> nn.Module:
 
 def _empty_like(original: nn.Module, state: Mapping[str, Tensor]) -> nn.Module:
     if isinstance(original, MLP):  # any input/output size, not only the zoo's
-        n = sum(1 for k in state if k.startswith("fc") and k.endswith(".weight"))
-        module = MLP(state["fc1.weight"].shape[1], [state[f"fc{i}.weight"].shape[0] for i in range(1, n)],
-                     state[f"fc{n}.weight"].shape[0])
-    elif isinstance(original, SmallCNN):
-        module = SmallCNN(original.image_size, (state["conv1.weight"].shape[0], state["conv2.weight"].shape[0]),
-                          state["fc1.weight"].shape[0], state["fc2.weight"].shape[0])
-    else:
-        module = get_architecture("transformer").from_state_dict(state)
-    return module
+        return mlp_from_state_dict(state)
+    if isinstance(original, SmallCNN):
+        return cnn_from_state_dict(state, original.image_size)
+    return get_architecture("transformer").from_state_dict(state)
 
 
 def dead_units(module: nn.Module) -> dict[str, Tensor]:

@@ -8,7 +8,6 @@ from compression.quantization.int8 import (
     TorchAOQuantization,
     deploy_int8,
     large_mlp_int8,
-    latency_in_turns,
 )
 from compression.quantization.packed import load_packed
 from compression.quantization.ptq import (
@@ -23,9 +22,16 @@ from compression.quantization.ptq import (
     sensitivity,
     worked_example,
 )
-from compression.quantization.qat import QATConfig, qat, qat_with_control
+from compression.quantization.qat_training import QATConfig, qat, qat_with_control
+from compression.quantization.speed import SpeedComparison, compare_speed
 
 __all__ = [
+    "SpeedComparison",
+    "compare_speed",
+    "MODES",
+    "Int8Config",
+    "deploy_int8",
+    "large_mlp_int8",
     "load_packed",
     "accuracy_vs_bits",
     "ActivationQuantConfig",
@@ -34,7 +40,6 @@ __all__ = [
     "Int8Config",
     "LARGE_MLP",
     "large_mlp_int8",
-    "latency_in_turns",
     "layer_view",
     "MODES",
     "OBSERVERS",

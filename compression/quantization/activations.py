@@ -9,11 +9,12 @@ from torch import Tensor, nn
 
 from compression.core.errors import InputError
 from compression.metrics import evaluate
+from compression.models.architectures import WEIGHT_LAYERS
 from compression.models.loading import LoadedModel
 from compression.quantization.ptq import QParams, QuantConfig, check_bits, choose_qparams, fake_quantize, quantize
 
 OBSERVERS = ("min-max", "percentile", "moving-average")
-QUANTIZED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+QUANTIZED_LAYERS = WEIGHT_LAYERS
 _MAX_KEPT = 1_000_000  # values a percentile observer keeps per layer
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import statistics
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from compression.core.errors import InputError
-from compression.metrics import evaluate, measure_latency, torch_save_bytes
+from compression.metrics import evaluate, latency_in_turns, saved_size_bytes, torch_save_bytes
 from compression.models.architectures import MLP
 from compression.models.loading import LoadedModel
 from compression.quantization.activations import calibration_inputs
@@ -180,21 +179,9 @@ def measure_int8(module: nn.Module, int8_module: nn.Module, example: Tensor, mod
                  repeats: int = 30) -> Int8Measure:
     """Time both modules on `example`, in turns, and weigh their torch.save files."""
     with _quiet():
-        fp32_ms, int8_ms = latency_in_turns((module, int8_module), example, repeats)
+        fp32_ms, int8_ms = [t.median_ms for t in latency_in_turns((module, int8_module), example, repeats, warmup=3)]
         size = len(torch_save_bytes(int8_module.state_dict()))
-    return Int8Measure(backend, mode, len(example), int8_ms, fp32_ms, size, len(torch_save_bytes(module.state_dict())))
-
-
-def latency_in_turns(modules: tuple[nn.Module, ...], example: Tensor, repeats: int) -> list[float]:
-    """Median ms of each module, measured one run of each in turn."""
-    # in turns: a burst of load on this shared CPU then hits both sides alike, not one block of repeats
-    for module in modules:
-        measure_latency(module, example, warmup=3, repeats=1)  # allocator, packed weights, thread pool
-    times: list[list[float]] = [[] for _ in modules]
-    for _ in range(repeats):
-        for module, bucket in zip(modules, times):
-            bucket.append(measure_latency(module, example, warmup=0, repeats=1).median_ms)
-    return [statistics.median(bucket) for bucket in times]
+    return Int8Measure(backend, mode, len(example), int8_ms, fp32_ms, size, saved_size_bytes(module))
 
 
 def convert_int8(module: nn.Module, mode: str, calibration: Tensor | None = None,

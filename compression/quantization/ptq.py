@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from compression.core.errors import InputError
-from compression.metrics import Evaluation, Histogram, histogram, state_dict_of, torch_save_bytes
+from compression.metrics import Evaluation, Histogram, histogram, state_dict_of
 from compression.models.loading import LoadedModel
 from compression.models.workbench import Workbench, with_weights
 from compression.quantization.packed import save_packed
@@ -170,7 +170,7 @@ _BASELINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def _baseline(model: LoadedModel, bench: Workbench) -> tuple[Evaluation, int]:
     if model not in _BASELINES:
-        size = len(model.onnx.raw) if model.onnx is not None else len(torch_save_bytes(state_dict_of(model.module)))
+        size = model.file_size_bytes()
         _BASELINES[model] = (bench.evaluate(), size)
     return _BASELINES[model]
 

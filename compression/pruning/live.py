@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from compression.metrics import Evaluation, Histogram, histogram, measure_latency, safetensors_bytes
+from compression.metrics import Evaluation, Histogram, histogram, latency_in_turns, measure_latency, safetensors_bytes
 from compression.models.workbench import Workbench
 from compression.pruning.config import PruneConfig
 from compression.pruning.masks import MagnitudeRanking, apply_masks, compute_masks, effective_threshold, mask_sparsity
@@ -108,8 +106,8 @@ def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_r
         contenders = [lambda: bench.module_with({}), lambda: bench.module_with(weights)]
         if shrunk is not None:
             contenders.append(lambda: shrunk)
-        dense_latency, latency, *rest = interleaved_latency(contenders, _example(bench), latency_repeats,
-                                                            budget_ms=LATENCY_BUDGET_MS, best=True)
+        timed = latency_in_turns(contenders, _example(bench), latency_repeats, budget_ms=LATENCY_BUDGET_MS)
+        dense_latency, latency, *rest = [t.best_ms for t in timed]  # few runs: the minimum is the honest figure
         shrunk_latency = rest[0] if rest else None
     else:
         state = {**state, **weights}
@@ -123,27 +121,6 @@ def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_r
 
 
 @torch.no_grad()
-def interleaved_latency(contenders: list[Callable[[], nn.Module]], example: Tensor, repeats: int,
-                        budget_ms: float | None = None, best: bool = False) -> list[float]:
-    """Median (or with `best`, minimum) ms of each model, timed in turns so load from other work hits all alike.
-
-    With `budget_ms`, stop after the round that exceeds it (at least three timed rounds): a slider move stays fast.
-    The minimum of few runs is what timeit recommends on a busy machine: noise only ever adds time.
-    """
-    times: list[list[float]] = [[] for _ in contenders]
-    begin = time.perf_counter()
-    for round_ in range(repeats + 1):  # round 0 warms up
-        for i, get in enumerate(contenders):
-            module = get().eval()
-            start = time.perf_counter()
-            module(example)
-            if round_:
-                times[i].append((time.perf_counter() - start) * 1e3)
-        if round_ >= 3 and budget_ms is not None and (time.perf_counter() - begin) * 1e3 > budget_ms:
-            break
-    return [min(t) if best else statistics.median(t) for t in times]
-
-
 def weights_histogram(weights: Mapping[str, Tensor], bins: int = 100) -> Histogram:
     """Histogram of all prunable weights (the "before" bars; its edges are reused for "after")."""
     return histogram(torch.cat([w.reshape(-1) for w in weights.values()]), bins)

@@ -15,11 +15,12 @@ from torch.nn.utils import parametrize
 
 from compression.core.errors import InputError
 from compression.metrics import evaluate
+from compression.models.architectures import WEIGHT_LAYERS
 from compression.models.loading import LoadedModel
 from compression.quantization.ptq import QuantConfig, QuantResult, quantize, quantize_tensor
 from compression.training import Step, TrainConfig, fit
 
-QAT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+QAT_LAYERS = WEIGHT_LAYERS
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,15 @@ from compression.distillation.teacher import (  # noqa: F401
     teacher_features,
     teacher_logits,
     teacher_params,
-    teacher_size_bytes,
 )
 from compression.history.store import Run, run_from_result
-from compression.metrics import count_params, measure_latency, safetensors_bytes, state_dict_of, torch_save_bytes
+from compression.metrics import (
+    count_params,
+    measure_latency,
+    safetensors_bytes,
+    saved_size_bytes,
+    state_dict_of,
+)
 from compression.models.architectures import MLP
 from compression.models.loading import LoadedModel
 from compression.training import Step, TrainConfig, fit
@@ -268,8 +273,8 @@ def measure_result(teacher: LoadedModel, config: DistillConfig, student: nn.Modu
         student_accuracy=accuracy(s_test), scratch_accuracy=accuracy(b_test), teacher_accuracy=accuracy(t_test),
         agreement=top1_agreement(s_test, t_test), scratch_agreement=top1_agreement(b_test, t_test),
         student_params=count_params(student), teacher_params=teacher_params(teacher),
-        student_size_bytes=len(torch_save_bytes(state_dict_of(student))),
-        teacher_size_bytes=teacher_size_bytes(teacher),
+        student_size_bytes=saved_size_bytes(student),
+        teacher_size_bytes=teacher.file_size_bytes(),
         student_latency_ms=measure_latency(student, example).median_ms,
         teacher_latency_ms=measure_latency(timed_teacher, example).median_ms,
         labeled_images=int(labeled.sum()), train_images=len(labeled),

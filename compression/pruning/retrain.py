@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Mapping
+from collections.abc import Generator
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from compression.core.errors import InputError
 from compression.models.loading import LoadedModel, prunable_weights
 from compression.models.workbench import with_weights
+from compression.pruning.apply import prune
 from compression.pruning.config import PruneConfig
-from compression.pruning.masks import compute_masks
-from compression.pruning.prune import prune
+from compression.pruning.masks import compute_masks, mask_parameters_
 from compression.training import Step, TrainConfig, cross_entropy, fit
 
 
@@ -97,13 +97,6 @@ def _require_trainable(model: LoadedModel) -> None:
         raise InputError(f"fine-tuning needs training data; {model.dataset.name!r} has only a test split")
 
 
-@torch.no_grad()
-def _apply(module: nn.Module, masks: Mapping[str, Tensor]) -> None:
-    params = dict(module.named_parameters())
-    for name, mask in masks.items():
-        params[name].mul_(mask)
-
-
 def finetune(model: LoadedModel, config: FinetuneConfig) -> Generator[Step, None, FinetuneResult]:
     """One-shot prune a copy of `model`, then train it with pruned weights kept at zero; yields Steps."""
     _require_trainable(model)
@@ -112,7 +105,7 @@ def finetune(model: LoadedModel, config: FinetuneConfig) -> Generator[Step, None
     # structured pruning removed the units outright: nothing to hold at zero
     masks = {} if config.prune.method == "structured" else dict(oneshot.masks)
     steps = []
-    for step in fit(module, model.dataset, config.train, after_step=lambda m: _apply(m, masks)):
+    for step in fit(module, model.dataset, config.train, after_step=lambda m: mask_parameters_(m, masks)):
         steps.append(step)
         yield step
     return _result(config, model, oneshot.model, steps, oneshot.baseline_accuracy, oneshot.accuracy)
@@ -135,7 +128,7 @@ def prune_gradually(model: LoadedModel, config: GradualConfig) -> Generator[Step
             amount = cubic_sparsity(t, config.initial_amount, config.prune.amount, 0, n, config.interval_steps)
             state["amount"] = amount
             state["masks"] = compute_masks(prunable_weights(m), replace(config.prune, amount=amount))
-        _apply(m, state["masks"])
+        mask_parameters_(m, state["masks"])
         state["t"] = t + 1
 
     def objective(logits, labels, index):
@@ -149,7 +142,7 @@ def prune_gradually(model: LoadedModel, config: GradualConfig) -> Generator[Step
         steps.append(step)
         yield step
     final = compute_masks(prunable_weights(module), config.prune)  # make sure s_f holds even if cut short
-    _apply(module, final)
+    mask_parameters_(module, final)
     return _result(config, model, trained, steps, model.evaluate().accuracy, None)
 
 
