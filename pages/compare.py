@@ -10,12 +10,13 @@ from compression.history import Run, model_from_run_file, pareto_front, runs_rep
 from compression.metrics import histogram
 from compression.pipeline import (
     BudgetConfig,
+    best_run,
     best_under_budget,
     budget_search,
 )
 from compression.plots import common as plots
 from compression.plots import compare as plots_compare
-from ui import history
+from ui import history, jobs
 from ui.common import current_model, ensure_routed
 
 ensure_routed()
@@ -158,7 +159,12 @@ if picked is not None:
     if st.session_state.get("budget_error"):
         st.error(st.session_state["budget_error"])
 
-    @st.fragment(run_every=0.5 if job is not None and job.running else None)
+    def _record_best(points, meta: dict) -> None:
+        run = best_run(points, meta["config"], meta["model"])
+        if run is not None:
+            history.record(run)
+
+    @st.fragment(run_every=jobs.poll_every(job))
     def live_budget() -> None:
         job, meta = st.session_state.get("budget_job"), st.session_state.get("budget_meta")
         if job is None:
@@ -167,10 +173,8 @@ if picked is not None:
         points = [p.point for p in progress if p.point is not None]
         if job.status == "done":
             points = job.result
-        if job.running:
-            bar = st.columns([5, 1])
-            bar[0].progress(progress[-1].fraction if progress else 0.0, text=f"{len(points)} points measured")
-            bar[1].button("Cancel", key="budget_cancel", on_click=job.cancel)
+        jobs.progress_bar(job, progress[-1].fraction if progress else 0.0, f"{len(points)} points measured",
+                          "budget_cancel")
         if points:
             cfg = meta["config"]
             xs = [p.size_bytes if cfg.metric == "size" else p.latency_ms for p in points]
@@ -189,16 +193,7 @@ if picked is not None:
                     p = points[best]
                     st.success(f"Best under budget: {p.label}, sparsity {p.sparsity:.0%}, {p.codebook_bits} bits → "
                                f"{p.accuracy:.2%} accuracy, {p.size_bytes:,} B, {p.latency_ms:.3f} ms.")
-        if job.status != meta["status"]:
-            meta["status"] = job.status
-            if job.status == "done" and best_under_budget(job.result) is not None:
-                p = job.result[best_under_budget(job.result)]
-                history.record(Run(kind="budget", model=meta["model"], config=meta["config"].to_dict(),
-                                   metrics={"accuracy": p.accuracy, "size_bytes": p.size_bytes,
-                                            "latency_ms": p.latency_ms, "sparsity": p.sparsity, "bits": p.codebook_bits},
-                                   label=f"budget best {p.sparsity:.0%}/{p.codebook_bits}b"))
-            st.rerun(scope="app")
-        if job.status == "failed":
-            st.error(f"The search failed: {job.error}")
+        jobs.settle(job, meta, lambda points: _record_best(points, meta))
+        jobs.ended(job, "Search cancelled.", "The search failed")
 
     live_budget()

@@ -19,7 +19,7 @@ from compression.distillation import (
 )
 from compression.metrics import count_params
 from compression.plots import distill as plots_distill
-from ui import history
+from ui import history, jobs
 from ui.common import current_model, ensure_routed
 
 JOB, META, REFUSED = "kd_job", "kd_meta", "kd_refused"
@@ -124,7 +124,7 @@ if running and st.session_state.get(REFUSED):
     st.error(st.session_state[REFUSED])
 
 
-@st.fragment(run_every=0.5 if running else None)
+@st.fragment(run_every=jobs.poll_every(st.session_state.get(JOB)))
 def live() -> None:
     """Progress, live curves and results of this session's run; polls only while it runs."""
     job, meta = st.session_state.get(JOB), st.session_state.get(META)
@@ -135,21 +135,11 @@ def live() -> None:
     rows = [s.to_row() for s in steps]
     done_fraction = steps[-1].fraction if steps else 0.0
     run_config = meta["config"]
-    if job.running:
-        cols = st.columns([5, 1])
-        cols[0].progress(done_fraction, text=f"Training student and scratch twin: {done_fraction:.0%}")
-        cols[1].button("Cancel", key="kd_cancel", on_click=job.cancel)
+    jobs.progress_bar(job, done_fraction, f"Training student and scratch twin: {done_fraction:.0%}", "kd_cancel")
     st.plotly_chart(plots_distill.distill_curves(rows, meta["teacher_accuracy"], run_config.epochs))
-    if job.status != meta["status"]:  # the run ended since the last poll: record it, redraw the page, stop polling
-        meta["status"] = job.status
-        if job.status == "done":
-            meta["run_id"] = record(job.result, meta, rows)
-        st.rerun(scope="app")
-    if job.status == "cancelled":
-        st.warning(f"Cancelled at {done_fraction:.0%}. The curves so far stay above; start again any time.")
-    elif job.status == "failed":
-        st.error(f"The run failed: {job.error}")
-    elif job.status == "done":
+    jobs.settle(job, meta, lambda result: meta.update(run_id=record(result, meta, rows)))
+    jobs.ended(job, f"Cancelled at {done_fraction:.0%}. The curves so far stay above; start again any time.")
+    if job.status == "done":
         show_result(job.result, meta)
 
 

@@ -4,9 +4,9 @@ import pandas as pd
 import streamlit as st
 
 from compression.metrics import histogram
-from compression.models import ONNX_NOT_SUPPORTED, ONNX_TECHNIQUES
 from compression.plots import common as plots
 from ui.common import current_model
+from ui.text import ONNX_NOT_SUPPORTED, ONNX_TECHNIQUES
 
 st.title("Model")
 with st.expander("What am I looking at?"):

@@ -9,7 +9,7 @@ from compression.models import dense_safetensors, onnx_bytes
 from compression.pipeline import STEPS, PipelineConfig, run_pipeline
 from compression.plots import common as plots
 from compression.plots import compare as plots_compare
-from ui import history
+from ui import history, jobs
 from ui.common import current_model
 
 JOB, META, RESULT = "pipeline_job", "pipeline_meta", "pipeline_result"
@@ -82,7 +82,7 @@ if st.session_state.get("pipe_refused"):
 job = st.session_state.get(JOB)
 
 
-@st.fragment(run_every=0.5 if job is not None and job.running else None)
+@st.fragment(run_every=jobs.poll_every(job))
 def live() -> None:
     job, meta = st.session_state.get(JOB), st.session_state.get(META)
     if job is None:
@@ -90,27 +90,22 @@ def live() -> None:
     progress = job.steps
     if job.running:
         last = progress[-1] if progress else None
-        bar = st.columns([5, 1])
-        text = f"{last.stage}: {last.fraction:.0%}" if last else "starting…"
-        bar[0].progress(last.fraction if last else 0.0, text=text)
-        bar[1].button("Cancel", key="pipe_cancel", on_click=job.cancel)
+        jobs.progress_bar(job, last.fraction if last else 0.0, f"{last.stage}: {last.fraction:.0%}" if last else
+                          "starting…", "pipe_cancel")
         rows = [{"epoch": p.step.epoch, "loss": p.step.loss, "test_accuracy": p.step.test_accuracy}
                 for p in progress if p.step is not None and p.stage == (last.stage if last else "")]
         if rows:
             st.plotly_chart(plots.training_curves(rows, f"{last.stage}: training"))
-    if job.status != meta["status"]:
-        meta["status"] = job.status
-        if job.status == "done":
-            result = job.result
-            run_id = history.record(run_from_result("pipeline", meta["model"],
-                                                    {**result.to_dict(), "curves": dict(result.curves)},
-                                                    label=meta["label"], file_name="model.clab", file=result.file))
-            st.session_state[RESULT] = {"result": result, "run_id": run_id, "model": meta["model"]}
-        st.rerun(scope="app")
-    if job.status == "cancelled":
-        st.warning("Pipeline cancelled; the model you started from is unchanged.")
-    elif job.status == "failed":
-        st.error(f"The pipeline failed: {job.error}")
+    jobs.settle(job, meta, lambda result: keep(result, meta))
+    jobs.ended(job, "Pipeline cancelled; the model you started from is unchanged.", "The pipeline failed")
+
+
+def keep(result, meta: dict) -> None:
+    """Record the finished pipeline in the history and keep it on the page."""
+    run_id = history.record(run_from_result("pipeline", meta["model"], {**result.to_dict(),
+                                            "curves": dict(result.curves)}, label=meta["label"],
+                                            file_name="model.clab", file=result.file))
+    st.session_state[RESULT] = {"result": result, "run_id": run_id, "model": meta["model"]}
 
 
 live()

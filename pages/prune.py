@@ -19,12 +19,11 @@ if not model.weights():
 space = workspace(model)
 config, view, state = controls(space, is_onnx=model.onnx is not None)
 metric_cards(view, space["baseline"], state["method"])
-measured = {**view.to_dict(), "size_bytes": view.sparse_size_bytes,
-            "baseline_accuracy": space["baseline"].evaluation.accuracy}
 job = st.session_state.get("prune_job")
-if job is not None and job.running:  # the training thread shares the CPU, so these timings are not the model's
+training = job is not None and job.running  # the training thread shares the CPU: timings are not the model's
+if training:
     st.caption("A fine-tune is running on this server: latencies above are inflated and are not recorded.")
-    measured.update(latency_ms=None, shrunk_latency_ms=None, dense_latency_ms=None)
+measured = view.to_record(space["baseline"].evaluation.accuracy, timings_valid=not training)
 history.record_button("prune", model.name, measured, f"{config.method} {view.sparsity:.0%}", key="prune_record")
 figures(space, view, config, state["sparsity"])
 why_not_faster(view)

@@ -11,7 +11,6 @@ from compression.models.loading import LoadedModel
 from compression.quantization.int8 import (
     DEFAULT_BACKEND,
     Int8Config,
-    Int8Measure,
     TorchAOQuantization,
     convert_int8,
     deploy_int8,
@@ -61,18 +60,6 @@ def test_onnx_models_are_refused_with_a_reason(zoo):
     onnx_like = LoadedModel("m.onnx", "onnx", zoo("mlp").dataset)
     with pytest.raises(InputError, match="PyTorch model"):
         deploy_int8(onnx_like, Int8Config())
-
-
-def test_verdict_says_plainly_when_int8_is_slower_or_faster():
-    slow = Int8Measure("b", "dynamic", 1, latency_ms=0.04, baseline_latency_ms=0.02, size_bytes=10,
-                       baseline_size_bytes=30)
-    fast = Int8Measure("b", "dynamic", 256, latency_ms=10.0, baseline_latency_ms=45.0, size_bytes=10,
-                       baseline_size_bytes=40)
-    assert "SLOWER" in slow.verdict() and "3.0x smaller" in slow.verdict()
-    assert "4.5x faster" in fast.verdict()
-    even = Int8Measure("b", "dynamic", 256, latency_ms=2.0, baseline_latency_ms=2.05, size_bytes=10,
-                       baseline_size_bytes=30)
-    assert "no faster" in even.verdict() and "Conv layers in fp32" in even.verdict()
 
 
 def test_another_quantized_engine_runs_under_its_own_engine(zoo):

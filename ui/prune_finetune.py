@@ -12,7 +12,7 @@ from compression.history import run_from_result
 from compression.plots import pruning as plots
 from compression.pruning import FinetuneConfig, GradualConfig, PruneConfig, finetune, prune_gradually
 from compression.training import TrainConfig
-from ui import history
+from ui import history, jobs
 
 JOB, META, RUNS, REFUSED = "prune_job", "prune_job_meta", "prune_runs", "prune_refused"
 
@@ -67,27 +67,17 @@ def finetune_section(model, config: PruneConfig, sparsity: float, baseline: floa
     if st.session_state.get(REFUSED) and (running or "already running" not in st.session_state[REFUSED]):
         st.error(st.session_state[REFUSED])
 
-    @st.fragment(run_every=0.5 if running else None)
+    @st.fragment(run_every=jobs.poll_every(st.session_state.get(JOB)))
     def live() -> None:
         job, meta = st.session_state.get(JOB), st.session_state.get(META)
         if job is None:
             return
         steps = [_row(s) for s in job.steps]
         fraction = job.steps[-1].fraction if steps else 0.0
-        if job.running:
-            bar = st.columns([5, 1])
-            bar[0].progress(fraction, text=f"{meta['label']}: {fraction:.0%}")
-            bar[1].button("Cancel", key="prune_ft_cancel", on_click=job.cancel)
+        jobs.progress_bar(job, fraction, f"{meta['label']}: {fraction:.0%}", "prune_ft_cancel")
         st.plotly_chart(plots.run_progress(steps, meta["label"]))
-        if job.status != meta["status"]:  # ended since the last poll: keep the result, redraw once, stop polling
-            meta["status"] = job.status
-            if job.status == "done":
-                _keep(job.result, meta, steps, oneshot)
-            st.rerun(scope="app")
-        if job.status == "cancelled":
-            st.warning(f"Cancelled at {fraction:.0%}; nothing was kept. Start again any time.")
-        elif job.status == "failed":
-            st.error(f"The run failed: {job.error}")
+        jobs.settle(job, meta, lambda result: _keep(result, meta, steps, oneshot))
+        jobs.ended(job, f"Cancelled at {fraction:.0%}; nothing was kept. Start again any time.")
 
     live()
     runs = [r for r in st.session_state.get(RUNS, []) if r["model"] == model.name]

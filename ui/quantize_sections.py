@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
+import torch
 
 from compression.core import InputError, Job
 from compression.history import run_from_result
@@ -25,6 +26,7 @@ from compression.quantization import (
 )
 from compression.training import TrainConfig
 from ui import history
+from ui.text import int8_verdict
 
 NEEDS_TORCH = ("{} needs a PyTorch model: ONNX models run in onnxruntime here, without gradients or int8 "
                "kernels. Weight fake-quantization above works for ONNX models too.")
@@ -234,7 +236,8 @@ def int8_section(model: LoadedModel, weights: dict) -> None:
         c[2].metric("int8 file (torch.save)", f"{m.size_bytes / 1024:,.1f} KiB", f"{m.size_ratio:.1f}× smaller",
                     delta_color="off", delta_arrow="off")
         c[3].metric("Speed-up", f"{m.speedup:.3g}×")
-        (st.success if m.speedup >= 1.1 else st.warning)(m.verdict())
+        has_conv = any(isinstance(x, torch.nn.Conv2d) for x in model.module.modules())
+        (st.success if m.speedup >= 1.1 else st.warning)(int8_verdict(m, has_conv))
         st.caption(f"Backend: {m.backend} ({result.config.mode}), behind our own Int8Backend interface so torchao "
                    "can replace it. Biases, scales and zero points stay in the file, so small models shrink "
                    "less than 4×.")

@@ -13,7 +13,6 @@ from compression.models.loading import (
     load_weights,
     load_zoo,
 )
-from compression.models.onnx import ONNX_NOT_SUPPORTED, ONNX_TECHNIQUES
 from compression.models.workbench import Workbench, with_weights
 from compression.models.zoo import ZOO, is_cached, train_zoo_model
 
@@ -33,8 +32,6 @@ __all__ = [
     "MLP",
     "ModelFacts",
     "onnx_bytes",
-    "ONNX_NOT_SUPPORTED",
-    "ONNX_TECHNIQUES",
     "train_zoo_model",
     "with_weights",
     "Workbench",

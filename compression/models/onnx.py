@@ -27,12 +27,6 @@ Split Sqrt Squeeze Sub Tanh Transpose Unsqueeze Where
 """.split())
 # Which input of these ops is the weight the weight-level techniques act on, and its output-channel axis.
 WEIGHT_INPUTS = {"Gemm": 1, "MatMul": 1, "Conv": 1}
-ONNX_TECHNIQUES = ("unstructured magnitude pruning (threshold / sparsity)", "N:M pruning",
-                   "weight fake-quantization (PTQ)", "measured accuracy, size and latency")
-ONNX_NOT_SUPPORTED = ("structured pruning (needs the graph rewritten)", "fine-tuning, QAT and distillation "
-                      "(need gradients: use a zoo architecture or your own module:function)")
-
-
 @dataclass(frozen=True, eq=False)
 class OnnxModel:
     """A parsed, checked ONNX model plus the facts the app needs about its weights."""

@@ -9,6 +9,7 @@ from compression.core.errors import InputError
 from compression.core.progress import run_to_end
 from compression.distillation.trainer import DistillConfig, distill
 from compression.formats import clab
+from compression.history.store import Run
 from compression.metrics import measure_latency, state_dict_of
 from compression.models.architectures import student_architecture
 from compression.models.loading import LoadedModel, load_clab
@@ -115,3 +116,15 @@ def _distilled(teacher: LoadedModel, hidden: int, epochs: int) -> LoadedModel:
                                                        temperature=4.0)))
     return LoadedModel(f"{teacher.name} student {hidden}", teacher.source, teacher.dataset,
                        module=result.student.eval(), arch=student_architecture(teacher.dataset.name))
+
+
+def best_run(points: Sequence[BudgetPoint], config: BudgetConfig, model_name: str) -> Run | None:
+    """The history record of a finished search: its most accurate point under the budget (None if none fits)."""
+    best = best_under_budget(points)
+    if best is None:
+        return None
+    p = points[best]
+    return Run(kind="budget", model=model_name, config=config.to_dict(),
+               metrics={"accuracy": p.accuracy, "size_bytes": p.size_bytes, "latency_ms": p.latency_ms,
+                        "sparsity": p.sparsity, "bits": p.codebook_bits},
+               label=f"budget best {p.sparsity:.0%}/{p.codebook_bits}b")

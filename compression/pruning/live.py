@@ -67,6 +67,13 @@ class Preview:
                 "loss": self.evaluation.loss, **{k: getattr(self, k) for k in keys},
                 "layer_sparsity": dict(self.layer_sparsity)}
 
+    def to_record(self, baseline_accuracy: float, timings_valid: bool = True) -> dict:
+        """What a recorded setting keeps: the sparse file is its size; timings taken under load are dropped."""
+        record = {**self.to_dict(), "size_bytes": self.sparse_size_bytes, "baseline_accuracy": baseline_accuracy}
+        if not timings_valid:
+            record.update(latency_ms=None, shrunk_latency_ms=None, dense_latency_ms=None)
+        return record
+
 
 def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_repeats: int = 5,
             rankings: dict | None = None) -> Preview:

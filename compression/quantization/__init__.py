@@ -5,6 +5,7 @@ from compression.quantization.int8 import (
     LARGE_MLP,
     MODES,
     Int8Config,
+    Int8Measure,
     TorchAOQuantization,
     deploy_int8,
     large_mlp_int8,
@@ -26,6 +27,7 @@ from compression.quantization.qat_training import QATConfig, qat, qat_with_contr
 from compression.quantization.speed import SpeedComparison, compare_speed
 
 __all__ = [
+    "Int8Measure",
     "SpeedComparison",
     "compare_speed",
     "MODES",

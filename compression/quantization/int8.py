@@ -144,22 +144,6 @@ class Int8Measure:
     def size_ratio(self) -> float:
         return self.baseline_size_bytes / self.size_bytes
 
-    def verdict(self) -> str:
-        """One plain sentence: did int8 win here, and why."""
-        size = f"The int8 file is {self.size_ratio:.1f}x smaller."
-        if self.speedup >= 1.1:
-            return (f"int8 is {self.speedup:.1f}x faster than fp32 at batch {self.batch_size}: its layers are "
-                    f"large enough for int8 matrix kernels to win. {size}")
-        why = ("the layers are small, so quantizing and dequantizing activations costs about as much as the int8 "
-               "matrix multiply saves" + ("; dynamic mode also leaves Conv layers in fp32" if self.mode == "dynamic"
-                                          else ""))
-        where = "int8 wins on large Linear layers (e.g. 1024-4096-4096-10 at batch 256)."
-        if self.speedup < 0.9:
-            return (f"int8 is SLOWER here ({self.latency_ms:.3f} ms vs {self.baseline_latency_ms:.3f} ms fp32, "
-                    f"{self.speedup:.2f}x): {why}. {where} {size}")
-        return (f"int8 is no faster here ({self.latency_ms:.3f} ms vs {self.baseline_latency_ms:.3f} ms fp32, "
-                f"{self.speedup:.2f}x): {why}. {where} {size}")
-
 
 @dataclass(frozen=True, eq=False)
 class Int8Result:
