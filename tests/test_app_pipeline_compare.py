@@ -129,7 +129,7 @@ def test_quantize_cli_and_page_runs_are_recorded(zoo, history_dir):
 
 def test_compare_decodes_both_a_distilled_student_and_a_clab_file(zoo, history_dir):
     from compression.core.progress import Drive, run_to_end
-    from compression.distillation.trainer import DistillConfig, distill, history_run
+    from compression.distillation import DistillConfig, distill, history_run
     from compression.history.store import run_from_result
     from compression.pipeline.run import PipelineConfig, run_pipeline
 

@@ -9,17 +9,10 @@ from conftest import drain, state_checksum
 from compression.core.errors import InputError
 from compression.core.jobs import Job
 from compression.data import Dataset
+from compression.distillation import DistillConfig, build_student, distill, hint_layers, parse_hidden, soft_targets
 from compression.distillation.loss import distillation_loss, labeled_mask, soft_loss, top1_agreement
-from compression.distillation.trainer import (
-    DistillConfig,
-    build_student,
-    check_pair,
-    distill,
-    hint_layers,
-    parse_hidden,
-    soft_targets,
-    teacher_logits,
-)
+from compression.distillation.student import check_pair
+from compression.distillation.teacher import teacher_logits
 from compression.models.architectures import MLP
 from compression.models.loading import LoadedModel
 

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+MAX_TEMPERATURE = 100.0  # softmax(z / T) is already flat long before this
+
 
 @dataclass(frozen=True)
 class KDLoss:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from compression.core.errors import InputError
+from compression.distillation.loss import MAX_TEMPERATURE
 from compression.metrics import count_params
 from compression.models.architectures import WEIGHT_LAYERS
 from compression.models.loading import LoadedModel
@@ -61,3 +64,30 @@ def teacher_features(teacher: LoadedModel, layer: str, x: Tensor) -> Tensor:
     finally:
         handle.remove()
     return torch.cat([c.flatten(1) for c in captured])
+
+
+@dataclass(frozen=True)
+class SoftTargets:
+    """The teacher's class probabilities for one test image at T = 1 and at the chosen T ("dark knowledge")."""
+
+    index: int
+    label: int
+    classes: tuple[str, ...]
+    probs_t1: list[float]
+    probs_t: list[float]
+    temperature: float
+    image: list[list[float]]  # (H, W) of the first channel, for a small picture
+
+
+def soft_targets(teacher: LoadedModel, index: int, temperature: float) -> SoftTargets:
+    """Teacher probabilities for test image `index` at T = 1 and T = `temperature`."""
+    data = teacher.dataset
+    if not 0 <= index < len(data.y_test):
+        raise InputError(f"image index must be in [0, {len(data.y_test) - 1}], got {index}")
+    if not 0 < temperature <= MAX_TEMPERATURE:
+        raise InputError(f"temperature must be in (0, {MAX_TEMPERATURE:g}], got {temperature}")
+    x = data.x_test[index:index + 1]
+    logits = teacher_logits(teacher, x)[0]
+    image = x[0].reshape(-1, x.shape[-1]) if x.ndim == 4 else x[0].reshape(1, -1)
+    return SoftTargets(index, int(data.y_test[index]), data.classes, F.softmax(logits, 0).tolist(),
+                       F.softmax(logits / temperature, 0).tolist(), float(temperature), image.tolist())

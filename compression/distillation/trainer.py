@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -13,13 +12,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from compression.core.errors import InputError
-from compression.data import Dataset
-from compression.distillation.loss import distillation_loss, labeled_mask, masked_cross_entropy, top1_agreement
-
-# hint_layers and teacher_params are re-exported: pages and the CLI import the whole distillation API from here.
-from compression.distillation.teacher import (  # noqa: F401
+from compression.distillation.config import DistillConfig
+from compression.distillation.loss import (
+    distillation_loss,
+    labeled_mask,
+    masked_cross_entropy,
+    top1_agreement,
+)
+from compression.distillation.student import HintedStudent, build_student, check_pair, seeded_init
+from compression.distillation.teacher import (
     OnnxForward,
-    hint_layers,
     teacher_features,
     teacher_logits,
     teacher_params,
@@ -32,127 +34,13 @@ from compression.metrics import (
     saved_size_bytes,
     state_dict_of,
 )
-from compression.models.architectures import MLP
 from compression.models.loading import LoadedModel
-from compression.training import Step, TrainConfig, fit
-
-MAX_TEMPERATURE = 100.0
-MAX_HIDDEN = 4096
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """One distillation run; the paired scratch student uses the same student, seed, data and steps."""
-
-    alpha: float = 0.5  # weight of the hard (true-label) term; 1 - alpha weighs the soft term
-    temperature: float = 4.0
-    student_hidden: tuple[int, ...] = (32,)  # (32,) on digits is the 64-32-10 student
-    labeled_fraction: float = 1.0  # fraction of training images whose true label the students may see
-    epochs: int = 20
-    seed: int = 0
-    lr: float = 1e-2
-    batch_size: int = 64
-    hint_layer: str | None = None  # teacher module whose output the student's last hidden layer should predict
-    hint_weight: float = 1.0
-
-    def __post_init__(self):
-        if not (isinstance(self.alpha, (int, float)) and 0.0 <= self.alpha <= 1.0):
-            raise InputError(f"alpha must be in [0, 1], got {self.alpha}")
-        if not (isinstance(self.temperature, (int, float)) and 0.0 < self.temperature <= MAX_TEMPERATURE):
-            raise InputError(f"temperature must be in (0, {MAX_TEMPERATURE:g}], got {self.temperature}")
-        hidden = tuple(self.student_hidden)
-        if not hidden or any(not isinstance(h, int) or not 1 <= h <= MAX_HIDDEN for h in hidden):
-            raise InputError(f"student hidden sizes must be 1 to {MAX_HIDDEN} units per layer, "
-                             f"got {self.student_hidden}")
-        object.__setattr__(self, "student_hidden", hidden)  # a list from JSON becomes a hashable tuple
-        if not 0.0 < self.labeled_fraction <= 1.0:
-            raise InputError(f"labeled fraction must be in (0, 1], got {self.labeled_fraction}")
-        if not 1 <= self.epochs <= 1000:
-            raise InputError(f"epochs must be in [1, 1000], got {self.epochs}")
-        if self.seed < 0:
-            raise InputError(f"seed must be >= 0, got {self.seed}")
-        if self.hint_weight < 0:
-            raise InputError(f"hint weight must be >= 0, got {self.hint_weight}")
-        TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed)  # same checks
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed)
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "student_hidden": list(self.student_hidden)}
+from compression.training import Step, fit
 
 
 def prepare_training() -> None:
     """Import what torch.optim imports lazily on first use (torch._dynamo, seconds) before a live run, not during it."""
-    import torch._dynamo  # noqa: F401
-
-
-# ---- the student ---------------------------------------------------------------------------------------------------
-
-def build_student(config: DistillConfig, data: Dataset) -> MLP:
-    """An MLP sized to the data, initialized from the run's seed (the scratch twin is a copy of it)."""
-    student = MLP(math.prod(data.input_shape), config.student_hidden, data.num_classes)
-    seeded_init(student, torch.Generator().manual_seed(config.seed))
-    return student
-
-
-@torch.no_grad()
-def seeded_init(model: nn.Module, generator: torch.Generator) -> None:
-    """nn.Linear's default init drawn from a private generator: other threads using torch's global RNG
-    (other sessions of the app) cannot change which student a seed gives."""
-    for layer in model.modules():
-        if isinstance(layer, nn.Linear):
-            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
-            bound = 1 / math.sqrt(layer.in_features)
-            nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
-
-
-def student_layout(config: DistillConfig, data: Dataset) -> str:
-    """The student's layer widths as text, e.g. '64-32-10' on digits."""
-    return "-".join(str(d) for d in (math.prod(data.input_shape), *config.student_hidden, data.num_classes))
-
-
-def check_pair(teacher: LoadedModel, student: nn.Module, teacher_train_logits: Tensor) -> None:
-    """Refuse a student that cannot stand in for the teacher: other inputs, other classes, or more parameters."""
-    data = teacher.dataset
-    if teacher_train_logits.ndim != 2 or teacher_train_logits.shape[1] != data.num_classes:
-        raise InputError(f"the teacher gives {tuple(teacher_train_logits.shape[1:])} outputs per image but "
-                         f"{data.name} has {data.num_classes} classes")
-    try:
-        with torch.no_grad():
-            out = student.eval()(data.x_test[:2])
-    except RuntimeError as exc:
-        raise InputError(f"the student cannot read the teacher's inputs of shape {data.input_shape}: "
-                         f"{str(exc).splitlines()[0]}") from exc
-    if out.shape[1] != teacher_train_logits.shape[1]:
-        raise InputError(f"the student has {out.shape[1]} outputs but the teacher has "
-                         f"{teacher_train_logits.shape[1]} classes")
-    check_student_size(student, teacher)
-
-
-def check_student_size(student: nn.Module, teacher: LoadedModel) -> None:
-    """Refuse a student with more parameters than its teacher: distillation is meant to compress."""
-    s_params, t_params = count_params(student), teacher_params(teacher)
-    if s_params > t_params:
-        raise InputError(f"the student ({s_params:,} parameters) is bigger than the teacher ({t_params:,}): "
-                         "distillation compresses, so choose fewer hidden units")
-
-
-class HintedStudent(nn.Module):
-    """The student plus a learned projection from its last hidden layer to the teacher's hint layer."""
-
-    def __init__(self, student: MLP, teacher_dim: int):
-        super().__init__()
-        self.student = student
-        self.projection = nn.Linear(student.hidden[-1], teacher_dim)
-        self.features: Tensor | None = None  # (B, hidden[-1]) of the last forward, read by the objective
-
-    def forward(self, x: Tensor) -> Tensor:
-        *body, head = self.student  # everything up to the output layer (ends in a ReLU), then the output layer
-        for layer in body:
-            x = layer(x)
-        self.features = x
-        return head(x)
+    import torch._dynamo  # noqa: F401  # lazy on purpose: this function exists to pay that import up front
 
 
 # ---- the verb --------------------------------------------------------------------------------------------------
@@ -293,42 +181,3 @@ def history_run(result: DistillResult, rows: Sequence[dict], label: str = "") ->
     label = label or f"student {hidden} α={result.config.alpha:g} T={result.config.temperature:g}"
     return dataclasses.replace(run_from_result("distill", result.teacher_name, data, label=label),
                                file_name="student.safetensors", file=safetensors_bytes(state_dict_of(result.student)))
-
-
-@dataclass(frozen=True)
-class SoftTargets:
-    """The teacher's class probabilities for one test image at T = 1 and at the chosen T ("dark knowledge")."""
-
-    index: int
-    label: int
-    classes: tuple[str, ...]
-    probs_t1: list[float]
-    probs_t: list[float]
-    temperature: float
-    image: list[list[float]]  # (H, W) of the first channel, for a small picture
-
-
-def soft_targets(teacher: LoadedModel, index: int, temperature: float) -> SoftTargets:
-    """Teacher probabilities for test image `index` at T = 1 and T = `temperature`."""
-    data = teacher.dataset
-    if not 0 <= index < len(data.y_test):
-        raise InputError(f"image index must be in [0, {len(data.y_test) - 1}], got {index}")
-    if not 0 < temperature <= MAX_TEMPERATURE:
-        raise InputError(f"temperature must be in (0, {MAX_TEMPERATURE:g}], got {temperature}")
-    x = data.x_test[index:index + 1]
-    logits = teacher_logits(teacher, x)[0]
-    image = x[0].reshape(-1, x.shape[-1]) if x.ndim == 4 else x[0].reshape(1, -1)
-    return SoftTargets(index, int(data.y_test[index]), data.classes, F.softmax(logits, 0).tolist(),
-                       F.softmax(logits / temperature, 0).tolist(), float(temperature), image.tolist())
-
-
-def parse_hidden(text: str) -> tuple[int, ...]:
-    """'32' or '64,32' into hidden sizes ('32' on digits is the 64-32-10 student)."""
-    try:
-        sizes = tuple(int(p) for p in text.split(",") if p.strip())
-    except ValueError as exc:
-        raise InputError(f"student hidden sizes must be integers like 32 or 64,32, got {text!r}") from exc
-    if not sizes:
-        raise InputError("student hidden sizes are empty; give e.g. 32 or 64,32")
-    return sizes
-

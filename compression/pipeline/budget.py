@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 from compression.core.errors import InputError
 from compression.core.progress import run_to_end
-from compression.distillation.trainer import DistillConfig, distill
+from compression.distillation import DistillConfig, distill
 from compression.formats import clab
 from compression.history.store import Run
 from compression.metrics import measure_latency, state_dict_of

@@ -13,7 +13,7 @@ from torch import nn
 from compression.core.errors import InputError
 from compression.core.progress import Drive
 from compression.data import Dataset
-from compression.distillation.trainer import DistillConfig, distill
+from compression.distillation import DistillConfig, distill
 from compression.formats import clab
 from compression.formats.clab import SharedTensor
 from compression.metrics import (

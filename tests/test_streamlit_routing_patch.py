@@ -1,0 +1,27 @@
+"""ui.common.ensure_routed sets one private Streamlit attribute; these tests pin the behaviour it relies on.
+
+Streamlit treats an app with a pages/ folder as a legacy folder app until a script calls st.navigation:
+`PagesManager.uses_pages_directory` starts as None, becomes True when pages/ exists, and then the script
+runner runs a deep-linked page script (/prune?sparsity=0.9) alone, without app.py's sidebar. st.navigation
+itself sets the attribute to False; ensure_routed does the same one run earlier, then reruns through app.py.
+If an upgrade renames or drops any of this, these tests fail instead of deep links breaking silently
+(tests/test_e2e_model_page.py opens a deep link on a fresh server to check the behaviour end to end).
+"""
+
+import inspect
+
+from streamlit.commands import navigation
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import script_runner
+
+
+def test_pages_manager_still_has_the_legacy_folder_switch():
+    assert "uses_pages_directory" in PagesManager.__annotations__
+
+
+def test_st_navigation_still_sets_the_switch_off_as_ensure_routed_does():
+    assert "PagesManager.uses_pages_directory = False" in inspect.getsource(navigation)
+
+
+def test_the_script_runner_still_consults_the_switch():
+    assert "PagesManager.uses_pages_directory" in inspect.getsource(script_runner)
