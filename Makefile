@@ -19,6 +19,8 @@ run: $(STAMP)
 	$(PY) -m streamlit run app.py --server.port=$(PORT) --browser.gatherUsageStats=false
 
 test: $(STAMP)
+	# the layer contracts in .importlinter: a broken one fails the run before any test
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -19,6 +19,23 @@ from torch import nn
 
 from bench._apptest import slider_move_ms
 from compression.core import run_to_end
+from compression.data import load_dataset
+from compression.metrics import evaluate, latency_in_turns
+from compression.models import MLP, LoadedModel, Workbench, load_zoo
+from compression.pruning import (
+    CURVE_AMOUNTS,
+    FinetuneConfig,
+    GradualConfig,
+    PruneConfig,
+    accuracy_curve,
+    finetune,
+    plan,
+    prune,
+    prune_gradually,
+    rebuild,
+    shrink,
+)
+from compression.training import TrainConfig
 
 SLIDER = [0.55, 0.7, 0.35, 0.9, 0.6, 0.8, 0.2, 0.95, 0.5, 0.75, 0.4, 0.85, 0.65, 0.3, 0.92, 0.45, 0.78, 0.1, 0.88, 0.5]
 
@@ -28,8 +45,6 @@ def _slider_ms(model: str) -> tuple[float, float]:
 
 
 def _naive_curve(model, amounts) -> list[float]:
-    from compression.metrics import evaluate
-
     out = []
     for amount in amounts:
         module = copy.deepcopy(model.module)
@@ -49,27 +64,15 @@ def _timed(fn, repeats: int = 5) -> tuple[float, object]:
 
 
 def main() -> None:
-    from compression.data import load_dataset
-    from compression.metrics import latency_in_turns
-    from compression.models import MLP, LoadedModel, Workbench, load_zoo
-    from compression.pruning import (
-        CURVE_AMOUNTS,
-        FinetuneConfig,
-        GradualConfig,
-        PruneConfig,
-        accuracy_curve,
-        finetune,
-        plan,
-        prune,
-        prune_gradually,
-        rebuild,
-        shrink,
-    )
-    from compression.training import TrainConfig
-
     torch.set_num_threads(1)  # both sides of every ratio on one thread: the machine is shared
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread")
+    _slider_moves()
+    _curves()
+    _finetuned()
+    _structured_speedup()
 
+
+def _slider_moves() -> None:
     for name, target in {"mlp": 50.0, "cnn": 100.0}.items():
         load_zoo(name)
         move, rerun = _slider_ms(name)
@@ -77,6 +80,8 @@ def main() -> None:
         print(f"slider move {name}: median {move:.1f} ms (target <= {target:.0f} ms: {verdict}); "
               f"rerun with nothing changed {rerun:.1f} ms")
 
+
+def _curves() -> None:
     for name in ("mlp", "cnn"):
         model = load_zoo(name)
         config = PruneConfig(amount=0.5)
@@ -94,6 +99,8 @@ def main() -> None:
               f"deepcopy+global_unstructured+evaluate {naive_ms:.1f} ms: {naive_ms / fast_ms:.1f}x faster{target}; "
               f"same accuracies: {same}")
 
+
+def _finetuned() -> None:
     runs = {"mlp": (0.9, 60, 0.985), "cnn": (0.95, 30, 0.97)}
     for name, (amount, epochs, target) in runs.items():
         model = load_zoo(name)
@@ -108,6 +115,8 @@ def main() -> None:
                   f"{dense:.4f} = {result.retention:.2%} kept (target >= {target:.1%}: {verdict}); "
                   f"one-shot without training {oneshot:.4f}")
 
+
+def _structured_speedup() -> None:
     torch.manual_seed(0)
     wide = MLP(512, (2048, 2048), 10).eval()
     wide_model = LoadedModel("wide-mlp", "custom", load_dataset("digits"), module=wide)

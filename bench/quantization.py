@@ -13,6 +13,10 @@ import torch
 
 from bench._apptest import slider_move_ms
 from compression.core import run_to_end
+from compression.models import load_zoo
+from compression.quantization import QATConfig, QuantConfig, load_packed, qat_with_control, quantize
+from compression.quantization.int8 import LARGE_MLP, TorchAOQuantization, large_mlp_int8
+from compression.training import TrainConfig
 
 SLIDER_BITS = [3, 5, 2, 6, 4, 8, 3, 7, 5, 4, 2, 6, 3, 8, 4, 5, 7, 2, 4, 6]
 
@@ -22,11 +26,6 @@ def _slider_ms(model: str) -> tuple[float, float]:
 
 
 def main() -> None:
-    from compression.models import load_zoo
-    from compression.quantization import QATConfig, QuantConfig, load_packed, qat_with_control, quantize
-    from compression.quantization.int8 import LARGE_MLP, TorchAOQuantization, large_mlp_int8
-    from compression.training import TrainConfig
-
     default_threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {default_threads} threads by default")
     targets = {"mlp": 50.0, "cnn": 100.0}
@@ -40,7 +39,13 @@ def main() -> None:
                   f"(target <= {target:.0f}) | rerun with no change {rerun:6.1f} ms -> "
                   f"{'MET' if move <= target else 'MISSED'}")
     torch.set_num_threads(default_threads)
+    _ptq()
+    _qat()
+    _int8(default_threads)
+    _packed()
 
+
+def _ptq() -> None:
     for name in ("mlp", "cnn"):
         model = load_zoo(name)
         result = quantize(model, QuantConfig(bits=4, granularity="per-channel"))
@@ -48,6 +53,8 @@ def main() -> None:
         print(f"PTQ 4-bit per-channel {name:4s}: {result.accuracy:.4f} vs fp32 {result.baseline_accuracy:.4f} "
               f"({-drop:+.2f} points; target within 1) -> {'MET' if drop <= 1.0 else 'MISSED'}")
 
+
+def _qat() -> None:
     for name in ("mlp", "cnn"):
         model = load_zoo(name)
         for bits, limit in ((3, 1.0), (2, 2.0)):
@@ -61,6 +68,8 @@ def main() -> None:
                   f"| PTQ {q.ptq_accuracy:.4f} | control: fp32 +10 epochs {c.accuracy:.4f}, then PTQ "
                   f"{c.ptq_accuracy:.4f}")
 
+
+def _int8(default_threads: int) -> None:
     dims = "-".join(str(d) for d in (LARGE_MLP[0], *LARGE_MLP[1], LARGE_MLP[2]))
     # The default engine (x86: fbgemm) and oneDNN, whose kernels win on these large Linear layers here
     runs = [(t, m, e) for t in sorted({1, default_threads}) for m in ("dynamic", "static") for e in (None, "onednn")]
@@ -74,6 +83,8 @@ def main() -> None:
               f"(target >= 3.5) -> {'MET' if large.size_ratio >= 3.5 else 'MISSED'}")
     torch.set_num_threads(default_threads)
 
+
+def _packed() -> None:
     model = load_zoo("mlp")
     result = quantize(model, QuantConfig(bits=4, granularity="per-channel"))
     decoded = load_packed(result.packed)

@@ -81,11 +81,9 @@ def fit(model: nn.Module, data: Dataset, config: TrainConfig, objective: Objecti
     total = steps_per_epoch * config.epochs
     report_every = max(1, steps_per_epoch // config.reports_per_epoch)
     generator = torch.Generator().manual_seed(config.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, total)) if config.cosine else None
+    optimizer, scheduler = _optimizer(model, config, total)
     start = time.perf_counter()
-    step, running, running_parts, count = 0, 0.0, {}, 0
+    step, window = 0, _Window()
     try:
         for epoch in range(config.epochs):
             model.train()
@@ -101,23 +99,39 @@ def fit(model: nn.Module, data: Dataset, config: TrainConfig, objective: Objecti
                 if after_step is not None:
                     after_step(model)
                 step += 1
-                running += loss.item()
-                for k, v in parts.items():
-                    running_parts[k] = running_parts.get(k, 0.0) + v
-                count += 1
+                window.add(loss.item(), parts)
                 last = b == steps_per_epoch - 1
                 if step % report_every == 0 or last:
-                    mean_parts = {k: v / count for k, v in running_parts.items()}
-                    test = evaluate(model, data.x_test, data.y_test) if last else None
-                    if last:
-                        model.train()
-                    yield Step(
-                        epoch=epoch + (b + 1) / steps_per_epoch, step=step, total_steps=total,
-                        loss=running / count, parts=mean_parts,
-                        test_accuracy=test.accuracy if test else None,
-                        test_loss=test.loss if test else None,
-                        elapsed_s=time.perf_counter() - start,
-                    )
-                    running, running_parts, count = 0.0, {}, 0
+                    test = evaluate(model, data.x_test, data.y_test) if last else None  # evaluate() sets eval mode
+                    model.train()
+                    loss_mean, parts_mean = window.take()
+                    yield Step(epoch=epoch + (b + 1) / steps_per_epoch, step=step, total_steps=total,
+                               loss=loss_mean, parts=parts_mean, test_accuracy=test.accuracy if test else None,
+                               test_loss=test.loss if test else None, elapsed_s=time.perf_counter() - start)
     finally:
         model.eval()
+
+
+def _optimizer(model: nn.Module, config: TrainConfig, total_steps: int):
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, total_steps)) if config.cosine else None
+    return optimizer, scheduler
+
+
+class _Window:
+    """Mean loss (and its parts) over the steps since the last report."""
+
+    def __init__(self):
+        self.loss, self.parts, self.count = 0.0, {}, 0
+
+    def add(self, loss: float, parts: dict[str, float]) -> None:
+        self.loss += loss
+        for k, v in parts.items():
+            self.parts[k] = self.parts.get(k, 0.0) + v
+        self.count += 1
+
+    def take(self) -> tuple[float, dict[str, float]]:
+        mean = (self.loss / self.count, {k: v / self.count for k, v in self.parts.items()})
+        self.loss, self.parts, self.count = 0.0, {}, 0
+        return mean

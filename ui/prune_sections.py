@@ -67,7 +67,24 @@ def workspace(model) -> dict:
 
 def controls(space: dict, is_onnx: bool) -> tuple[PruneConfig, Preview, dict]:
     """Method, scope, sliders -> a config and its measured preview (st.stop() with a message on bad input)."""
-    bench, baseline = space["bench"], space["baseline"]
+    w = _widgets(space)
+    if w["method"] == "structured" and is_onnx:
+        st.info("Structured pruning needs a PyTorch model: an ONNX graph would have to be rewritten. "
+                "Magnitude and N:M pruning work on this model.")
+        st.stop()
+    try:
+        config = _config(w)
+        view = _measured(space, config)
+    except InputError as exc:
+        st.error(str(exc))
+        st.stop()
+    _warn_extremes(w, view)
+    return config, view, {"method": w["method"], "sparsity": w["sparsity"], "accuracy": view.evaluation.accuracy}
+
+
+def _widgets(space: dict) -> dict:
+    """The pruning controls, each bound to the URL."""
+    bench = space["bench"]
     layers = [k.rsplit(".", 1)[0] for k in bench.base]
     max_abs = max(float(w.abs().max()) for w in bench.base.values())
     top = st.columns([3, 2, 2, 3])
@@ -82,7 +99,6 @@ def controls(space: dict, is_onnx: bool) -> tuple[PruneConfig, Preview, dict]:
     exclude = top[3].multiselect("Leave dense (exclude)", layers, key="prune_exclude",
                                  help="e.g. the first and last layers, which are often the most sensitive")
     by_threshold = method == "magnitude" and by == "threshold"
-
     left, right = st.columns(2)
     sparsity = left.slider("Sparsity (fraction of weights removed; structured: of units)", 0.0, 1.0, 0.5, 0.01,
                            key="sparsity", bind="query-params", disabled=method == "nm" or by_threshold)
@@ -96,39 +112,39 @@ def controls(space: dict, is_onnx: bool) -> tuple[PruneConfig, Preview, dict]:
     elif method == "structured":
         norm = st.radio("Rank units by", [1, 2], format_func=lambda p: f"L{p} norm", key="prune_norm",
                         horizontal=True)
+    return {"method": method, "scope": scope, "by_threshold": by_threshold, "exclude": tuple(exclude),
+            "sparsity": sparsity, "threshold": threshold, "nm": nm, "norm": norm}
 
-    if method == "structured" and is_onnx:
-        st.info("Structured pruning needs a PyTorch model: an ONNX graph would have to be rewritten. "
-                "Magnitude and N:M pruning work on this model.")
-        st.stop()
 
-    n, m = (int(p) for p in nm.split(":"))
-    try:
-        if method == "nm":
-            config = PruneConfig(method="nm", n=n, m=m, exclude=tuple(exclude))
-        elif by_threshold:
-            config = PruneConfig(threshold=threshold, scope=scope, exclude=tuple(exclude))
-        else:
-            config = PruneConfig(amount=sparsity, method=method, scope=scope, exclude=tuple(exclude), norm=norm)
-        with space["lock"]:
-            if space.get("last_config") != config:  # other widgets (log scale, mask layer, fine-tune) reuse it
-                space.update(last_config=config,
-                             last_view=preview(bench, config, baseline, rankings=space["rankings"]))
-            view = space["last_view"]
-    except InputError as exc:
-        st.error(str(exc))
-        st.stop()
-    acc = view.evaluation.accuracy
-    if by_threshold and view.sparsity >= 1.0:
-        st.warning(f"τ = {threshold:.4f} is above every weight: all "
-                   f"{sum(w.numel() for w in view.masks.values()):,} weights are removed and the model can only "
+def _config(w: dict) -> PruneConfig:
+    if w["method"] == "nm":
+        n, m = (int(p) for p in w["nm"].split(":"))
+        return PruneConfig(method="nm", n=n, m=m, exclude=w["exclude"])
+    if w["by_threshold"]:
+        return PruneConfig(threshold=w["threshold"], scope=w["scope"], exclude=w["exclude"])
+    return PruneConfig(amount=w["sparsity"], method=w["method"], scope=w["scope"], exclude=w["exclude"],
+                       norm=w["norm"])
+
+
+def _measured(space: dict, config: PruneConfig) -> Preview:
+    """The preview of `config`, computed once per setting (other widgets on the page rerun without it)."""
+    with space["lock"]:
+        if space.get("last_config") != config:
+            space.update(last_config=config, last_view=preview(space["bench"], config, space["baseline"],
+                                                               rankings=space["rankings"]))
+        return space["last_view"]
+
+
+def _warn_extremes(w: dict, view: Preview) -> None:
+    if w["by_threshold"] and view.sparsity >= 1.0:
+        st.warning(f"τ = {w['threshold']:.4f} is above every weight: all "
+                   f"{sum(m.numel() for m in view.masks.values()):,} weights are removed and the model can only "
                    "guess.")
-    elif sparsity >= 1.0 and method == "magnitude":
+    elif w["sparsity"] >= 1.0 and w["method"] == "magnitude":
         st.warning("Sparsity 100%: every prunable weight is zero, so the model outputs its biases only.")
-    elif method == "structured" and sparsity >= 1.0:
+    elif w["method"] == "structured" and w["sparsity"] >= 1.0:
         st.warning("Structured pruning keeps at least one unit per layer so the model still has a path to the "
                    "output.")
-    return config, view, {"method": method, "sparsity": sparsity, "accuracy": acc}
 
 
 def metric_cards(view: Preview, baseline: Baseline, method: str) -> None:

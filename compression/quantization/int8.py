@@ -55,15 +55,15 @@ class TorchAOQuantization:
 
     def quantize_dynamic(self, module: nn.Module) -> nn.Module:
         with _quiet(), _engine(self.engine):
-            from torch.ao.quantization import quantize_dynamic
+            from torch.ao.quantization import quantize_dynamic  # lazy: importing it warns (deprecated); _quiet()
 
             return _scoped(quantize_dynamic(copy.deepcopy(module).eval(), {nn.Linear}, dtype=torch.qint8),
                            self.engine)
 
     def quantize_static(self, module: nn.Module, calibration: Tensor) -> nn.Module:
         with _quiet(), _engine(self.engine):
-            from torch.ao.quantization import get_default_qconfig_mapping
-            from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+            from torch.ao.quantization import get_default_qconfig_mapping  # lazy, in _quiet(): warns on import
+            from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx  # lazy, in _quiet()
 
             engine = torch.backends.quantized.engine
             try:
