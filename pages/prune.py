@@ -3,19 +3,13 @@
 import streamlit as st
 
 from ui import history
-from ui.common import current_model
+from ui.common import model_with_weights
 from ui.prune_finetune import finetune_section
 from ui.prune_sections import concept, controls, figures, metric_cards, sensitivity, why_not_faster, workspace
 
 st.title("Pruning")
 concept()
-picked = current_model()
-if picked is None:
-    st.stop()
-model, _facts = picked
-if not model.weights():
-    st.warning("This model has no Linear or Conv weights: there is nothing to prune.")
-    st.stop()
+model = model_with_weights("This model has no Linear or Conv weights: there is nothing to prune.")
 space = workspace(model)
 config, view, state = controls(space, is_onnx=model.onnx is not None)
 metric_cards(view, space["baseline"], state["method"])

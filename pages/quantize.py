@@ -5,18 +5,12 @@ import streamlit as st
 from ui import history
 from ui import quantize_sections as sections
 from ui import quantize_views as views
-from ui.common import current_model
+from ui.common import model_with_weights
 
 # The body lives in imported modules: compiled once, not on every rerun of this script.
 st.title("Quantization")
 views.concept()
-picked = current_model()
-if picked is None:
-    st.stop()
-model, _facts = picked
-if not model.weights():
-    st.warning("This model has no Linear or Conv weights to quantize.")
-    st.stop()
+model = model_with_weights("This model has no Linear or Conv weights to quantize.")
 settings = views.controls(model)
 bench = views.workbench(model)
 result = views.quantized(model, settings, bench)

@@ -154,3 +154,15 @@ def current_model() -> tuple[LoadedModel, ModelFacts] | None:
         st.info("Upload a model in the sidebar, or pick a zoo model.")
         return None
     return st.session_state["uploaded_model"], st.session_state["uploaded_facts"]
+
+
+def model_with_weights(nothing_to_do: str) -> LoadedModel:
+    """The sidebar's model for a page that acts on Linear/Conv weights; stops the page with a message otherwise."""
+    picked = current_model()
+    if picked is None:
+        st.stop()
+    model = picked[0]
+    if not model.weights():
+        st.warning(nothing_to_do)
+        st.stop()
+    return model

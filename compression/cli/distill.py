@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-from compression.cli.common import print_json, record_run, resolve_model
+import compression.cli.common as common
 from compression.core import Drive
 from compression.distillation import DistillConfig, distill, history_run, parse_hidden, student_layout
 from compression.models import ZOO
@@ -40,7 +40,7 @@ def run(args) -> int:
     config = DistillConfig(alpha=args.alpha, temperature=args.temperature,
                            student_hidden=parse_hidden(args.student_hidden), labeled_fraction=args.labeled_fraction,
                            epochs=args.epochs, seed=args.seed, hint_layer=args.hint_layer)
-    teacher = resolve_model(argparse.Namespace(model=args.teacher, arch=args.arch, data=None, arch_factory=None,
+    teacher = common.resolve_model(argparse.Namespace(model=args.teacher, arch=args.arch, data=None, arch_factory=None,
                                                weights=None))
     run_, rows = Drive(distill(teacher, config)), []
     for step in run_:
@@ -50,9 +50,9 @@ def run(args) -> int:
                   f"scratch {step.scratch.test_accuracy:.3f}", file=sys.stderr)
     result = run_.result
     payload = result.to_dict()
-    payload["run_id"] = record_run(args, history_run(result, rows))
+    payload["run_id"] = common.record_run(args, history_run(result, rows))
     if args.json:
-        print_json(payload)
+        common.print_json(payload)
         return 0
     print(f"teacher {result.teacher_name}: accuracy {result.teacher_accuracy:.4f}, {result.teacher_params:,} params, "
           f"{result.teacher_size_bytes:,} bytes, {result.teacher_latency_ms:.3f} ms")

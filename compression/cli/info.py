@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from compression.cli.common import add_model_arguments, print_json, resolve_model
+import compression.cli.common as common
 from compression.models import describe
 
 
 def register(sub) -> None:
     parser = sub.add_parser("info", help="print a model's facts")
-    add_model_arguments(parser)
+    common.add_model_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    facts = describe(resolve_model(args))
+    facts = describe(common.resolve_model(args))
     if args.json:
-        print_json(facts.to_dict())
+        common.print_json(facts.to_dict())
         return 0
     print(f"{facts.name}  ({facts.source}, dataset {facts.dataset})")
     print(f"  accuracy {facts.accuracy:.4f}  loss {facts.loss:.4f}  on {facts.test_samples} held-out samples")

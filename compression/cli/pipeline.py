@@ -7,21 +7,14 @@ from pathlib import Path
 
 import torch
 
-from compression.cli.common import (
-    add_model_arguments,
-    add_record_argument,
-    print_json,
-    record,
-    resolve_model,
-    write_bytes_atomic,
-)
+import compression.cli.common as common
 from compression.core import Drive, InputError
 from compression.pipeline import PipelineConfig, run_pipeline
 
 
 def register(sub) -> None:
     parser = sub.add_parser("pipeline", help="compose prune, distill, quantize and encode; write a .clab file")
-    add_model_arguments(parser)
+    common.add_model_arguments(parser)
     defaults = PipelineConfig()
     parser.add_argument("--steps", default=",".join(defaults.steps), help="comma-separated, in the order "
                         "prune,distill,quantize,encode (default: %(default)s)")
@@ -37,7 +30,7 @@ def register(sub) -> None:
     parser.add_argument("--index-bits", type=int, default=defaults.index_bits, help="encode: relative index width")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--out", help="where to write the .clab file (needs the encode step)")
-    add_record_argument(parser)
+    common.add_record_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
 
@@ -59,7 +52,7 @@ def run(args) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and not out.parent.exists():
         raise InputError(f"folder {out.parent} does not exist")
-    model = resolve_model(args)
+    model = common.resolve_model(args)
     run_steps = Drive(run_pipeline(model, config))
     shown = None
     for progress in run_steps:
@@ -68,13 +61,13 @@ def run(args) -> int:
             shown = progress.stage
     result = run_steps.result
     if out is not None:
-        write_bytes_atomic(out, result.file)
+        common.write_bytes_atomic(out, result.file)
     payload = result.to_dict()
     recorded = {**result.to_dict(), "curves": dict(result.curves)}
-    payload["run_id"] = record(args, "pipeline", model.name, recorded, "+".join(config.steps),
+    payload["run_id"] = common.record(args, "pipeline", model.name, recorded, "+".join(config.steps),
                                out.name if out else "model.clab", result.file)
     if args.json:
-        print_json(payload)
+        common.print_json(payload)
     else:
         for stage in result.stages:
             print(f"{stage.name:<9} accuracy {stage.accuracy:.4f}  size {stage.size_bytes} bytes")

@@ -5,14 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from compression.cli.common import (
-    add_model_arguments,
-    add_record_argument,
-    print_json,
-    record,
-    resolve_model,
-    write_bytes_atomic,
-)
+import compression.cli.common as common
 from compression.core import Drive, InputError
 from compression.metrics import safetensors_bytes
 from compression.pruning import FinetuneConfig, PruneConfig, finetune, model_state, prune
@@ -21,7 +14,7 @@ from compression.training import TrainConfig
 
 def register(sub) -> None:
     parser = sub.add_parser("prune", help="prune a model and measure it")
-    add_model_arguments(parser)
+    common.add_model_arguments(parser)
     amount = parser.add_mutually_exclusive_group()
     amount.add_argument("--sparsity", type=float, help="fraction of weights (structured: of units) to remove, 0..1")
     amount.add_argument("--threshold", type=float, help="keep weights with |w| > THRESHOLD (magnitude only)")
@@ -35,7 +28,7 @@ def register(sub) -> None:
     parser.add_argument("--finetune-epochs", type=int, default=0, help="masked fine-tuning epochs after pruning")
     parser.add_argument("--out", help="write the pruned weights as .safetensors (the names `export` uses)")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    add_record_argument(parser)
+    common.add_record_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -47,7 +40,7 @@ def run(args) -> int:
     n, m = _parse_nm(args.nm)
     config = PruneConfig(amount=args.sparsity, threshold=args.threshold, method=args.method, scope=args.scope,
                          exclude=tuple(args.exclude), n=n, m=m, norm=args.norm)
-    model = resolve_model(args)
+    model = common.resolve_model(args)
     result = prune(model, config)
     payload = result.to_dict()
     if args.finetune_epochs:
@@ -64,13 +57,13 @@ def run(args) -> int:
         state = model_state(result.model)
         final_model = result.model
     if args.out:
-        write_bytes_atomic(Path(args.out), safetensors_bytes(state))
+        common.write_bytes_atomic(Path(args.out), safetensors_bytes(state))
         payload["out"] = args.out
     payload["model"] = final_model.name
     label = f"{config.method} {payload['sparsity']:.0%}" + (f" +ft{args.finetune_epochs}" if args.finetune_epochs else "")
-    payload["run_id"] = record(args, "prune", model.name, payload, label)
+    payload["run_id"] = common.record(args, "prune", model.name, payload, label)
     if args.json:
-        print_json(payload)
+        common.print_json(payload)
         return 0
     print(f"{final_model.name}: {config.method} pruning, sparsity {payload['sparsity']:.3f}")
     print(f"  accuracy {payload['accuracy']:.4f} (dense {payload['baseline_accuracy']:.4f})")

@@ -5,14 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from compression.cli.common import (
-    add_model_arguments,
-    add_record_argument,
-    print_json,
-    record,
-    resolve_model,
-    write_bytes_atomic,
-)
+import compression.cli.common as common
 from compression.core import Drive, InputError
 from compression.metrics import safetensors_bytes, state_dict_of
 from compression.quantization import (
@@ -30,7 +23,7 @@ from compression.training import TrainConfig
 
 def register(sub) -> None:
     parser = sub.add_parser("quantize", help="quantize weights (PTQ or QAT) and measure accuracy and file size")
-    add_model_arguments(parser)
+    common.add_model_arguments(parser)
     parser.add_argument("--bits", type=int, required=True, help="bits per weight, 1 to 16")
     parser.add_argument("--granularity", choices=GRANULARITIES, default="per-channel")
     parser.add_argument("--asymmetric", action="store_true", help="asymmetric grid with a zero point")
@@ -45,7 +38,7 @@ def register(sub) -> None:
     parser.add_argument("--out", help="write the dequantized weights as .safetensors (same names as `export`)")
     parser.add_argument("--packed-out", help="write the packed low-bit file whose bytes are size_bytes")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    add_record_argument(parser)
+    common.add_record_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -60,7 +53,7 @@ def run(args) -> int:
             raise InputError(f"--out must end in {suffix}")
         if path and not Path(path).resolve().parent.is_dir():
             raise InputError(f"folder {Path(path).parent} does not exist")
-    model = resolve_model(args)
+    model = common.resolve_model(args)
     payload = {}
     if args.qat_epochs:
         qat_result = _run_qat(model, config, args.qat_epochs)
@@ -75,18 +68,18 @@ def run(args) -> int:
         payload.update(activation_bits=args.activation_bits, weight_only_accuracy=act.weight_only_accuracy)
     baseline = model.evaluate().accuracy
     if args.out:
-        write_bytes_atomic(Path(args.out), safetensors_bytes(_dequantized_state(result)))
+        common.write_bytes_atomic(Path(args.out), safetensors_bytes(_dequantized_state(result)))
         payload["out"] = args.out
     if args.packed_out:
-        write_bytes_atomic(Path(args.packed_out), result.packed)
+        common.write_bytes_atomic(Path(args.packed_out), result.packed)
         payload["packed_out"] = args.packed_out
     payload.update(accuracy=accuracy, baseline_accuracy=baseline, bits=args.bits, size_bytes=result.size_bytes,
                    baseline_size_bytes=result.baseline_size_bytes, config=config.to_dict(),
                    layers=result.to_dict()["layers"])
     label = f"{'QAT' if args.qat_epochs else 'PTQ'} {args.bits}-bit {config.scheme} {config.granularity}"
-    payload["run_id"] = record(args, "quantize", model.name, payload, label)
+    payload["run_id"] = common.record(args, "quantize", model.name, payload, label)
     if args.json:
-        print_json(payload)
+        common.print_json(payload)
         return 0
     print(f"{model.name}: {args.bits}-bit {config.scheme} {config.granularity} ({config.range_method})"
           f"{' + QAT' if args.qat_epochs else ''}{' + activations' if args.activations else ''}")

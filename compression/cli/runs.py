@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from compression.cli.common import print_json
+import compression.cli.common as common
 from compression.history import RunStore, runs_table, write_csv
 
 
@@ -25,7 +25,7 @@ def register(sub) -> None:
 def run_list(args) -> int:
     rows = runs_table(RunStore().runs(kind=args.kind, model=args.model))
     if args.json:
-        print_json({"runs": rows})
+        common.print_json({"runs": rows})
     elif args.csv:
         write_csv(rows, sys.stdout)
     else:

@@ -13,7 +13,7 @@ from compression.distillation.config import DistillConfig
 from compression.distillation.teacher import teacher_params
 from compression.metrics import count_params
 from compression.models.architectures import MLP
-from compression.models.loading import LoadedModel
+from compression.models.loading import LoadedModel, try_forward
 
 
 def build_student(config: DistillConfig, data: Dataset) -> MLP:
@@ -45,12 +45,7 @@ def check_pair(teacher: LoadedModel, student: nn.Module, teacher_train_logits: T
     if teacher_train_logits.ndim != 2 or teacher_train_logits.shape[1] != data.num_classes:
         raise InputError(f"the teacher gives {tuple(teacher_train_logits.shape[1:])} outputs per image but "
                          f"{data.name} has {data.num_classes} classes")
-    try:
-        with torch.no_grad():
-            out = student.eval()(data.x_test[:2])
-    except RuntimeError as exc:
-        raise InputError(f"the student cannot read the teacher's inputs of shape {data.input_shape}: "
-                         f"{str(exc).splitlines()[0]}") from exc
+    out = try_forward(student, data, "the student")
     if out.shape[1] != teacher_train_logits.shape[1]:
         raise InputError(f"the student has {out.shape[1]} outputs but the teacher has "
                          f"{teacher_train_logits.shape[1]} classes")

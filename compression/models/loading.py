@@ -100,12 +100,7 @@ def load_custom(factory: str, weights_path: str | None, data: str) -> LoadedMode
             raise InputError(f"weights file {weights_path} does not exist")
         model = load_into(model, read_state_dict(path.read_bytes(), path.name), path.name)
     dataset = _custom_dataset(data)
-    try:
-        with torch.no_grad():
-            logits = model.eval()(dataset.x_test[:2])
-    except Exception as exc:
-        raise InputError(f"{factory} cannot run on {dataset.name} samples of shape {dataset.input_shape}: "
-                         f"{type(exc).__name__}: {exc}") from exc
+    logits = try_forward(model, dataset, factory)
     if logits.ndim != 2 or logits.shape[1] < dataset.num_classes:
         raise InputError(f"{factory} returns shape {tuple(logits.shape)}; expected (N, {dataset.num_classes})")
     return LoadedModel(factory, "custom", dataset, module=model.eval())
@@ -154,3 +149,13 @@ def load_clab(data: bytes, name: str = "model.clab") -> LoadedModel:
     arch = get_architecture(decoded.arch)
     module = load_into(arch.from_state_dict(decoded.state), decoded.state, name)
     return LoadedModel(name, "upload", load_dataset(arch.dataset), module=module, arch=decoded.arch)
+
+
+def try_forward(module: nn.Module, dataset: Dataset, who: str) -> Tensor:
+    """`module`'s output on two held-out samples, or an InputError saying why it cannot read this data."""
+    try:
+        with torch.no_grad():
+            return module.eval()(dataset.x_test[:2])
+    except Exception as exc:  # any failure of a user's module is a message, not a crash
+        raise InputError(f"{who} cannot read {dataset.name} samples of shape {dataset.input_shape}: "
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
