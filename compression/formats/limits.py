@@ -91,7 +91,7 @@ def check_nesting(value: object, where: str, limit: int = MAX_NESTING) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
-def zip_members(data: bytes, where: str, limit: int) -> list[zipfile.ZipInfo]:
+def zip_members(data: bytes, where: str, limit: int, kind: str = "zip archive") -> list[zipfile.ZipInfo]:
     """The members of a zip archive, refusing archives whose directory lists more than `limit` entries."""
     # Counting central-directory signatures first keeps zipfile from building millions of ZipInfo objects.
     if data.count(b"PK\x01\x02") > limit:
@@ -100,7 +100,7 @@ def zip_members(data: bytes, where: str, limit: int) -> list[zipfile.ZipInfo]:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             return archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as exc:
-        raise InputError(f"{where} is not a readable zip archive ({type(exc).__name__})") from exc
+        raise InputError(f"{where} is not a readable {kind} ({type(exc).__name__})") from exc
 
 
 def int_field(entry: dict, key: str, where: str, low: int = 0, high: int | None = None) -> int:
