@@ -15,7 +15,8 @@ from compression.core.errors import InputError
 from compression.metrics import Evaluation, evaluate
 from compression.models.architectures import get_architecture
 from compression.models.onnx import OnnxModel, load_onnx
-from compression.models.safe_load import load_into, read_state_dict
+from compression.formats import limits
+from compression.models.safe_load import build_and_load, load_into, read_state_dict
 from compression.core.settings import ARCH_DATA_ENV, ARCH_ENV, ARCH_WEIGHTS_ENV
 from compression.models.zoo import ZOO, load_zoo_module
 
@@ -66,19 +67,22 @@ def load_weights(arch_name: str, data: bytes, filename: str) -> LoadedModel:
 
     A .clab file (our compressed format) names its own architecture, so `arch_name` is not needed for it.
     """
+    limits.check_upload_size(data, filename)
     if filename.lower().endswith(".clab"):
         from compression.pipeline.run import load_clab
 
         return load_clab(data, filename)
     arch = get_architecture(arch_name)
     state = read_state_dict(data, filename)
-    model = load_into(arch.from_state_dict(state), state, filename)
+    model = build_and_load(arch.from_state_dict, state, filename)
     return LoadedModel(f"{filename} ({arch_name})", "upload", load_dataset(arch.dataset), module=model,
                        arch=arch_name)
 
 
 def load_onnx_with_data(model_bytes: bytes, model_name: str, npz_bytes: bytes, npz_name: str) -> LoadedModel:
     """An ONNX model with its own evaluation data (.npz with x and y)."""
+    limits.check_upload_size(model_bytes, model_name)
+    limits.check_upload_size(npz_bytes, npz_name)
     onnx_model = load_onnx(model_bytes, model_name)
     data = load_npz(npz_bytes, name=npz_name, classes=onnx_model.num_outputs)
     onnx_model.check_data(data)

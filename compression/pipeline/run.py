@@ -17,7 +17,7 @@ from compression.models.loading import LoadedModel, prunable_weights
 from compression.metrics import count_nonzero, count_params, measure_latency, state_dict_of, torch_save_bytes
 from compression.models.architectures import get_architecture, student_architecture
 from compression.core.progress import Drive
-from compression.models.safe_load import load_into
+from compression.models.safe_load import build_and_load
 from compression.training import Step, TrainConfig, fit
 from compression.pipeline.weight_sharing import SharedTensor, refit_codebooks, share_weights
 
@@ -220,5 +220,5 @@ def load_clab(data: bytes, name: str = "model.clab") -> LoadedModel:
 
     decoded = codec.decode(data)
     arch = get_architecture(decoded.arch)
-    module = load_into(arch.from_state_dict(decoded.state), decoded.state, name)
+    module = build_and_load(arch.from_state_dict, decoded.state, name)
     return LoadedModel(name, "upload", load_dataset(arch.dataset), module=module, arch=decoded.arch)
