@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from compression.core.errors import InputError
+from compression.formats.limits import check_file_size
 from compression.models.loading import LoadedModel, load_custom, load_onnx_with_data, load_weights, load_zoo
 from compression.models.zoo import ZOO, is_cached, train_zoo_model
 from compression.cli import distill, export, info, pipeline, prune, quantize, runs
@@ -76,12 +77,18 @@ def resolve_model(args: argparse.Namespace) -> LoadedModel:
         data_path = Path(args.data)
         if not data_path.is_file():
             raise InputError(f"data file {args.data} does not exist")
-        return load_onnx_with_data(path.read_bytes(), path.name, data_path.read_bytes(), data_path.name)
+        return load_onnx_with_data(read_input(path), path.name, read_input(data_path), data_path.name)
     if path.suffix.lower() == ".clab":
-        return load_weights(args.arch or "", path.read_bytes(), path.name)
+        return load_weights(args.arch or "", read_input(path), path.name)
     if not args.arch:
         raise InputError(f"--model {path.name} needs --arch NAME: which zoo architecture these weights are for")
-    return load_weights(args.arch, path.read_bytes(), path.name)
+    return load_weights(args.arch, read_input(path), path.name)
+
+
+def read_input(path: Path) -> bytes:
+    """A model or data file's bytes, refused by size before it is read (the same cap as uploads)."""
+    check_file_size(path.stat().st_size, path.name)
+    return path.read_bytes()
 
 
 def add_record_argument(parser: argparse.ArgumentParser) -> None:
