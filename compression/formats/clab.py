@@ -133,8 +133,13 @@ def decode(data: bytes) -> Decoded:
         offset += entry["b"]
     if offset != len(body):
         raise InputError(f"{_WHERE} has trailing bytes after its last tensor")
-    state = {entry["n"]: _decode_tensor(entry, numel, body[start:start + entry["b"]])
-             for entry, numel, start in spans}
+    try:
+        state = {entry["n"]: _decode_tensor(entry, numel, body[start:start + entry["b"]])
+                 for entry, numel, start in spans}
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError) as exc:  # a net under the checks above
+        raise InputError(f"the compressed file is malformed ({type(exc).__name__})") from exc
     return Decoded(state, header["arch"], meta, version)
 
 

@@ -84,8 +84,13 @@ def read_packed(data: bytes) -> dict[str, Tensor | QTensor]:
         raise InputError("packed file is truncated (a tensor runs past the end)" if payload > len(body)
                          else "packed file has trailing bytes after its last tensor")
     reader = _Reader(body, start + header_len)
-    return {entry["n"]: _unpack_qtensor(entry, reader) if entry["k"] != "raw" else _unpack_raw(entry, reader)
-            for entry in header["t"]}
+    try:
+        return {entry["n"]: _unpack_qtensor(entry, reader) if entry["k"] != "raw" else _unpack_raw(entry, reader)
+                for entry in header["t"]}
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError) as exc:  # a net under the checks above
+        raise InputError(f"packed file has a malformed tensor entry ({type(exc).__name__})") from exc
 
 
 def _check_entry(entry: object, names: set, budget: limits.ElementBudget) -> int:
