@@ -9,7 +9,7 @@ PORT   ?= 8501
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	# torch first, pinned, so the CPU build is chosen before anything else asks for torch
-	$(PY) -m pip install -q "torch>=2.4,<2.14"
+	$(PY) -m pip install -q "torch>=2.10,<2.14"
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import struct
+import zipfile
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +20,7 @@ from torch import Tensor
 
 from compression.core.errors import InputError
 from compression.core.settings import FASHION_MNIST_ENV, fashion_mnist_dirs
+from compression.formats import limits
 
 DIGITS_CLASSES = tuple(str(i) for i in range(10))
 FASHION_CLASSES = (
@@ -24,6 +28,7 @@ FASHION_CLASSES = (
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
 MAX_NPZ_SAMPLES = 200_000
+MAX_CLASSES = 100_000  # labels become class names; ImageNet-21k has 21,841
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,37 +155,86 @@ def parse_idx(raw: bytes, where: str = "IDX data") -> np.ndarray:
 
 
 def load_npz(data: bytes, *, name: str = "upload", classes: int | None = None) -> Dataset:
-    """Evaluation data from an .npz with `x` (N, ...) and integer labels `y` (N,); never unpickles."""
+    """Evaluation data from an .npz with `x` (N, ...) and integer labels `y` (N,); never unpickles.
+
+    Sizes come from the zip directory and the .npy headers and are checked (element budget, sample count)
+    before any array is decompressed, so a zip bomb is refused, not expanded.
+    """
+    limits.check_upload_size(data, name)
+    members = {info.filename: info for info in limits.zip_members(data, name, _MAX_NPZ_MEMBERS, ".npz archive")}
+    missing = [k for k in ("x", "y") if f"{k}.npy" not in members]
+    if missing:
+        raise InputError(f"{name} must hold arrays 'x' and 'y'; missing {', '.join(missing)}")
+    budget = limits.ElementBudget(name)
     try:
-        archive = np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as exc:  # numpy raises several types for corrupt archives
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            x_spec = _npy_header(archive, members["x.npy"], name, "x")
+            y_spec = _npy_header(archive, members["y.npy"], name, "y")
+            x_shape, y_shape = x_spec[0], y_spec[0]
+            if x_spec[2].kind not in "fiub" or len(x_shape) < 2:
+                raise InputError(f"{name}: 'x' must be a numeric array of shape (N, ...), "
+                                 f"got {x_spec[2]} {x_shape}")
+            if len(y_shape) != 1 or y_spec[2].kind not in "iu":
+                raise InputError(f"{name}: 'y' must be integer class labels of shape (N,), "
+                                 f"got {y_spec[2]} {y_shape}")
+            if x_shape[0] != y_shape[0]:
+                raise InputError(f"{name}: 'x' has {x_shape[0]} samples but 'y' has {y_shape[0]}")
+            if not 0 < y_shape[0] <= MAX_NPZ_SAMPLES:
+                raise InputError(f"{name}: need between 1 and {MAX_NPZ_SAMPLES} samples, got {y_shape[0]}")
+            budget.add(limits.numel(x_shape, name), f"'x' has shape {x_shape}")
+            budget.add(y_shape[0], f"'y' has shape {y_shape}")
+            x = _npy_body(archive, members["x.npy"], x_spec, name, "x")
+            y = _npy_body(archive, members["y.npy"], y_spec, name, "y")
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
+        # damaged, encrypted or oddly compressed members
         raise InputError(f"{name} is not a readable .npz archive ({type(exc).__name__})") from exc
-    with archive:
-        missing = {"x", "y"} - set(archive.files)
-        if missing:
-            raise InputError(f"{name} must hold arrays 'x' and 'y'; missing {', '.join(sorted(missing))}")
-        try:
-            x, y = archive["x"], archive["y"]
-        except ValueError as exc:  # object arrays would need pickle
-            raise InputError(f"{name}: arrays must be numeric, not Python objects") from exc
-        except Exception as exc:
-            raise InputError(f"{name} is corrupt ({type(exc).__name__})") from exc
-    if x.dtype.kind not in "fiub" or x.ndim < 2:
-        raise InputError(f"{name}: 'x' must be a numeric array of shape (N, ...), got {x.dtype} {x.shape}")
-    if y.ndim != 1 or y.dtype.kind not in "iu":
-        raise InputError(f"{name}: 'y' must be integer class labels of shape (N,), got {y.dtype} {y.shape}")
-    if len(x) != len(y):
-        raise InputError(f"{name}: 'x' has {len(x)} samples but 'y' has {len(y)}")
-    if not 0 < len(y) <= MAX_NPZ_SAMPLES:
-        raise InputError(f"{name}: need between 1 and {MAX_NPZ_SAMPLES} samples, got {len(y)}")
     x = x.astype(np.float32)
     if not np.isfinite(x).all():
         raise InputError(f"{name}: 'x' contains NaN or Inf")
-    n_classes = classes if classes is not None else int(y.max()) + 1
-    if y.min() < 0 or y.max() >= n_classes:
-        raise InputError(f"{name}: labels must lie in [0, {n_classes - 1}], got [{y.min()}, {y.max()}]")
+    if classes is not None and not 0 < classes <= MAX_CLASSES:
+        raise InputError(f"{name}: the model declares {classes} classes; at most {MAX_CLASSES} are supported")
+    low, high = int(y.min()), int(y.max())
+    n_classes = classes if classes is not None else high + 1
+    if low < 0 or high >= n_classes:
+        raise InputError(f"{name}: labels must lie in [0, {n_classes - 1}], got [{low}, {high}]")
+    if n_classes > MAX_CLASSES:  # labels name the classes when the model does not say how many it has
+        raise InputError(f"{name}: labels go up to {high}; at most {MAX_CLASSES} classes are supported")
     labels = tuple(str(i) for i in range(n_classes))
     return Dataset(name, _frozen(x), _frozen(y.astype(np.int64)), labels)
+
+
+_MAX_NPZ_MEMBERS = 64  # x, y and perhaps a few more arrays
+
+
+def _npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, key: str):
+    """(shape, fortran_order, dtype, header bytes) from a member's .npy header, read without reading its data."""
+    try:
+        with archive.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            read = {(1, 0): np.lib.format.read_array_header_1_0,
+                    (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read is None:
+                raise InputError(f"{name}: '{key}' uses .npy format version {version}, which is not supported")
+            shape, fortran, dtype = read(f)
+            header_size = f.tell()
+    except ValueError as exc:  # bad magic, a malformed header, or a dtype that would need pickle
+        raise InputError(f"{name}: '{key}' is not a plain numeric array ({str(exc).splitlines()[0][:80]})") from exc
+    if dtype.hasobject or dtype.kind not in "fiub" or dtype.itemsize > 16 or dtype.shape:
+        raise InputError(f"{name}: arrays must be numeric, not {dtype}")
+    limits.numel(list(shape), f"{name}: '{key}'")
+    return shape, fortran, dtype, header_size
+
+
+def _npy_body(archive: zipfile.ZipFile, info: zipfile.ZipInfo, spec, name: str, key: str) -> np.ndarray:
+    """The array data of a member whose header was checked: exactly the bytes its shape needs, no more."""
+    shape, fortran, dtype, header_size = spec
+    size = math.prod(shape) * dtype.itemsize
+    with archive.open(info) as f:
+        f.read(header_size)
+        raw = f.read(size)
+    if len(raw) != size:
+        raise InputError(f"{name}: '{key}' is truncated ({len(raw)} of {size} bytes)")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C")
 
 
 def _frozen(array: np.ndarray) -> Tensor:

@@ -4,7 +4,6 @@ import ast
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 APP_CODE = [p for folder in ("compression", "ui", "pages") for p in (ROOT / folder).rglob("*.py")]

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from compression.core import InputError
+from compression.core import InputError, settings
 from compression.models import (
     ARCHITECTURES,
     ZOO,
@@ -100,6 +100,7 @@ def _weights_uploader() -> None:
                         help="Which zoo architecture the weights are for; hidden sizes may be smaller (pruned).")
     file = st.file_uploader("Weights (.safetensors, a weights-only .pt/.pth state dict, or a compressed .clab)",
                             type=["safetensors", "pt", "pth", "bin", "clab", "pt2", "ptl"], key="upload_weights_file",
+                            max_upload_size=settings.max_upload_mb(),
                             help="A .clab file from the Pipeline page names its own architecture.")
     if file is not None and st.session_state.get("uploaded_token") != (file.file_id, arch):
         _try_load(lambda: load_weights(arch, file.getvalue(), file.name), (file.file_id, arch))
@@ -108,8 +109,10 @@ def _weights_uploader() -> None:
 def _onnx_uploader() -> None:
     st.caption("ONNX models run in onnxruntime. Weight-level techniques (magnitude and N:M pruning, weight "
                "quantization) act on the Gemm/MatMul/Conv initializers; training-based ones need a PyTorch model.")
-    model_file = st.file_uploader("ONNX model (.onnx)", type=["onnx"], key="upload_onnx_file")
-    data_file = st.file_uploader("Evaluation data (.npz with arrays x and y)", type=["npz"], key="upload_npz_file")
+    model_file = st.file_uploader("ONNX model (.onnx)", type=["onnx"], key="upload_onnx_file",
+                                  max_upload_size=settings.max_upload_mb())
+    data_file = st.file_uploader("Evaluation data (.npz with arrays x and y)", type=["npz"], key="upload_npz_file",
+                                 max_upload_size=settings.max_upload_mb())
     if model_file is not None and data_file is not None:
         token = (model_file.file_id, data_file.file_id)
         if st.session_state.get("uploaded_token") != token:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from compression.core import InputError
+from compression.formats import check_file_size
 from compression.history import HistoryError, RunStore, run_from_result
 from compression.models import (
     ZOO,
@@ -60,12 +61,18 @@ def resolve_model(args: argparse.Namespace) -> LoadedModel:
         data_path = Path(args.data)
         if not data_path.is_file():
             raise InputError(f"data file {args.data} does not exist")
-        return load_onnx_with_data(path.read_bytes(), path.name, data_path.read_bytes(), data_path.name)
+        return load_onnx_with_data(read_input(path), path.name, read_input(data_path), data_path.name)
     if path.suffix.lower() == ".clab":
-        return load_weights(args.arch or "", path.read_bytes(), path.name)
+        return load_weights(args.arch or "", read_input(path), path.name)
     if not args.arch:
         raise InputError(f"--model {path.name} needs --arch NAME: which zoo architecture these weights are for")
-    return load_weights(args.arch, path.read_bytes(), path.name)
+    return load_weights(args.arch, read_input(path), path.name)
+
+
+def read_input(path: Path) -> bytes:
+    """A model or data file's bytes, refused by size before it is read (the same cap as uploads)."""
+    check_file_size(path.stat().st_size, path.name)
+    return path.read_bytes()
 
 
 def add_record_argument(parser: argparse.ArgumentParser) -> None:

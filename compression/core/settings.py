@@ -5,12 +5,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from compression.core.errors import InputError
+
 CACHE_ENV = "COMPRESSION_LAB_CACHE"
 FASHION_MNIST_ENV = "COMPRESSION_LAB_FASHION_MNIST"
 # A user's own architecture, named by whoever starts the server (never from the browser).
 ARCH_ENV = "COMPRESSION_LAB_ARCH"  # package.module:function returning an nn.Module
 ARCH_WEIGHTS_ENV = "COMPRESSION_LAB_ARCH_WEIGHTS"  # its weights (.safetensors or a weights-only .pt)
 ARCH_DATA_ENV = "COMPRESSION_LAB_ARCH_DATA"  # its data: a built-in dataset name or an .npz with x and y
+
+# Limits on untrusted files (uploads, CLI inputs): one size cap for every kind of file, and one budget of tensor
+# elements that a decoder may allocate for a file (or a model built from it), checked before allocating.
+MAX_UPLOAD_ENV = "COMPRESSION_LAB_MAX_UPLOAD_MB"
+MAX_ELEMENTS_ENV = "COMPRESSION_LAB_MAX_ELEMENTS"
+DEFAULT_MAX_UPLOAD_MB = 200  # Streamlit's own default for server.maxUploadSize
+DEFAULT_MAX_ELEMENTS = 1 << 25  # 33.5M elements: 128 MiB of float32, ~125x the largest zoo model
 
 # Debian's dataset-fashion-mnist package puts the IDX files here (`dpkg -L dataset-fashion-mnist`).
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -33,3 +42,26 @@ def fashion_mnist_dirs() -> list[Path]:
     root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "compression-lab"
     dirs.append(Path(root) / "fashion-mnist")
     return dirs
+
+
+def max_upload_mb() -> int:
+    """The size cap, in MiB, for every file the app or the CLI reads ($COMPRESSION_LAB_MAX_UPLOAD_MB)."""
+    return _positive_int(MAX_UPLOAD_ENV, DEFAULT_MAX_UPLOAD_MB)
+
+
+def max_upload_bytes() -> int:
+    return max_upload_mb() * 1024 * 1024
+
+
+def max_elements() -> int:
+    """Most tensor elements one file may hold or declare, and most parameters a model built from it may have."""
+    return _positive_int(MAX_ELEMENTS_ENV, DEFAULT_MAX_ELEMENTS)
+
+
+def _positive_int(env: str, default: int) -> int:
+    raw = os.environ.get(env, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) <= 0:
+        raise InputError(f"${env} must be a positive whole number, got {raw!r}")
+    return int(raw)

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 import compression.formats.huffman as huffman
+import compression.formats.limits as limits
 from compression.core.errors import InputError
 
 MAGIC = b"CLAB"
@@ -111,50 +112,105 @@ def _encode_shared(st: SharedTensor, index_bits: int) -> tuple[dict, bytes]:
     return entry, st.codebook.float().numpy().astype("<f4").tobytes() + code_stream + index_stream
 
 
+MAX_CODEBOOK = 256  # 2**8: weight sharing uses 1 to 8 bits
+MAX_INDEX_BITS = 8
+_WHERE = "the compressed file"
+
+
 def decode(data: bytes) -> Decoded:
-    """Read .clab bytes back into dense tensors; corrupt, truncated or newer files raise InputError."""
+    """Read .clab bytes back into dense tensors; corrupt, truncated, oversized or newer files raise InputError.
+
+    Everything the header declares (shapes against the element budget, code lengths, counts against the bits
+    present, blob sizes against the file) is checked before any tensor is allocated.
+    """
     if len(data) < _PREFIX.size or data[:4] != MAGIC:
         raise InputError("not a Compression Lab file (.clab): wrong magic bytes")
     _, version, header_len, crc = _PREFIX.unpack_from(data)
     if version > FORMAT_VERSION:
         raise InputError(f"this file uses format version {version}, written by a newer Compression Lab; "
                          f"this one reads up to version {FORMAT_VERSION}. Upgrade to open it.")
+    if version < 1:
+        raise InputError(f"{_WHERE} has an invalid format version {version}")
     body = data[_PREFIX.size:]
     if len(body) < header_len:
         raise InputError("the compressed file is truncated (header)")
     if zlib.crc32(body) != crc:
         raise InputError("the compressed file is corrupted or truncated (checksum mismatch)")
+    header = limits.parse_json(limits.inflate(body[:header_len], _WHERE), _WHERE)
+    if not isinstance(header, dict) or not isinstance(header.get("t"), list) or not isinstance(header.get("arch"), str):
+        raise InputError(f"{_WHERE} is malformed (the header lacks its architecture or tensor list)")
+    meta = header.get("meta", {})
+    if not isinstance(meta, dict):
+        raise InputError(f"{_WHERE} is malformed (metadata is not a mapping)")
+    budget, names, spans, offset = limits.ElementBudget(_WHERE), set(), [], header_len
+    for entry in header["t"]:  # validate every entry before decoding any
+        numel = _check_entry(entry, names, budget)
+        if offset + entry["b"] > len(body):
+            raise InputError("the compressed file is truncated")
+        spans.append((entry, numel, offset))
+        offset += entry["b"]
+    if offset != len(body):
+        raise InputError(f"{_WHERE} has trailing bytes after its last tensor")
     try:
-        header = json.loads(zlib.decompress(body[:header_len]))
-        state, offset = {}, header_len
-        for entry in header["t"]:
-            blob = body[offset:offset + entry["b"]]
-            if len(blob) != entry["b"]:
-                raise InputError("the compressed file is truncated")
-            offset += entry["b"]
-            state[entry["n"]] = _decode_tensor(entry, blob)
-        return Decoded(state, header["arch"], header.get("meta", {}), version)
+        state = {entry["n"]: _decode_tensor(entry, numel, body[start:start + entry["b"]])
+                 for entry, numel, start in spans}
     except InputError:
         raise
-    except (KeyError, ValueError, TypeError, zlib.error) as exc:
+    except (KeyError, TypeError, ValueError, IndexError) as exc:  # a net under the checks above
         raise InputError(f"the compressed file is malformed ({type(exc).__name__})") from exc
+    return Decoded(state, header["arch"], meta, version)
 
 
-def _decode_tensor(entry: dict, blob: bytes) -> Tensor:
+def _check_entry(entry: object, names: set, budget: limits.ElementBudget) -> int:
+    """Validate one tensor entry of the header; returns its element count."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("n"), str):
+        raise InputError(f"{_WHERE} is malformed (a tensor entry has no name)")
+    name = entry["n"]
+    where = f"{_WHERE}, tensor {name[:80]!r}"
+    if name in names:
+        raise InputError(f"{where}: the name appears twice")
+    names.add(name)
+    numel = limits.numel(entry.get("s"), where)
+    budget.add(numel, f"tensor {name[:80]!r} has shape {entry['s']}")
+    size = limits.int_field(entry, "b", where)
+    kind = entry.get("e")
+    if kind == "raw":
+        if size != 4 * numel:
+            raise InputError(f"{where}: {size} bytes do not hold {numel} float32 values")
+        return numel
+    if kind != "hc":
+        raise InputError(f"{where}: unknown encoding {kind!r}")
+    k = limits.int_field(entry, "k", where, 1, MAX_CODEBOOK)
+    nnz = limits.int_field(entry, "nnz", where, 0, numel)
+    code_bytes = limits.int_field(entry, "cb", where, 0, size - 4 * k)
+    code_len = huffman.check_lengths(entry.get("cl"), k, where)
+    if nnz > huffman.max_symbols(code_len, code_bytes):
+        raise InputError(f"{where}: {nnz} codes cannot fit in {code_bytes} bytes")
+    if "ib" not in entry:
+        if nnz != numel or 4 * k + code_bytes != size:
+            raise InputError(f"{where}: a tensor without positions must keep all {numel} weights")
+        return numel
+    index_bits = limits.int_field(entry, "ib", where, 1, MAX_INDEX_BITS)
+    index_len = huffman.check_lengths(entry.get("il"), 1 << index_bits, where)
+    symbols = limits.int_field(entry, "ni", where, nnz)
+    if symbols > huffman.max_symbols(index_len, size - 4 * k - code_bytes):
+        raise InputError(f"{where}: {symbols} position symbols cannot fit in the bytes left")
+    return numel
+
+
+def _decode_tensor(entry: dict, numel: int, blob: bytes) -> Tensor:
     shape = tuple(entry["s"])
-    numel = int(np.prod(shape)) if shape else 1
     if entry["e"] == "raw":
         return torch.from_numpy(np.frombuffer(blob, dtype="<f4").astype(np.float32).reshape(shape))
     k, nnz = entry["k"], entry["nnz"]
-    codebook = np.frombuffer(blob[:4 * k], dtype="<f4")
+    codebook = np.frombuffer(blob[:4 * k], dtype="<f4").astype(np.float32)
     code_end = 4 * k + entry["cb"]
-    codes = huffman.decode(blob[4 * k:code_end], entry["cl"], nnz)
-    if "ib" in entry:
-        positions = positions_from_indices(huffman.decode(blob[code_end:], entry["il"], entry["ni"]), entry["ib"])
-    else:
-        positions = np.arange(numel)
-    if len(positions) != nnz or (nnz and (positions[-1] >= numel or codes.max() >= k)):
-        raise InputError("the compressed file is corrupt (positions or codes out of range)")
+    codes = huffman.decode(blob[4 * k:code_end], entry["cl"], nnz)  # symbols < k: the table has k entries
+    if "ib" not in entry:  # dense: checked nnz == numel
+        return torch.from_numpy(codebook[codes].reshape(shape))
+    positions = positions_from_indices(huffman.decode(blob[code_end:], entry["il"], entry["ni"]), entry["ib"])
+    if len(positions) != nnz or (nnz and positions[-1] >= numel):
+        raise InputError("the compressed file is corrupt (positions out of range)")
     flat = np.zeros(numel, dtype=np.float32)
     flat[positions] = codebook[codes]
     return torch.from_numpy(flat.reshape(shape))

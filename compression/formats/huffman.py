@@ -72,13 +72,39 @@ def encode(symbols: np.ndarray, lengths: list[int]) -> bytes:
     return np.packbits(bits[keep]).tobytes()
 
 
+def check_lengths(lengths: object, alphabet: int, where: str = "compressed stream") -> list[int]:
+    """Code lengths read from a file: `alphabet` integers in 0..MAX_CODE_BITS forming a prefix code (Kraft)."""
+    if not isinstance(lengths, list) or len(lengths) != alphabet:
+        raise InputError(f"{where}: expected {alphabet} Huffman code lengths")
+    if any(isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_CODE_BITS for n in lengths):
+        raise InputError(f"{where}: Huffman code lengths must be integers from 0 to {MAX_CODE_BITS}")
+    # Kraft: sum(2**-n) <= 1, else no prefix code has these lengths; in units of 2**-MAX_CODE_BITS.
+    if sum(1 << (MAX_CODE_BITS - n) for n in lengths if n) > 1 << MAX_CODE_BITS:
+        raise InputError(f"{where}: Huffman code lengths do not form a prefix code (Kraft sum above 1)")
+    return lengths
+
+
+def max_symbols(lengths: list[int], size_bytes: int) -> int:
+    """The most symbols `size_bytes` of stream can hold under `lengths` (each takes the shortest code at least)."""
+    used = [n for n in lengths if n]
+    return size_bytes * 8 // min(used) if used else 0
+
+
+_CHUNK_BITS = 1 << 18  # decode window per pass: bounds memory to a few MB whatever the stream's length
+
+
 def decode(data: bytes, lengths: list[int], count: int) -> np.ndarray:
-    """The `count` symbols that `encode` wrote into `data`."""
+    """The `count` symbols that `encode` wrote into `data`; lengths and count are checked before allocating."""
+    check_lengths(lengths, len(lengths))
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+        raise InputError(f"compressed stream: invalid symbol count {count!r}")
     if count == 0:
         return np.zeros(0, dtype=np.int64)
     table = canonical_codes(lengths)
     if not table:
         raise InputError("compressed stream has an empty Huffman table")
+    if count > max_symbols(lengths, len(data)):
+        raise InputError("compressed stream is truncated (fewer bits than symbols)")
     width = max(n for _, n in table.values())
     # Lookup table over every `width`-bit window: which symbol starts it and how many bits it uses.
     symbol_at = np.full(1 << width, -1, dtype=np.int64)
@@ -87,21 +113,29 @@ def decode(data: bytes, lengths: list[int], count: int) -> np.ndarray:
         start = c << (width - n)
         symbol_at[start:start + (1 << (width - n))] = s
         length_at[start:start + (1 << (width - n))] = n
-    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
-    bits = np.concatenate([bits, np.zeros(width, dtype=np.uint8)])  # lets the last window read past the end
-    windows = np.zeros(len(bits) - width, dtype=np.int64)
-    for i in range(width):  # windows[p] = the `width` bits starting at p, as an integer
-        windows = (windows << 1) | bits[i:i + len(windows)]
-    windows_list, symbol_list, length_list = windows.tolist(), symbol_at.tolist(), length_at.tolist()
-    limit = len(bits) - width
-    out, p = [0] * count, 0
-    for i in range(count):
+    symbol_list, length_list = symbol_at.tolist(), length_at.tolist()
+    limit = len(data) * 8
+    out, i, p = np.empty(count, dtype=np.int64), 0, 0
+    while i < count:
         if p >= limit:
             raise InputError("compressed stream is truncated")
-        w = windows_list[p]
-        s = symbol_list[w]
-        if s < 0:
-            raise InputError("compressed stream is corrupt (invalid Huffman code)")
-        out[i] = s
-        p += length_list[w]
-    return np.asarray(out, dtype=np.int64)
+        # windows[j] = the `width` bits starting at bit p + j, as an integer (reading zeros past the end).
+        first = p // 8
+        stop = min(p + _CHUNK_BITS, limit)
+        raw = np.frombuffer(data[first:(stop + width + 7) // 8], dtype=np.uint8)
+        bits = np.concatenate([np.unpackbits(raw)[p - 8 * first:], np.zeros(width, dtype=np.uint8)])
+        n = stop - p
+        windows = np.zeros(n, dtype=np.int64)
+        for b in range(width):
+            windows = (windows << 1) | bits[b:b + n]
+        windows_list, chunk, base = windows.tolist(), [], p
+        while i < count and p < stop:
+            w = windows_list[p - base]
+            s = symbol_list[w]
+            if s < 0:
+                raise InputError("compressed stream is corrupt (invalid Huffman code)")
+            chunk.append(s)
+            p += length_list[w]
+            i += 1
+        out[i - len(chunk):i] = chunk
+    return out

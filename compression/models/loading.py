@@ -13,11 +13,11 @@ from torch import Tensor, nn
 from compression.core.errors import InputError
 from compression.core.settings import ARCH_DATA_ENV, ARCH_ENV, ARCH_WEIGHTS_ENV
 from compression.data import Dataset, load_dataset, load_npz
-from compression.formats import clab
+from compression.formats import clab, limits
 from compression.metrics import Evaluation, evaluate, saved_size_bytes
 from compression.models.architectures import WEIGHT_LAYERS, get_architecture
 from compression.models.onnx import OnnxModel, load_onnx
-from compression.models.safe_load import load_into, read_state_dict
+from compression.models.safe_load import build_and_load, load_into, read_state_dict
 from compression.models.zoo import ZOO, load_zoo_module
 
 
@@ -71,17 +71,20 @@ def load_weights(arch_name: str, data: bytes, filename: str) -> LoadedModel:
 
     A .clab file (our compressed format) names its own architecture, so `arch_name` is not needed for it.
     """
+    limits.check_upload_size(data, filename)
     if filename.lower().endswith(".clab"):
         return load_clab(data, filename)
     arch = get_architecture(arch_name)
     state = read_state_dict(data, filename)
-    model = load_into(arch.from_state_dict(state), state, filename)
+    model = build_and_load(arch.from_state_dict, state, filename)
     return LoadedModel(f"{filename} ({arch_name})", "upload", load_dataset(arch.dataset), module=model,
                        arch=arch_name)
 
 
 def load_onnx_with_data(model_bytes: bytes, model_name: str, npz_bytes: bytes, npz_name: str) -> LoadedModel:
     """An ONNX model with its own evaluation data (.npz with x and y)."""
+    limits.check_upload_size(model_bytes, model_name)
+    limits.check_upload_size(npz_bytes, npz_name)
     onnx_model = load_onnx(model_bytes, model_name)
     data = load_npz(npz_bytes, name=npz_name, classes=onnx_model.num_outputs)
     onnx_model.check_data(data)
@@ -147,7 +150,7 @@ def load_clab(data: bytes, name: str = "model.clab") -> LoadedModel:
     """Decode a .clab file into a working model of its architecture, with that architecture's dataset."""
     decoded = clab.decode(data)
     arch = get_architecture(decoded.arch)
-    module = load_into(arch.from_state_dict(decoded.state), decoded.state, name)
+    module = build_and_load(arch.from_state_dict, decoded.state, name)
     return LoadedModel(name, "upload", load_dataset(arch.dataset), module=module, arch=decoded.arch)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -14,8 +15,10 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 from torch import Tensor
 
-from compression.core.errors import InputError
+from compression.core import settings
+from compression.core.errors import InputError, LimitExceeded
 from compression.data import Dataset
+from compression.formats import limits
 from compression.metrics import Evaluation, logits_evaluation
 
 # The standard-domain ops we accept: what PyTorch's exporters emit for MLPs, CNNs and small transformers.
@@ -80,7 +83,11 @@ class OnnxModel:
             pad = batch - len(chunk) if self.input_shape[0] else 0
             if pad:  # a model exported with a fixed batch size: pad the last chunk, then drop the padding
                 chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
-            out = session.run(None, {self.input_name: chunk})[0]
+            try:
+                out = session.run(None, {self.input_name: chunk})[0]
+            except Exception as exc:  # onnxruntime's own error types: a failed op, an allocation refused
+                raise InputError(f"{self.name}: onnxruntime failed to run this model: "
+                                 f"{str(exc).splitlines()[0][:200]}") from exc
             outs.append(out[:len(out) - pad] if pad else out)
         logits = torch.from_numpy(np.concatenate(outs)).float()
         if logits.ndim != 2:
@@ -134,6 +141,7 @@ def load_onnx(raw: bytes, name: str = "model.onnx") -> OnnxModel:
     if unsupported:
         raise InputError(f"{name} uses ops this app does not support: {', '.join(unsupported)}. "
                          f"Supported: {', '.join(sorted(SUPPORTED_OPS))}")
+    _check_sizes(proto, name)
     inits = {i.name: i for i in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in inits]
     if len(inputs) != 1:
@@ -157,3 +165,32 @@ def load_onnx(raw: bytes, name: str = "model.onnx") -> OnnxModel:
                       axes, tuple(sorted({n.op_type for n in proto.graph.node})))
     model.session()  # fail now, with a clear message, if onnxruntime cannot build it
     return model
+
+
+def _check_sizes(proto, name: str) -> None:
+    """Refuse, before onnxruntime allocates anything, initializers or graph tensors past the element budget.
+
+    Weights count fully; every other tensor whose shape inference (with constant propagation) gives a static size
+    is checked alone, unknown dimensions counted as 1: ConstantOfShape(Constant([100000, 100000])) is refused here
+    instead of asking for 37 GiB when evaluated.
+    """
+    budget = limits.ElementBudget(name)
+    for init in proto.graph.initializer:
+        budget.add(limits.numel(list(init.dims), f"{name}: initializer {init.name[:80]!r}"),
+                   f"initializer {init.name[:80]!r}")
+        try:
+            numpy_helper.to_array(init)  # a view of raw_data, or a copy of the typed field: bounded by the file
+        except Exception as exc:
+            raise InputError(f"{name}: initializer {init.name[:80]!r} does not match its declared shape") from exc
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, data_prop=True).graph
+    except Exception as exc:
+        raise InputError(f"{name} failed ONNX shape inference: {str(exc).splitlines()[0][:200]}") from exc
+    limit = settings.max_elements()
+    for value in (*inferred.input, *inferred.value_info, *inferred.output):
+        dims = value.type.tensor_type.shape.dim
+        size = math.prod(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1 for d in dims)
+        if size > limit:
+            shown = [d.dim_value if d.HasField("dim_value") else "?" for d in dims]
+            raise LimitExceeded(f"{name}: tensor {value.name[:80]!r} of shape {shown} would hold {size:,} elements; "
+                                f"the limit is {limit:,} (${settings.MAX_ELEMENTS_ENV})")

@@ -9,6 +9,7 @@ packed with compression.formats.bitpack, then its float32 scales, then int32 zer
 from __future__ import annotations
 
 import json
+import math
 import struct
 import zlib
 from collections.abc import Mapping
@@ -17,8 +18,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+import compression.formats.bitpack as bitpack
+import compression.formats.limits as limits
 from compression.core.errors import InputError
-from compression.formats import bitpack
 from compression.quantization.primitives import QParams, QTensor
 
 MAGIC = b"CLQP"
@@ -47,8 +49,16 @@ def load_packed(data: bytes) -> dict[str, Tensor]:
             for name, value in read_packed(data).items()}
 
 
+_WHERE = "packed file"
+_INT32 = 1 << 31
+
+
 def read_packed(data: bytes) -> dict[str, Tensor | QTensor]:
-    """Decode a packed file, keeping quantized tensors as QTensor (codes + scales)."""
+    """Decode a packed file, keeping quantized tensors as QTensor (codes + scales).
+
+    Every entry of the header (shape against the element budget, bit width, channels, dtype, byte counts against
+    the payload) is checked before any tensor is allocated.
+    """
     if len(data) < _PREFIX.size + 4:
         raise InputError("packed file is truncated (shorter than its header)")
     magic, version, header_len = _PREFIX.unpack_from(data)
@@ -63,23 +73,68 @@ def read_packed(data: bytes) -> dict[str, Tensor | QTensor]:
     if zlib.crc32(body) != crc:
         raise InputError("packed file is corrupt or truncated (checksum mismatch)")
     start = _PREFIX.size
-    try:
-        header = json.loads(zlib.decompress(body[start:start + header_len]))
-        entries = header["t"]
-    except (zlib.error, ValueError, KeyError, TypeError) as exc:
-        raise InputError("packed file has an unreadable header") from exc
+    if start + header_len > len(body):
+        raise InputError("packed file is truncated (header)")
+    header = limits.parse_json(limits.inflate(body[start:start + header_len], _WHERE), _WHERE)
+    if not isinstance(header, dict) or not isinstance(header.get("t"), list):
+        raise InputError("packed file has an unreadable header (no tensor list)")
+    budget, names, payload = limits.ElementBudget(_WHERE), set(), start + header_len
+    for entry in header["t"]:  # validate every entry before decoding any
+        payload += _check_entry(entry, names, budget)
+    if payload != len(body):
+        raise InputError("packed file is truncated (a tensor runs past the end)" if payload > len(body)
+                         else "packed file has trailing bytes after its last tensor")
     reader = _Reader(body, start + header_len)
-    out = {}
     try:
-        for entry in entries:
-            out[entry["n"]] = _unpack_qtensor(entry, reader) if entry["k"] != "raw" else _unpack_raw(entry, reader)
+        return {entry["n"]: _unpack_qtensor(entry, reader) if entry["k"] != "raw" else _unpack_raw(entry, reader)
+                for entry in header["t"]}
     except InputError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError) as exc:  # a net under the checks above
         raise InputError(f"packed file has a malformed tensor entry ({type(exc).__name__})") from exc
-    if reader.offset != len(body):
-        raise InputError("packed file has trailing bytes after its last tensor")
-    return out
+
+
+def _check_entry(entry: object, names: set, budget: limits.ElementBudget) -> int:
+    """Validate one header entry; returns the payload bytes it occupies."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("n"), str):
+        raise InputError("packed file has a malformed tensor entry (no name)")
+    name = entry["n"]
+    where = f"{_WHERE}, tensor {name[:80]!r}"
+    if name in names:
+        raise InputError(f"{where}: the name appears twice")
+    names.add(name)
+    shape = entry.get("s")
+    count = limits.numel(shape, where)
+    budget.add(count, f"tensor {name[:80]!r} has shape {shape}")
+    kind = entry.get("k")
+    if kind == "raw":
+        dtype = _raw_dtype(entry.get("d"), where)
+        return count * dtype.itemsize
+    if kind not in ("affine", "binary"):
+        raise InputError(f"packed file has an unknown tensor kind {str(kind)[:40]!r}")
+    bits = limits.int_field(entry, "b", where, 1, bitpack.MAX_WIDTH)
+    low = limits.int_field(entry, "lo", where, -_INT32, _INT32 - (1 << bitpack.MAX_WIDTH))
+    limits.int_field(entry, "hi", where, low, _INT32 - 1)
+    channels = limits.int_field(entry, "c", where, 0, max(count, 1))
+    axis = entry.get("ax")
+    if axis is None:
+        if channels != 1:
+            raise InputError(f"{where}: a per-tensor scale must be one value, got {channels}")
+    elif isinstance(axis, bool) or not isinstance(axis, int) or not 0 <= axis < len(shape) or shape[axis] != channels:
+        raise InputError(f"packed file: {channels} scales do not match axis {axis!r} of shape {shape}")
+    if not isinstance(entry.get("z"), bool):
+        raise InputError(f"{where}: field 'z' must be true or false")
+    return bitpack.packed_size(count, bits) + 4 * channels * (2 if entry["z"] else 1)
+
+
+def _raw_dtype(name: object, where: str) -> np.dtype:
+    try:
+        dtype = np.dtype(name) if isinstance(name, str) else None
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.kind not in "fiub" or dtype.itemsize > 8 or dtype.shape:
+        raise InputError(f"packed file has an unsupported dtype {str(name)[:40]!r}")
+    return dtype
 
 
 def _pack_qtensor(qt: QTensor) -> tuple[dict, list[bytes]]:
@@ -118,25 +173,15 @@ class _Reader:
         return chunk
 
 
-def _numel(shape: list[int]) -> int:
-    if any(not isinstance(d, int) or d < 0 for d in shape):
-        raise InputError(f"packed file has an invalid tensor shape {shape}")
-    return int(np.prod(shape)) if shape else 1
-
-
 def _unpack_qtensor(entry: dict, reader: _Reader) -> QTensor:
     shape, bits, channels = entry["s"], entry["b"], entry["c"]
-    if entry["k"] not in ("affine", "binary"):
-        raise InputError(f"packed file has an unknown tensor kind {entry['k']!r}")
-    count = _numel(shape)
+    count = math.prod(shape)
     codes = bitpack.unpack(reader.take(bitpack.packed_size(count, bits)), bits, count) + entry["lo"]
     scale = np.frombuffer(reader.take(4 * channels), dtype="<f4").astype(np.float32)
     zero = (np.frombuffer(reader.take(4 * channels), dtype="<i4").astype(np.int32) if entry["z"]
             else np.zeros(channels, dtype=np.int32))
     axis = entry["ax"]
     per_channel = axis is not None
-    if per_channel and (not 0 <= axis < len(shape) or shape[axis] != channels):
-        raise InputError(f"packed file: {channels} scales do not match axis {axis} of shape {shape}")
     scale_t, zero_t = torch.from_numpy(scale.copy()), torch.from_numpy(zero.copy())
     if not per_channel:
         scale_t, zero_t = scale_t.reshape(()), zero_t.reshape(())
@@ -146,8 +191,6 @@ def _unpack_qtensor(entry: dict, reader: _Reader) -> QTensor:
 
 def _unpack_raw(entry: dict, reader: _Reader) -> Tensor:
     dtype = np.dtype(entry["d"])
-    if dtype.kind not in "fiub":
-        raise InputError(f"packed file has an unsupported dtype {entry['d']!r}")
     shape = entry["s"]
-    array = np.frombuffer(reader.take(_numel(shape) * dtype.itemsize), dtype=dtype)
+    array = np.frombuffer(reader.take(math.prod(shape) * dtype.itemsize), dtype=dtype)
     return torch.from_numpy(array.astype(dtype.newbyteorder("=")).reshape(shape).copy())
