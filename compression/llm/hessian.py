@@ -1,0 +1,65 @@
+"""The second-order machinery SparseGPT and GPTQ share: H = 2XᵀX/n, dampening, the Cholesky factor of H⁻¹."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+MAX_DAMP_TRIES = 6  # percdamp x1, x10, ... before giving up on a factorization
+
+
+@dataclass(frozen=True, eq=False)
+class InverseFactor:
+    """U with UᵀU = (H + λI)⁻¹, upper triangular; `dead` marks inputs that never fired (zero diagonal)."""
+
+    u: Tensor  # (in, in)
+    dead: Tensor  # (in,) bool
+    percdamp: float  # the dampening actually used, as a fraction of mean(diag H)
+    note: str | None  # set when dampening had to be raised
+
+
+def hessian(x: Tensor) -> Tensor:
+    """H = 2XᵀX/n for inputs x of shape (tokens, in), in float32."""
+    x = x.float()
+    return 2.0 * x.t() @ x / max(x.shape[0], 1)
+
+
+def inverse_factor(h: Tensor, percdamp: float) -> InverseFactor:
+    """Damp H, factor it, invert it; on a failed Cholesky raise dampening tenfold and say so, never crash."""
+    h = h.clone().float()
+    dead = torch.diag(h) == 0
+    h[dead, dead] = 1.0
+    mean_diag = torch.diag(h).abs().mean()
+    damp = percdamp
+    for attempt in range(MAX_DAMP_TRIES):
+        damped = h + damp * mean_diag * torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
+        lower, info = torch.linalg.cholesky_ex(damped)
+        if info.item() == 0:
+            inverse = torch.cholesky_inverse(lower)
+            upper, info = torch.linalg.cholesky_ex(inverse, upper=True)
+            if info.item() == 0:
+                note = None if attempt == 0 else (f"Cholesky failed at dampening {percdamp:g}; "
+                                                  f"raised to {damp:g}")
+                return InverseFactor(upper, dead, damp, note)
+        damp = max(damp, 1e-6) * 10
+    # Hopeless (e.g. NaNs): a diagonal factor, i.e. plain rounding without error compensation
+    upper = torch.diag(torch.rsqrt(torch.diag(h).clamp_min(1e-12)))
+    return InverseFactor(upper, dead, damp, f"Cholesky failed even at dampening {damp:g}; no error compensation")
+
+
+def gram(x: Tensor, max_tokens: int | None = None) -> Tensor:
+    """XᵀX over (at most `max_tokens` evenly spaced) rows of x (tokens, in), in float32."""
+    x = x.float()
+    if max_tokens and x.shape[0] > max_tokens:
+        x = x[:: -(-x.shape[0] // max_tokens)]
+    return x.t() @ x
+
+
+def relative_error(w: Tensor, w_hat: Tensor, gram_x: Tensor) -> float:
+    """‖WXᵀ − ŴXᵀ‖² / ‖WXᵀ‖², from G = XᵀX (any positive multiple of it, e.g. H): tr(ΔW G ΔWᵀ) / tr(W G Wᵀ)."""
+    w, delta = w.float(), w.float() - w_hat.float()
+    num = ((delta @ gram_x) * delta).sum()
+    den = ((w @ gram_x) * w).sum()
+    return (num / den.clamp_min(1e-30)).item()

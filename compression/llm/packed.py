@@ -1,0 +1,173 @@
+"""Real packed files of a compressed language model, and their size next to the float16 model.
+
+Layout (version 1): b"CLLM", u32 version, u32 header length, a JSON header listing each tensor, then the
+payloads in header order. Per linear of a decoder layer:
+- "grid": codes bit-packed at `bits`, zero points bit-packed at `bits`, float16 scales (one per row and group);
+- "sparse": a 1-bit keep mask plus the kept values as float16;
+- "nm": the kept values as float16 plus each one's position inside its group of M (ceil(log2 M) bits);
+every other tensor (embeddings, norms, biases, untouched linears) as float16.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from compression.core.errors import InputError
+from compression.llm.compress import CompressionResult
+from compression.llm.configs import PruneConfig
+from compression.llm.layers import get_weight, is_conv1d, linear_names
+from compression.llm.models import LanguageModel
+from compression.llm.rounding import GroupGrid, codes
+
+MAGIC = b"CLLM"
+VERSION = 1
+
+
+def fp16_size_bytes(lm: LanguageModel) -> int:
+    """Bytes of every parameter as float16 (a tied embedding counted once): the baseline file."""
+    return 2 * sum(p.numel() for p in lm.model.parameters())
+
+
+def packed_size_bytes(result: CompressionResult) -> int:
+    """len(pack(result)), computed without packing."""
+    entries = list(_entries(result))
+    return 12 + len(_header(entries)) + sum(entry["bytes"] for entry, _ in entries)
+
+
+def pack(result: CompressionResult) -> bytes:
+    entries = list(_entries(result))
+    header = _header(entries)
+    parts = [MAGIC, struct.pack("<II", VERSION, len(header)), header]
+    parts += [payload() for _, payload in entries]
+    return b"".join(parts)
+
+
+def unpack(data: bytes) -> dict[str, Tensor]:
+    """The float32 state dict a packed file stands for (as the compressed model holds it)."""
+    if data[:4] != MAGIC or len(data) < 12:
+        raise InputError("not a packed language-model file")
+    version, header_len = struct.unpack("<II", data[4:12])
+    if version != VERSION:
+        raise InputError(f"packed file version {version} is not supported (expected {VERSION})")
+    offset = 12 + header_len
+    out = {}
+    for entry in json.loads(data[12:offset]):
+        blob = data[offset:offset + entry["bytes"]]
+        offset += entry["bytes"]
+        out[entry["name"]] = _decode(entry, blob)
+    return out
+
+
+def pack_bits(values: np.ndarray, bits: int) -> bytes:
+    """Unsigned integers < 2^bits, `bits` each, little-endian bit order."""
+    values = np.asarray(values, dtype=np.uint32).ravel()
+    planes = ((values[:, None] >> np.arange(bits, dtype=np.uint32)) & 1).astype(np.uint8)
+    return np.packbits(planes.ravel(), bitorder="little").tobytes()
+
+
+def unpack_bits(data: bytes, bits: int, count: int) -> np.ndarray:
+    planes = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")[: count * bits]
+    return (planes.reshape(count, bits).astype(np.uint32) << np.arange(bits, dtype=np.uint32)).sum(1)
+
+
+def _packed_len(count: int, bits: int) -> int:
+    return (count * bits + 7) // 8
+
+
+def _header(entries) -> bytes:
+    return json.dumps([entry for entry, _ in entries], separators=(",", ":")).encode()
+
+
+def _entries(result: CompressionResult) -> Iterator[tuple[dict, Callable[[], bytes]]]:
+    model = result.lm.model
+    by_name = {name: key for key, name in linear_names(model).items()}
+    seen = set()
+    for name, param in model.named_parameters():  # named_parameters() lists a tied tensor once
+        if id(param) in seen:
+            continue
+        seen.add(id(param))
+        module_name = name.rsplit(".", 1)[0]
+        key = by_name.get(module_name) if name.endswith(".weight") else None
+        module = model.get_submodule(module_name)
+        if key is not None and key in result.grids:
+            yield _grid_entry(name, module, result.grids[key])
+        elif key is not None and isinstance(result.config, PruneConfig):
+            yield _sparse_entry(name, get_weight(module), result.config.nm, is_conv1d(module))
+        else:
+            yield _fp16_entry(name, param.detach())
+
+
+def _grid_entry(name: str, module, grid: GroupGrid):
+    rows, groups = grid.scale.shape
+    cols = groups * grid.group_size
+    entry = {"name": name, "kind": "grid", "shape": [rows, cols], "bits": grid.bits, "group_size": grid.group_size,
+             "transposed": is_conv1d(module),
+             "bytes": _packed_len(rows * cols, grid.bits) + _packed_len(groups * rows, grid.bits) + 2 * groups * rows}
+
+    def payload() -> bytes:
+        w = get_weight(module)  # only now: sizes alone need no weights
+        return (pack_bits(codes(w, grid).numpy(), grid.bits) + pack_bits(grid.zero.to(torch.int32).numpy(), grid.bits)
+                + grid.scale.half().numpy().tobytes())
+    return entry, payload
+
+
+def _sparse_entry(name: str, w: Tensor, nm: tuple[int, int] | None, transposed: bool):
+    keep = w != 0
+    kept = int(keep.sum())
+    entry = {"name": name, "shape": list(w.shape), "transposed": transposed}
+    if nm:
+        index_bits = max(1, math.ceil(math.log2(nm[1])))
+        kept = w.numel() * nm[0] // nm[1]
+        entry.update(kind="nm", n=nm[0], m=nm[1], bytes=2 * kept + _packed_len(kept, index_bits))
+
+        def payload() -> bytes:
+            groups = w.reshape(-1, nm[1])
+            index = groups.abs().topk(nm[0], dim=1).indices.sort(dim=1).values  # zeros pruned; ties keep order
+            values = groups.gather(1, index)
+            return values.half().numpy().tobytes() + pack_bits(index.numpy(), index_bits)
+    else:
+        entry.update(kind="sparse", bytes=_packed_len(w.numel(), 1) + 2 * kept)
+
+        def payload() -> bytes:
+            return pack_bits(keep.flatten().numpy(), 1) + w[keep].half().numpy().tobytes()
+    return entry, payload
+
+
+def _fp16_entry(name: str, t: Tensor):
+    entry = {"name": name, "kind": "fp16", "shape": list(t.shape), "bytes": 2 * t.numel()}
+    return entry, lambda: t.half().numpy().tobytes()
+
+
+def _decode(entry: dict, blob: bytes) -> Tensor:
+    shape, kind = entry["shape"], entry["kind"]
+    if kind == "fp16":
+        return torch.from_numpy(np.frombuffer(blob, dtype=np.float16).copy()).float().reshape(shape)
+    rows, cols = shape
+    count = rows * cols
+    if kind == "grid":
+        bits, size = entry["bits"], entry["group_size"]
+        groups = count // size
+        code_len, zero_len = _packed_len(count, bits), _packed_len(groups, bits)
+        q = torch.from_numpy(unpack_bits(blob[:code_len], bits, count).astype(np.float32)).view(rows, -1, size)
+        zero = torch.from_numpy(unpack_bits(blob[code_len:code_len + zero_len], bits, groups).astype(np.float32))
+        scale = torch.from_numpy(np.frombuffer(blob[code_len + zero_len:], dtype=np.float16).copy()).float()
+        w = ((q - zero.view(rows, -1, 1)) * scale.view(rows, -1, 1)).reshape(rows, cols)
+    elif kind == "sparse":
+        keep = torch.from_numpy(unpack_bits(blob[:_packed_len(count, 1)], 1, count).astype(bool)).view(rows, cols)
+        w = torch.zeros(rows, cols)
+        w[keep] = torch.from_numpy(np.frombuffer(blob[_packed_len(count, 1):], dtype=np.float16).copy()).float()
+    else:
+        n, m = entry["n"], entry["m"]
+        kept = count * n // m
+        values = torch.from_numpy(np.frombuffer(blob[:2 * kept], dtype=np.float16).copy()).float().view(-1, n)
+        bits = max(1, math.ceil(math.log2(m)))
+        index = torch.from_numpy(unpack_bits(blob[2 * kept:], bits, kept).astype(np.int64)).view(-1, n)
+        w = torch.zeros(count // m, m).scatter_(1, index, values).reshape(rows, cols)
+    return w.t().contiguous() if entry["transposed"] else w
