@@ -2,6 +2,7 @@
 
 from compression.history.compare import model_from_run_file, pareto_front
 from compression.history.csv_export import write_csv
+from compression.history.jobs import recorded_job
 from compression.history.report import pipeline_report, runs_report
 from compression.history.store import HistoryError, Run, RunStore, run_from_result, runs_table
 
@@ -10,6 +11,7 @@ __all__ = [
     "model_from_run_file",
     "pareto_front",
     "pipeline_report",
+    "recorded_job",
     "Run",
     "run_from_result",
     "runs_report",
