@@ -122,6 +122,17 @@ class Latency:
     threads: int  # torch's intra-op threads while timing
 
 
+LATENCY_METHOD = ("latency_stat", "latency_batch", "latency_threads")  # how a recorded latency_ms was measured
+
+
+def latency_method(latency: Latency, stat: str) -> dict[str, str | int]:
+    """What a recorded latency is: its statistic (median or best), batch size and torch threads. Latencies are
+    comparable only when all three agree."""
+    if stat not in ("median", "best"):
+        raise ValueError(f"stat must be median or best, got {stat!r}")
+    return {"latency_stat": stat, "latency_batch": latency.batch_size, "latency_threads": latency.threads}
+
+
 def measure_latency(model: nn.Module, example: Tensor, warmup: int = 5, repeats: int = 30) -> Latency:
     """Latency of `model(example)` over `repeats` runs after `warmup` runs."""
     return latency_in_turns([model], example, repeats=repeats, warmup=warmup)[0]

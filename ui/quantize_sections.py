@@ -25,7 +25,7 @@ from compression.quantization import (
     sensitivity,
 )
 from compression.training import TrainConfig
-from ui import history
+from ui import jobs
 from ui.text import int8_verdict
 
 NEEDS_TORCH = ("{} needs a PyTorch model: ONNX models run in onnxruntime here, without gradients or int8 "
@@ -104,18 +104,22 @@ def _record_finished_qat() -> None:
     meta = st.session_state["qat_meta"]
     points = st.session_state.setdefault("qat_points", {}).setdefault(meta["key"], {})
     points[meta["bits"]] = job.result.qat.accuracy
-    if not meta.get("recorded"):  # once per run: it joins the Compare page
-        meta["recorded"] = True
-        q = job.result.qat
-        history.record(run_from_result("quantize", q.quantized.source.name, {
-            **q.to_dict(), "control_accuracy": job.result.control.accuracy,
-            "control_ptq_accuracy": job.result.control.ptq_accuracy, "curves": _runs(job.steps)},
-            f"QAT {meta['bits']}-bit"))
+
+
+def _qat_run(result, steps, label: str):
+    """The history record of a finished QAT run (built in the job's thread)."""
+    q = result.qat
+    return run_from_result("quantize", q.quantized.source.name, {
+        **q.to_dict(), "control_accuracy": result.control.accuracy, "control_ptq_accuracy": result.control.ptq_accuracy,
+        "curves": _runs(steps)}, label)
 
 
 def _start_qat(model: LoadedModel, config: QuantConfig, epochs: int, lr: float) -> None:
     qat_config = QATConfig(config, TrainConfig(epochs=epochs, lr=lr))
-    st.session_state["qat_job"] = Job(lambda: qat_with_control(model, qat_config), label="qat")
+    label = f"QAT {config.bits}-bit"
+    st.session_state["qat_job"] = jobs.start(lambda: qat_with_control(model, qat_config), "quantize", model.name,
+                                             label, {"quant": config.to_dict(), "epochs": epochs, "lr": lr},
+                                             lambda result, steps: _qat_run(result, steps, label))
     st.session_state["qat_meta"] = {"key": curve_key(model, config), "bits": config.bits,
                                     "baseline": model.evaluate().accuracy}
 
@@ -155,9 +159,8 @@ def _qat_live() -> None:
     last = steps[-1] if steps else None
     done_runs = RUNS.index(last.run) if last else 0
     fraction = (done_runs + (last.step.fraction if last else 0.0)) / len(RUNS)
-    st.progress(min(fraction, 1.0), text=f"{last.run if last else 'QAT'}: epoch {last.step.epoch:.1f}"
-                if last else "starting…")
-    st.button("Cancel", key="qat_cancel", on_click=job.cancel)
+    jobs.progress_bar(job, fraction, f"{last.run}: epoch {last.step.epoch:.1f}" if last else "starting…",
+                      "qat_cancel")
     st.plotly_chart(plots_quant.qat_curves(_runs(steps), st.session_state["qat_meta"]["baseline"]))
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from compression.core.errors import InputError
+from compression.metrics import LATENCY_METHOD
 
 DATA_ENV = "COMPRESSION_LAB_DATA"
 SCHEMA_VERSION = 2
@@ -245,7 +246,8 @@ def run_from_result(kind: str, model: str, result: Mapping[str, Any], label: str
     """A Run from any result's to_dict(): `config` stays config, scalars become metrics, the rest details."""
     data = dict(result)
     config = data.pop("config", {})
-    metrics = {k: v for k, v in data.items() if isinstance(v, (int, float, bool)) and not isinstance(v, bool)}
+    metrics = {k: v for k, v in data.items()
+               if (isinstance(v, (int, float)) and not isinstance(v, bool)) or k in LATENCY_METHOD}
     details = {k: v for k, v in data.items() if k not in metrics}
     return Run(kind=kind, model=model, config=config, metrics=metrics, details=details, label=label or kind,
                file_name=file_name, file=file)
