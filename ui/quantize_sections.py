@@ -26,6 +26,7 @@ from compression.quantization import (
 )
 from compression.training import TrainConfig
 from ui import jobs
+from ui.caching import config_key, model_token, remembered, session_lock
 from ui.text import int8_verdict
 
 NEEDS_TORCH = ("{} needs a PyTorch model: ONNX models run in onnxruntime here, without gradients or int8 "
@@ -35,7 +36,9 @@ RUNS = ("QAT", "fp32 control")
 
 def mixed_precision(model: LoadedModel, config: QuantConfig, bench: Workbench) -> dict[str, int]:
     """Per-layer sensitivity at the global bits, with an editable bits column; returns the per-layer bits."""
-    rows = sensitivity(model, config, bench)
+    with session_lock("q"):
+        rows = remembered("q_sensitivity", (model_token(model, "q"), config_key(config)),
+                          lambda: sensitivity(model, config, bench))
     table = pd.DataFrame([{"layer": r.layer, "SQNR (dB)": r.sqnr_db, "accuracy drop (points)": r.accuracy_drop * 100,
                            "bits": config.bits} for r in rows])
     st.caption(f"Each layer quantized **alone** to {config.bits} bits: the layers that cost the most accuracy "
@@ -82,7 +85,7 @@ def activations_section(model: LoadedModel, config: QuantConfig) -> None:
 
 def curve_key(model: LoadedModel, config: QuantConfig) -> tuple:
     """Identifies an accuracy-vs-bits curve: the model and every setting except the bits."""
-    return (id(model), config.scheme, config.granularity, config.range_method, config.percentile, config.binary,
+    return (model_token(model, "q"), config.scheme, config.granularity, config.range_method, config.percentile, config.binary,
             config.ternary)
 
 
@@ -196,11 +199,12 @@ def _run_int8(model: LoadedModel, mode: str, weights: dict) -> None:
     try:
         result = deploy_int8(model, Int8Config(mode=mode))
     except InputError as exc:
-        st.session_state["int8"] = (id(model), None, str(exc))
+        st.session_state["int8"] = (model_token(model, "q"), None, str(exc))
         return
-    st.session_state["int8"] = (id(model), result, None)
+    st.session_state["int8"] = (model_token(model, "q"), result, None)
     # re-time fp32 and fake-quant beside int8, so the bars compare measurements taken together
-    st.session_state["q_latency"] = compare_speed(model, st.session_state["q_bench"], weights, result.model)
+    with session_lock("q"):
+        st.session_state["q_latency"] = compare_speed(model, st.session_state["q_bench"], weights, result.model)
 
 
 def _run_large(mode: str) -> None:
@@ -209,7 +213,7 @@ def _run_large(mode: str) -> None:
 
 def int8_result(model: LoadedModel):
     saved = st.session_state.get("int8")
-    return saved[1] if saved and saved[0] == id(model) else None
+    return saved[1] if saved and saved[0] == model_token(model, "q") else None
 
 
 def int8_section(model: LoadedModel, weights: dict) -> None:
@@ -226,7 +230,7 @@ def int8_section(model: LoadedModel, weights: dict) -> None:
     cols[2].button("Measure a large MLP (1024-4096-4096-10)", key="int8_large_run", on_click=_run_large,
                    args=(mode,), help="Random weights, batch 256: where int8 kernels pay off. Takes a few seconds.")
     saved = st.session_state.get("int8")
-    if saved and saved[0] == id(model) and saved[2]:
+    if saved and saved[0] == model_token(model, "q") and saved[2]:
         st.error(saved[2])
     result = int8_result(model)
     if result is not None:
