@@ -2,7 +2,10 @@
 
 import streamlit as st
 
+from compression.metrics import use_server_threads
 from ui import common
+
+use_server_threads()  # one torch thread per request unless $COMPRESSION_LAB_TORCH_THREADS says otherwise (README)
 
 # A page_icon of our own: with material icons on pages, the browser would otherwise fetch a favicon online.
 st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wide")

@@ -5,8 +5,17 @@ import io
 import pandas as pd
 import streamlit as st
 
-from compression.core import InputError, Job
-from compression.history import Run, model_from_run_file, pareto_front, runs_report, runs_table, write_csv
+from compression.core import InputError
+from compression.core.settings import shared_mode
+from compression.history import (
+    Run,
+    latency_groups,
+    model_from_run_file,
+    pareto_front,
+    runs_report,
+    runs_table,
+    write_csv,
+)
 from compression.metrics import histogram
 from compression.pipeline import (
     BudgetConfig,
@@ -41,10 +50,14 @@ else:
                if "accuracy" in c or c in ("sparsity", "agreement", "gain", "retention")}
     st.dataframe(shown, hide_index=True, key="cmp_table", column_config=percent)
     d = st.columns([3, 1, 1, 1])
-    doomed = d[0].multiselect("Delete runs", list(shown["id"]), key="cmp_delete", placeholder="choose run ids")
+    mine = {r.id for r in history.deletable(runs)}
+    doomed = d[0].multiselect("Delete runs", [i for i in shown["id"] if i in mine], key="cmp_delete",
+                              placeholder="choose run ids",
+                              help="On a shared server you may delete only the runs you created." if shared_mode()
+                              else None)
 
     def delete() -> None:
-        store.delete(st.session_state["cmp_delete"])
+        history.delete(store, st.session_state["cmp_delete"])
         st.session_state["cmp_delete"] = []
 
     d[1].button("Delete", key="cmp_delete_go", on_click=delete, disabled=not doomed)
@@ -60,13 +73,19 @@ else:
         xs, ys = list(plotted["size_bytes"]), list(plotted["accuracy"])
         figures.append(plots_compare.pareto_chart(xs, ys, labels, pareto_front(xs, ys), "file size (bytes, log)",
                                                   "Accuracy vs size"))
-        if "latency_ms" in plotted:
-            timed = plotted.dropna(subset=["latency_ms"])
-            if not timed.empty:
-                lx, ly = list(timed["latency_ms"]), list(timed["accuracy"])
-                figures.append(plots_compare.pareto_chart(
-                    lx, ly, [f"{r.model} · {r.label}" for r in timed.itertuples()], pareto_front(lx, ly),
-                    "latency (ms, batch 1)", "Accuracy vs latency", log_x=False))
+        groups = latency_groups(plotted.to_dict("records")) if "latency_ms" in plotted else {}
+        if groups:
+            # Latencies are comparable only when measured the same way (statistic, batch size, threads).
+            method = st.selectbox("Latency measured as", list(groups), key="cmp_latency_method") \
+                if len(groups) > 1 else next(iter(groups))
+            timed = plotted.iloc[groups[method]]
+            lx, ly = list(timed["latency_ms"]), list(timed["accuracy"])
+            figures.append(plots_compare.pareto_chart(
+                lx, ly, [f"{r.model} · {r.label}" for r in timed.itertuples()], pareto_front(lx, ly),
+                f"latency (ms, {method})", "Accuracy vs latency", log_x=False))
+            others = sum(len(v) for k, v in groups.items() if k != method)
+            st.caption(f"Latency is compared only between runs measured the same way: {method}."
+                       + (f" {others} run(s) timed another way are left out of that chart." if others else ""))
         for fig in figures:
             st.plotly_chart(fig)
         missing = len(shown) - len(plotted)
@@ -149,7 +168,9 @@ if picked is not None:
             st.session_state["budget_error"] = str(exc)
             return
         st.session_state["budget_error"] = None
-        st.session_state["budget_job"] = Job(lambda: budget_search(model, config), label="budget")
+        st.session_state["budget_job"] = jobs.start(lambda: budget_search(model, config), "budget", model.name,
+                                                    "budget search", config.to_dict(),
+                                                    lambda points, _steps: best_run(points, config, model.name))
         st.session_state["budget_meta"] = {"status": "running", "model": model.name, "config": config}
 
     c[3].button("Search", key="budget_go", on_click=start, type="primary",
@@ -158,11 +179,6 @@ if picked is not None:
         st.info("The budget search rebuilds the model from its weights: it needs a zoo architecture.")
     if st.session_state.get("budget_error"):
         st.error(st.session_state["budget_error"])
-
-    def _record_best(points, meta: dict) -> None:
-        run = best_run(points, meta["config"], meta["model"])
-        if run is not None:
-            history.record(run)
 
     @st.fragment(run_every=jobs.poll_every(job))
     def live_budget() -> None:
@@ -193,7 +209,7 @@ if picked is not None:
                     p = points[best]
                     st.success(f"Best under budget: {p.label}, sparsity {p.sparsity:.0%}, {p.codebook_bits} bits → "
                                f"{p.accuracy:.2%} accuracy, {p.size_bytes:,} B, {p.latency_ms:.3f} ms.")
-        jobs.settle(job, meta, lambda points: _record_best(points, meta))
+        jobs.settle(job, meta)
         jobs.ended(job, "Search cancelled.", "The search failed")
 
     live_budget()

@@ -77,6 +77,22 @@ def test_compare_shows_runs_pareto_and_deletes(zoo, history_dir):
     assert not at.exception and len(store.runs()) == 2
 
 
+def test_shared_mode_lets_a_visitor_delete_only_its_own_runs(zoo, history_dir, monkeypatch):
+    zoo("mlp")
+    monkeypatch.setenv("COMPRESSION_LAB_SHARED", "1")
+    store = RunStore(history_dir / "runs.sqlite")
+    run = dict(kind="pipeline", model="mlp", config={}, metrics={"accuracy": 0.9, "size_bytes": 1000})
+    mine, theirs = store.record(Run(**run, owner="visitor:me")), store.record(Run(**run, owner="user:bob"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.session_state["model"], at.session_state["visitor"] = "mlp", "visitor:me"
+    at.run()
+    at.switch_page("pages/compare.py").run()
+    assert at.multiselect(key="cmp_delete").options == [mine]
+    at.multiselect(key="cmp_delete").set_value([mine]).run()
+    at.button(key="cmp_delete_go").click().run()
+    assert not at.exception and [r.id for r in store.runs()] == [theirs]
+
+
 def test_compare_with_no_runs_explains_itself(history_dir, zoo):
     zoo("mlp")
     at = page("compare")

@@ -108,3 +108,44 @@ def test_onnx_model_gets_weight_quantization_and_clear_infos(zoo):
         assert f"{what} needs a PyTorch model" in infos
     at.slider(key="bits").set_value(3).run()
     assert not at.exception and "3-bit grid" in chart(at, "q_hist")["layout"]["title"]["text"]
+
+
+def test_a_rerun_that_changes_nothing_recomputes_nothing(zoo, monkeypatch):
+    import ui.quantize_views as views
+
+    zoo("mlp")
+    calls = []
+    for name in ("quantize", "accuracy_vs_bits", "layer_view", "compare_speed"):
+        real = getattr(views, name)
+        monkeypatch.setattr(views, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    at = page("mlp")
+    assert {"quantize", "accuracy_vs_bits", "layer_view", "compare_speed"} <= set(calls)
+    calls.clear()
+    at.run()
+    at.toggle(key="q_log").set_value(True).run()
+    assert not at.exception and calls == []
+    at.slider(key="bits").set_value(3).run()
+    assert calls == ["quantize", "layer_view"]
+    calls.clear()
+    at.slider(key="bits").set_value(4).run()  # back to a setting measured before
+    assert calls == []
+
+
+def test_a_new_upload_never_shows_the_previous_models_result(zoo):
+    """Two uploads of different weights: the page measures each, never reusing the other's numbers."""
+    import torch
+    from safetensors.torch import save as st_save
+
+    model = zoo("mlp")
+    good = {k: v.contiguous() for k, v in model.module.state_dict().items()}
+    broken = {k: torch.zeros_like(v) for k, v in good.items()}
+    at = page("mlp")
+    at.sidebar.selectbox(key="model").set_value("Upload weights…").run()
+    at.sidebar.selectbox(key="upload_arch").set_value("mlp").run()
+    accuracies = []
+    for i, weights in enumerate((good, broken, good)):
+        at.sidebar.file_uploader(key="upload_weights_file").upload(f"w{i}.safetensors", st_save(weights))
+        at.run()
+        assert not at.exception
+        accuracies.append(metrics(at)["Accuracy (held-out)"])
+    assert accuracies[0] == accuracies[2] != accuracies[1]

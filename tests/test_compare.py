@@ -6,11 +6,13 @@ import torch
 from conftest import drain
 from safetensors.torch import load as st_load
 
+from compression.core import run_to_end
 from compression.core.errors import InputError
+from compression.history import latency_groups
 from compression.history.compare import pareto_front
 from compression.history.report import html_report
 from compression.models.export import dense_safetensors, onnx_bytes
-from compression.pipeline.budget import BudgetConfig, best_under_budget, budget_search
+from compression.pipeline.budget import BudgetConfig, best_run, best_under_budget, budget_search
 from compression.plots.compare import pareto_chart
 
 
@@ -55,3 +57,30 @@ def test_handover_files_load_back(zoo):
     x = model.dataset.x_test[:7]
     out = session.run(None, {"x": x.numpy()})[0]
     assert torch.allclose(torch.from_numpy(out), model.module(x).detach(), atol=1e-4)
+
+
+def test_latencies_are_grouped_by_how_they_were_measured():
+    rows = [{"latency_ms": 1.0, "latency_stat": "median", "latency_batch": 1, "latency_threads": 1},
+            {"latency_ms": 0.5, "latency_stat": "best", "latency_batch": 1, "latency_threads": 1},
+            {"latency_ms": 2.0, "latency_stat": "median", "latency_batch": 1, "latency_threads": 1},
+            {"latency_ms": 3.0},  # recorded before runs said how
+            {"latency_ms": float("nan"), "latency_stat": "median", "latency_batch": 1, "latency_threads": 1}]
+    groups = latency_groups(rows)
+    assert list(groups.items()) == [("median at batch 1, 1 thread", [0, 2]), ("best at batch 1, 1 thread", [1]),
+                                    ("measured an unrecorded way", [3])]
+
+
+def test_every_recorded_latency_says_how_it_was_measured(zoo):
+    model = zoo("mlp")
+    points = run_to_end(budget_search(model, BudgetConfig(budget=1e9, sparsities=(0.0, 0.9), codebook_bits=(2, 8))))
+    run = best_run(points, BudgetConfig(budget=1e9), "mlp")
+    assert {run.metrics[k] for k in ("latency_stat", "latency_batch")} == {"median", 1}
+    assert run.metrics["latency_threads"] >= 1
+
+
+def test_a_latency_budget_never_separates_decoded_variants_of_one_model(zoo):
+    """A decoded .clab runs dense: its pruned and low-bit variants share one timing and cannot win on noise."""
+    points = run_to_end(budget_search(zoo("mlp"), BudgetConfig(budget=1.0, metric="latency",
+                                                                sparsities=(0.0, 0.5, 0.9), codebook_bits=(2, 4))))
+    assert len({p.latency_ms for p in points}) == 1
+    assert len({p.fits for p in points}) == 1

@@ -62,7 +62,8 @@ store = RunStore(sys.argv[1])
 db = sqlite3.connect(sys.argv[1], isolation_level=None)
 db.execute("PRAGMA journal_mode=WAL")
 db.execute("BEGIN IMMEDIATE")
-db.execute("INSERT INTO runs VALUES ('half', 0, 'prune', 'mlp', 'x', '{}', '{}', '{}', 'f', ?)", (b"y" * 5_000_000,))
+db.execute("INSERT INTO runs (id, created_at, kind, model, label, config, metrics, details, file_name, file) "
+           "VALUES ('half', 0, 'prune', 'mlp', 'x', '{}', '{}', '{}', 'f', ?)", (b"y" * 5_000_000,))
 print("writing", flush=True)
 time.sleep(60)  # killed here, mid-transaction
 """

@@ -2,9 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
+
 import streamlit as st
 
+from compression.core.settings import shared_mode
 from compression.history import HistoryError, Run, RunStore, run_from_result
+
+
+def owner() -> str:
+    """Who creates runs in this session: the logged-in user when `st.login` is configured (`st.user`), else this
+    browser session (a reload makes a new visitor: ownership lasts as long as the tab)."""
+    if st.user.get("is_logged_in"):
+        return f"user:{st.user.get('email') or st.user.get('sub') or st.user.get('name')}"
+    return st.session_state.setdefault("visitor", f"visitor:{uuid.uuid4().hex[:12]}")
+
+
+def delete(store: RunStore, run_ids: list[str]) -> int:
+    """Delete runs: any run on a private server; in shared mode only the runs this visitor created."""
+    return store.delete(run_ids, owner=owner() if shared_mode() else None)
+
+
+def deletable(runs: list[Run]) -> list[Run]:
+    """The runs this visitor may delete."""
+    if not shared_mode():
+        return runs
+    me = owner()
+    return [r for r in runs if r.owner == me]
 
 
 def store() -> RunStore | None:
@@ -19,7 +44,7 @@ def store() -> RunStore | None:
 def record(run: Run) -> str | None:
     """Record `run`; on failure say why and keep going (the result stays on the page)."""
     try:
-        run_id = RunStore().record(run)
+        run_id = RunStore().record(dataclasses.replace(run, owner=owner()))
     except HistoryError as exc:
         st.session_state["history_error"] = str(exc)
         return None

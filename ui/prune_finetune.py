@@ -7,12 +7,12 @@ from dataclasses import asdict
 import pandas as pd
 import streamlit as st
 
-from compression.core import InputError, Job
-from compression.history import run_from_result
+from compression.core import InputError
+from compression.history import Run, run_from_result
 from compression.plots import pruning as plots
 from compression.pruning import FinetuneConfig, GradualConfig, PruneConfig, finetune, prune_gradually
 from compression.training import TrainConfig
-from ui import history, jobs
+from ui import jobs
 
 JOB, META, RUNS, REFUSED = "prune_job", "prune_job_meta", "prune_runs", "prune_refused"
 
@@ -39,7 +39,12 @@ def _start(kind: str, model, config: PruneConfig, sparsity: float, epochs: int, 
         st.session_state[REFUSED] = str(exc)
         return
     st.session_state[REFUSED] = None
-    st.session_state[JOB] = Job(start, label=kind)
+
+    def finish(result, steps) -> Run:
+        rows = [_row(s) for s in steps]
+        return run_from_result("prune", model.name, {**result.to_dict(), "curves": {"finetune": rows}}, label)
+
+    st.session_state[JOB] = jobs.start(start, "prune", model.name, label, run_config.to_dict(), finish)
     st.session_state[META] = {"label": label, "status": "running", "model": model.name}
 
 
@@ -97,9 +102,7 @@ def _keep(result, meta: dict, steps: list[dict], oneshot: float) -> None:
                  "sparsity": result.sparsity, "accuracy": result.accuracy,
                  "oneshot": result.oneshot_accuracy if result.oneshot_accuracy is not None else oneshot,
                  "baseline": result.baseline_accuracy, "retention": result.retention, "record": result.to_dict()})
-    del runs[:-6]  # keep the last few runs of this session
-    history.record(run_from_result("prune", meta["model"], {**result.to_dict(), "curves": {"finetune": steps}},
-                                   meta["label"]))
+    del runs[:-6]  # keep the last few runs of this session (the job itself recorded it in the history)
 
 
 def _row(step) -> dict:

@@ -25,7 +25,8 @@ from compression.quantization import (
     sensitivity,
 )
 from compression.training import TrainConfig
-from ui import history
+from ui import jobs
+from ui.caching import config_key, model_token, remembered, session_lock
 from ui.text import int8_verdict
 
 NEEDS_TORCH = ("{} needs a PyTorch model: ONNX models run in onnxruntime here, without gradients or int8 "
@@ -35,7 +36,9 @@ RUNS = ("QAT", "fp32 control")
 
 def mixed_precision(model: LoadedModel, config: QuantConfig, bench: Workbench) -> dict[str, int]:
     """Per-layer sensitivity at the global bits, with an editable bits column; returns the per-layer bits."""
-    rows = sensitivity(model, config, bench)
+    with session_lock("q"):
+        rows = remembered("q_sensitivity", (model_token(model, "q"), config_key(config)),
+                          lambda: sensitivity(model, config, bench))
     table = pd.DataFrame([{"layer": r.layer, "SQNR (dB)": r.sqnr_db, "accuracy drop (points)": r.accuracy_drop * 100,
                            "bits": config.bits} for r in rows])
     st.caption(f"Each layer quantized **alone** to {config.bits} bits: the layers that cost the most accuracy "
@@ -82,7 +85,7 @@ def activations_section(model: LoadedModel, config: QuantConfig) -> None:
 
 def curve_key(model: LoadedModel, config: QuantConfig) -> tuple:
     """Identifies an accuracy-vs-bits curve: the model and every setting except the bits."""
-    return (id(model), config.scheme, config.granularity, config.range_method, config.percentile, config.binary,
+    return (model_token(model, "q"), config.scheme, config.granularity, config.range_method, config.percentile, config.binary,
             config.ternary)
 
 
@@ -104,18 +107,22 @@ def _record_finished_qat() -> None:
     meta = st.session_state["qat_meta"]
     points = st.session_state.setdefault("qat_points", {}).setdefault(meta["key"], {})
     points[meta["bits"]] = job.result.qat.accuracy
-    if not meta.get("recorded"):  # once per run: it joins the Compare page
-        meta["recorded"] = True
-        q = job.result.qat
-        history.record(run_from_result("quantize", q.quantized.source.name, {
-            **q.to_dict(), "control_accuracy": job.result.control.accuracy,
-            "control_ptq_accuracy": job.result.control.ptq_accuracy, "curves": _runs(job.steps)},
-            f"QAT {meta['bits']}-bit"))
+
+
+def _qat_run(result, steps, label: str):
+    """The history record of a finished QAT run (built in the job's thread)."""
+    q = result.qat
+    return run_from_result("quantize", q.quantized.source.name, {
+        **q.to_dict(), "control_accuracy": result.control.accuracy, "control_ptq_accuracy": result.control.ptq_accuracy,
+        "curves": _runs(steps)}, label)
 
 
 def _start_qat(model: LoadedModel, config: QuantConfig, epochs: int, lr: float) -> None:
     qat_config = QATConfig(config, TrainConfig(epochs=epochs, lr=lr))
-    st.session_state["qat_job"] = Job(lambda: qat_with_control(model, qat_config), label="qat")
+    label = f"QAT {config.bits}-bit"
+    st.session_state["qat_job"] = jobs.start(lambda: qat_with_control(model, qat_config), "quantize", model.name,
+                                             label, {"quant": config.to_dict(), "epochs": epochs, "lr": lr},
+                                             lambda result, steps: _qat_run(result, steps, label))
     st.session_state["qat_meta"] = {"key": curve_key(model, config), "bits": config.bits,
                                     "baseline": model.evaluate().accuracy}
 
@@ -155,9 +162,8 @@ def _qat_live() -> None:
     last = steps[-1] if steps else None
     done_runs = RUNS.index(last.run) if last else 0
     fraction = (done_runs + (last.step.fraction if last else 0.0)) / len(RUNS)
-    st.progress(min(fraction, 1.0), text=f"{last.run if last else 'QAT'}: epoch {last.step.epoch:.1f}"
-                if last else "starting…")
-    st.button("Cancel", key="qat_cancel", on_click=job.cancel)
+    jobs.progress_bar(job, fraction, f"{last.run}: epoch {last.step.epoch:.1f}" if last else "starting…",
+                      "qat_cancel")
     st.plotly_chart(plots_quant.qat_curves(_runs(steps), st.session_state["qat_meta"]["baseline"]))
 
 
@@ -193,11 +199,12 @@ def _run_int8(model: LoadedModel, mode: str, weights: dict) -> None:
     try:
         result = deploy_int8(model, Int8Config(mode=mode))
     except InputError as exc:
-        st.session_state["int8"] = (id(model), None, str(exc))
+        st.session_state["int8"] = (model_token(model, "q"), None, str(exc))
         return
-    st.session_state["int8"] = (id(model), result, None)
+    st.session_state["int8"] = (model_token(model, "q"), result, None)
     # re-time fp32 and fake-quant beside int8, so the bars compare measurements taken together
-    st.session_state["q_latency"] = compare_speed(model, st.session_state["q_bench"], weights, result.model)
+    with session_lock("q"):
+        st.session_state["q_latency"] = compare_speed(model, st.session_state["q_bench"], weights, result.model)
 
 
 def _run_large(mode: str) -> None:
@@ -206,7 +213,7 @@ def _run_large(mode: str) -> None:
 
 def int8_result(model: LoadedModel):
     saved = st.session_state.get("int8")
-    return saved[1] if saved and saved[0] == id(model) else None
+    return saved[1] if saved and saved[0] == model_token(model, "q") else None
 
 
 def int8_section(model: LoadedModel, weights: dict) -> None:
@@ -223,7 +230,7 @@ def int8_section(model: LoadedModel, weights: dict) -> None:
     cols[2].button("Measure a large MLP (1024-4096-4096-10)", key="int8_large_run", on_click=_run_large,
                    args=(mode,), help="Random weights, batch 256: where int8 kernels pay off. Takes a few seconds.")
     saved = st.session_state.get("int8")
-    if saved and saved[0] == id(model) and saved[2]:
+    if saved and saved[0] == model_token(model, "q") and saved[2]:
         st.error(saved[2])
     result = int8_result(model)
     if result is not None:

@@ -22,6 +22,7 @@ from compression.quantization import (
     worked_example,
 )
 from ui import quantize_sections as sections
+from ui.caching import config_key, model_token, remembered, session_lock
 
 
 def concept() -> None:
@@ -93,20 +94,28 @@ def controls(model: LoadedModel) -> Settings:
 
 def workbench(model: LoadedModel) -> Workbench:
     """This session's private working copy of the model (and caches that depend only on the model)."""
-    if st.session_state.get("q_bench_for") != id(model):
-        st.session_state["q_bench_for"] = id(model)
-        st.session_state["q_bench"] = Workbench(model)
-        st.session_state["q_curves"] = {}
-        st.session_state["q_latency"] = None
+    token = model_token(model, "q")
+    with session_lock("q"):
+        if st.session_state.get("q_bench_for") != token:
+            st.session_state["q_bench_for"] = token
+            st.session_state["q_bench"] = Workbench(model)
+            st.session_state["q_curves"] = {}
+            st.session_state["q_latency"] = None
+            for slot in ("q_results", "q_views", "q_sensitivity"):  # keyed by token anyway: this frees memory
+                st.session_state.pop(f"{slot}_cache", None)
     return st.session_state["q_bench"]
 
 
 def quantized(model: LoadedModel, settings: Settings, bench: Workbench) -> QuantResult:
-    """The model quantized as set (mixed precision from the sensitivity table when on)."""
+    """The model quantized as set (mixed precision from the sensitivity table when on), once per configuration:
+    a rerun that changes nothing here (a log-scale toggle, another layer) recomputes nothing."""
     base = settings.config
     try:
         layer_bits = sections.mixed_precision(model, base, bench) if settings.mixed else {}
-        return quantize(model, QuantConfig(**{**base.to_dict(), "layer_bits": layer_bits}), bench)
+        config = QuantConfig(**{**base.to_dict(), "layer_bits": layer_bits})
+        with session_lock("q"):
+            return remembered("q_results", (model_token(model, "q"), config_key(config)),
+                              lambda: quantize(model, config, bench))
     except InputError as exc:
         st.error(str(exc))
         st.stop()
@@ -115,7 +124,8 @@ def quantized(model: LoadedModel, settings: Settings, bench: Workbench) -> Quant
 def live_views(model: LoadedModel, settings: Settings, result: QuantResult, bench: Workbench) -> None:
     """Metrics, the layer's histogram with its grid, the error view, accuracy vs bits and SQNR per layer."""
     weights, layer, config, base_config = model.weights(), settings.layer, result.config, settings.config
-    view = layer_view(weights[layer], result.quantized.qtensors[layer])
+    view = remembered("q_views", (model_token(model, "q"), config_key(config), layer),
+                      lambda: layer_view(weights[layer], result.quantized.qtensors[layer]))
     cols = st.columns(4)
     cols[0].metric("Accuracy (held-out)", f"{result.accuracy:.2%}",
                    f"{(result.accuracy - result.baseline_accuracy) * 100:+.1f} points vs fp32", delta_color="normal")
@@ -140,7 +150,8 @@ def live_views(model: LoadedModel, settings: Settings, result: QuantResult, benc
 
     curve_key = sections.curve_key(model, base_config)
     if curve_key not in st.session_state["q_curves"]:
-        st.session_state["q_curves"][curve_key] = accuracy_vs_bits(model, base_config, workbench=bench)
+        with session_lock("q"):
+            st.session_state["q_curves"][curve_key] = accuracy_vs_bits(model, base_config, workbench=bench)
     points = st.session_state["q_curves"][curve_key]
     curves = {"PTQ": ([p.bits for p in points], [p.accuracy for p in points])}
     curves.update(sections.qat_curve_points(model, base_config))
@@ -157,7 +168,8 @@ def size_and_speed(model: LoadedModel, result: QuantResult, bench: Workbench) ->
     st.subheader("Size and speed")
     if model.module is not None:
         if st.session_state["q_latency"] is None:
-            st.session_state["q_latency"] = compare_speed(model, bench, result.weights)
+            with session_lock("q"):
+                st.session_state["q_latency"] = compare_speed(model, bench, result.weights)
         latency = st.session_state["q_latency"]
         labels = ["fp32", "fake-quant", f"packed {bits}-bit"]
         sizes = [result.baseline_size_bytes, latency.fake_size_bytes, result.size_bytes]

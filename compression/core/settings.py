@@ -65,3 +65,26 @@ def _positive_int(env: str, default: int) -> int:
     if not raw.isdigit() or int(raw) <= 0:
         raise InputError(f"${env} must be a positive whole number, got {raw!r}")
     return int(raw)
+
+
+# The shared server (a class on one machine): see the README's "Running for a class".
+SHARED_ENV = "COMPRESSION_LAB_SHARED"  # 1: visitors delete only their own runs, uploads are capped, jobs pooled
+MAX_JOBS_ENV = "COMPRESSION_LAB_MAX_JOBS"  # how many background jobs train at once; the rest queue
+TORCH_THREADS_ENV = "COMPRESSION_LAB_TORCH_THREADS"  # torch's intra-op threads in the server process
+
+
+def shared_mode() -> bool:
+    """True when the server is shared by many visitors ($COMPRESSION_LAB_SHARED=1, true or yes)."""
+    return os.environ.get(SHARED_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def max_jobs() -> int:
+    """Background jobs that may train at once: $COMPRESSION_LAB_MAX_JOBS, else one per core (half the cores,
+    at least one, in shared mode, so the sliders of everyone else keep the other half)."""
+    cores = os.cpu_count() or 1
+    return _positive_int(MAX_JOBS_ENV, max(1, cores // 2) if shared_mode() else cores)
+
+
+def torch_threads() -> int:
+    """torch's intra-op threads in the server: $COMPRESSION_LAB_TORCH_THREADS, else 1 (measured: README)."""
+    return _positive_int(TORCH_THREADS_ENV, 1)

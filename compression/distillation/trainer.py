@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -29,6 +29,7 @@ from compression.distillation.teacher import (
 from compression.history.store import Run, run_from_result
 from compression.metrics import (
     count_params,
+    latency_method,
     measure_latency,
     safetensors_bytes,
     saved_size_bytes,
@@ -82,6 +83,7 @@ class DistillResult:
     teacher_size_bytes: int
     student_latency_ms: float
     teacher_latency_ms: float
+    latency_method: Mapping[str, str | int]  # statistic, batch size and threads of both latencies
     labeled_images: int
     train_images: int
     steps: int
@@ -95,8 +97,8 @@ class DistillResult:
         return self.student_accuracy - self.scratch_accuracy
 
     def to_dict(self) -> dict:
-        out = {k: v for k, v in asdict(self).items() if k not in ("student", "scratch", "config")}
-        return {**out, "config": self.config.to_dict(), "gain": self.gain}
+        out = {k: v for k, v in asdict(self).items() if k not in ("student", "scratch", "config", "latency_method")}
+        return {**out, **self.latency_method, "config": self.config.to_dict(), "gain": self.gain}
 
 
 def distill(teacher: LoadedModel, config: DistillConfig) -> Iterator[DistillStep]:
@@ -156,6 +158,7 @@ def measure_result(teacher: LoadedModel, config: DistillConfig, student: nn.Modu
     example = data.x_test[:1]
     # A private copy is timed, so the shared teacher module is never switched or hooked.
     timed_teacher = OnnxForward(teacher) if teacher.onnx is not None else copy.deepcopy(teacher.module)
+    student_latency, teacher_latency = measure_latency(student, example), measure_latency(timed_teacher, example)
     return DistillResult(
         config=config, teacher_name=teacher.name,
         student_accuracy=accuracy(s_test), scratch_accuracy=accuracy(b_test), teacher_accuracy=accuracy(t_test),
@@ -163,8 +166,8 @@ def measure_result(teacher: LoadedModel, config: DistillConfig, student: nn.Modu
         student_params=count_params(student), teacher_params=teacher_params(teacher),
         student_size_bytes=saved_size_bytes(student),
         teacher_size_bytes=teacher.file_size_bytes(),
-        student_latency_ms=measure_latency(student, example).median_ms,
-        teacher_latency_ms=measure_latency(timed_teacher, example).median_ms,
+        student_latency_ms=student_latency.median_ms, teacher_latency_ms=teacher_latency.median_ms,
+        latency_method=latency_method(student_latency, "median"),
         labeled_images=int(labeled.sum()), train_images=len(labeled),
         steps=last.student.step if last else 0, elapsed_s=last.student.elapsed_s if last else 0.0,
         student=student, scratch=scratch,

@@ -1,15 +1,19 @@
 """The run history: the SQLite store, comparisons (Pareto), the HTML report and CSV export."""
 
-from compression.history.compare import model_from_run_file, pareto_front
+from compression.history.compare import latency_groups, model_from_run_file, pareto_front
 from compression.history.csv_export import write_csv
+from compression.history.jobs import Finish, recorded_job
 from compression.history.report import pipeline_report, runs_report
 from compression.history.store import HistoryError, Run, RunStore, run_from_result, runs_table
 
 __all__ = [
+    "Finish",
     "HistoryError",
+    "latency_groups",
     "model_from_run_file",
     "pareto_front",
     "pipeline_report",
+    "recorded_job",
     "Run",
     "run_from_result",
     "runs_report",

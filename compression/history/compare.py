@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 
 from compression.models.architectures import ARCHITECTURES, student_architecture
 from compression.models.loading import LoadedModel, load_clab, load_weights
@@ -17,6 +18,29 @@ def pareto_front(xs: Sequence[float], ys: Sequence[float]) -> list[int]:
             front.append(i)
             best_y = ys[i]
     return front
+
+
+UNKNOWN_METHOD = "measured an unrecorded way"
+
+
+def latency_method_label(row: Mapping) -> str:
+    """How a run's latency_ms was measured, in words: "median at batch 1, 1 thread"."""
+    stat, batch, threads = (row.get(k) for k in ("latency_stat", "latency_batch", "latency_threads"))
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (stat, batch, threads)):
+        return UNKNOWN_METHOD
+    return f"{stat} at batch {int(batch)}, {int(threads)} thread{'s' if int(threads) != 1 else ''}"
+
+
+def latency_groups(rows: Sequence[Mapping]) -> dict[str, list[int]]:
+    """Indices of the rows that have a latency, grouped by how it was measured (largest group first): only
+    latencies in one group may be compared."""
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        value = row.get("latency_ms")
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        groups.setdefault(latency_method_label(row), []).append(i)
+    return dict(sorted(groups.items(), key=lambda kv: (kv[0] == UNKNOWN_METHOD, -len(kv[1]))))
 
 
 def model_from_run_file(file_name: str | None, file: bytes | None, model: str) -> LoadedModel | None:

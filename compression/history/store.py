@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import time
 import uuid
@@ -14,9 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from compression.core.errors import InputError
+from compression.metrics import LATENCY_METHOD
 
 DATA_ENV = "COMPRESSION_LAB_DATA"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# status: done | cancelled | failed for ended runs; running while a job trains (queued ones too); interrupted when
+# the process that ran it is gone (a server restart). owner: who may delete it in shared mode ("" = anyone).
+# process: host:pid:boot of the server running it, so a restart can tell its own in-flight runs from dead ones.
+_COLUMNS = (("status", "TEXT NOT NULL DEFAULT 'done'"), ("owner", "TEXT NOT NULL DEFAULT ''"),
+            ("process", "TEXT NOT NULL DEFAULT ''"))
+IN_FLIGHT = "running"
+INTERRUPTED = "interrupted"
+_BOOT = uuid.uuid4().hex[:8]  # this process's life: a pid can be reused after a restart, this cannot
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -32,6 +42,29 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
 """
+_FIELDS = "id, created_at, kind, model, label, config, metrics, details, file_name, status, owner"
+
+
+def this_process() -> str:
+    """host:pid:boot of this process, stored with the runs it has in flight."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_BOOT}"
+
+
+def _alive(process: str) -> bool:
+    """Whether the process that stored an in-flight run still runs (another host's: assume so)."""
+    host, _, rest = process.partition(":")
+    pid, _, boot = rest.partition(":")
+    if host != socket.gethostname():
+        return True
+    if pid == str(os.getpid()):
+        return boot == _BOOT
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def default_path() -> Path:
@@ -54,6 +87,8 @@ class Run:
     file: bytes | None = None
     id: str = ""
     created_at: float = 0.0
+    status: str = "done"  # done | cancelled | failed | running | interrupted
+    owner: str = ""  # who created it, in shared mode; "" for runs anyone may delete
 
 
 class HistoryError(InputError):
@@ -70,6 +105,10 @@ class RunStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as db:
                 db.executescript(_SCHEMA)
+                have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+                for name, kind in _COLUMNS:  # a version-1 file gains the columns; its runs stay "done"
+                    if name not in have:
+                        db.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise self._explain(exc) from exc
@@ -101,25 +140,54 @@ class RunStore:
     def record(self, run: Run) -> str:
         """Store `run` in one transaction and return its id; nothing is stored if the process dies mid-way."""
         run_id = run.id or uuid.uuid4().hex[:12]
-        row = (run_id, run.created_at or time.time(), run.kind, run.model, run.label or run.kind,
-               json.dumps(dict(run.config), default=str), json.dumps(dict(run.metrics)),
-               json.dumps(dict(run.details), default=str), run.file_name, run.file)
+        process = this_process() if run.status == IN_FLIGHT else ""
+        self._write("INSERT INTO runs (id, created_at, kind, model, label, config, metrics, details, file_name, "
+                    "file, status, owner, process) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (run_id, run.created_at or time.time(), *self._values(run), run.status, run.owner, process))
+        return run_id
+
+    def finish(self, run_id: str, run: Run) -> None:
+        """Replace the in-flight record `run_id` by the ended `run` (its status says how it ended)."""
+        self._write("UPDATE runs SET kind=?, model=?, label=?, config=?, metrics=?, details=?, file_name=?, file=?, "
+                    "status=?, process='' WHERE id=?", (*self._values(run), run.status, run_id))
+
+    def mark_interrupted(self) -> int:
+        """In-flight runs whose server process is gone become `interrupted`; returns how many."""
+        try:
+            with self._connect() as db:
+                rows = db.execute("SELECT id, process FROM runs WHERE status = ?", (IN_FLIGHT,)).fetchall()
+        except sqlite3.Error as exc:
+            raise self._explain(exc) from exc
+        dead = [(INTERRUPTED, run_id) for run_id, process in rows if not _alive(process)]
+        if dead:
+            self._write("UPDATE runs SET status=?, process='' WHERE id=? AND status='running'", dead, many=True)
+        return len(dead)
+
+    @staticmethod
+    def _values(run: Run) -> tuple:
+        return (run.kind, run.model, run.label or run.kind, json.dumps(dict(run.config), default=str),
+                json.dumps(dict(run.metrics)), json.dumps(dict(run.details), default=str), run.file_name, run.file)
+
+    def _write(self, sql: str, args, many: bool = False) -> int:
+        """One statement in one transaction; returns the rows changed."""
         try:
             with self._connect() as db:
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)", row)
+                    count = (db.executemany if many else db.execute)(sql, args).rowcount
                     db.execute("COMMIT")
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
         except sqlite3.Error as exc:
             raise self._explain(exc) from exc
-        return run_id
+        return count
 
     def runs(self, kind: str | None = None, model: str | None = None) -> list[Run]:
-        """Recorded runs, newest first, without their file bytes (use `get` for those)."""
-        query = "SELECT id, created_at, kind, model, label, config, metrics, details, file_name FROM runs"
+        """Recorded runs, newest first, without their file bytes (use `get` for those); runs left in flight by a
+        server that has since stopped are marked interrupted first, so none goes missing."""
+        self.mark_interrupted()
+        query = f"SELECT {_FIELDS} FROM runs"
         where, args = [], []
         if kind:
             where.append("kind = ?"), args.append(kind)
@@ -137,23 +205,18 @@ class RunStore:
     def get(self, run_id: str) -> Run:
         try:
             with self._connect() as db:
-                row = db.execute("SELECT id, created_at, kind, model, label, config, metrics, details, file_name, "
-                                 "file FROM runs WHERE id = ?", (run_id,)).fetchone()
+                row = db.execute(f"SELECT {_FIELDS}, file FROM runs WHERE id = ?", (run_id,)).fetchone()
         except sqlite3.Error as exc:
             raise self._explain(exc) from exc
         if row is None:
             raise InputError(f"no run with id {run_id!r}")
         return self._run(row)
 
-    def delete(self, run_ids: list[str]) -> int:
-        try:
-            with self._connect() as db:
-                db.execute("BEGIN IMMEDIATE")
-                count = db.executemany("DELETE FROM runs WHERE id = ?", [(i,) for i in run_ids]).rowcount
-                db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise self._explain(exc) from exc
-        return count
+    def delete(self, run_ids: list[str], owner: str | None = None) -> int:
+        """Delete these runs; with `owner`, only those it created (shared mode). Returns how many went."""
+        if owner is None:
+            return self._write("DELETE FROM runs WHERE id = ?", [(i,) for i in run_ids], many=True)
+        return self._write("DELETE FROM runs WHERE id = ? AND owner = ?", [(i, owner) for i in run_ids], many=True)
 
     def check(self) -> str:
         """SQLite's own integrity check: 'ok' when the file is sound."""
@@ -162,9 +225,9 @@ class RunStore:
 
     @staticmethod
     def _run(row) -> Run:
-        run_id, created, kind, model, label, config, metrics, details, file_name, *rest = row
+        run_id, created, kind, model, label, config, metrics, details, file_name, status, owner, *rest = row
         return Run(kind, model, json.loads(config), json.loads(metrics), json.loads(details), label, file_name,
-                   rest[0] if rest else None, run_id, created)
+                   rest[0] if rest else None, run_id, created, status, owner)
 
 
 def runs_table(runs: list[Run]) -> list[dict[str, Any]]:
@@ -172,7 +235,7 @@ def runs_table(runs: list[Run]) -> list[dict[str, Any]]:
     rows = []
     for run in runs:
         row = {"id": run.id, "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created_at)),
-               "kind": run.kind, "model": run.model, "label": run.label}
+               "kind": run.kind, "model": run.model, "label": run.label, "status": run.status}
         row.update({k: v for k, v in run.metrics.items() if isinstance(v, (int, float, str, bool)) or v is None})
         rows.append(row)
     return rows
@@ -183,7 +246,8 @@ def run_from_result(kind: str, model: str, result: Mapping[str, Any], label: str
     """A Run from any result's to_dict(): `config` stays config, scalars become metrics, the rest details."""
     data = dict(result)
     config = data.pop("config", {})
-    metrics = {k: v for k, v in data.items() if isinstance(v, (int, float, bool)) and not isinstance(v, bool)}
+    metrics = {k: v for k, v in data.items()
+               if (isinstance(v, (int, float)) and not isinstance(v, bool)) or k in LATENCY_METHOD}
     details = {k: v for k, v in data.items() if k not in metrics}
     return Run(kind=kind, model=model, config=config, metrics=metrics, details=details, label=label or kind,
                file_name=file_name, file=file)

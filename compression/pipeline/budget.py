@@ -6,11 +6,11 @@ from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass
 
 from compression.core.errors import InputError
-from compression.core.progress import run_to_end
+from compression.core.progress import Drive
 from compression.distillation import DistillConfig, distill
 from compression.formats import clab
 from compression.history.store import Run
-from compression.metrics import measure_latency, state_dict_of
+from compression.metrics import latency_in_turns, state_dict_of
 from compression.models.architectures import student_architecture
 from compression.models.loading import LoadedModel, load_clab
 from compression.pipeline.weight_sharing import share_weights
@@ -55,8 +55,9 @@ class BudgetPoint:
     codebook_bits: int
     accuracy: float
     size_bytes: int
-    latency_ms: float
+    latency_ms: float  # its architecture's median at batch 1 (the decoded model runs dense)
     fits: bool
+    latency_threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -71,17 +72,23 @@ class BudgetProgress:
 
 
 def budget_search(model: LoadedModel, config: BudgetConfig) -> Generator[BudgetProgress, None, list[BudgetPoint]]:
-    """Sweep one-shot prune x k-means bits (x distilled students), encoding and decoding each; no fine-tuning."""
+    """Sweep one-shot prune x k-means bits (x distilled students), encoding and decoding each; no fine-tuning.
+
+    A decoded .clab model runs dense, so its speed is its architecture's: each architecture (the model, each
+    student) is timed once, all of them in turns, and every point of it carries that latency. Pruning and bits
+    change accuracy and size, never the clock, so no point can win a latency budget on timer noise.
+    """
     if model.module is None or model.arch is None:
         raise InputError("the budget search needs a zoo architecture (a zoo model or weights uploaded for one)")
     candidates: list[tuple[str, int | None, LoadedModel]] = [(model.name, None, model)]
     total = (1 + len(config.student_hidden)) * len(config.sparsities) * len(config.codebook_bits)
     done, points = 0, []
     for hidden in config.student_hidden:
-        candidates.append((f"student {hidden}", hidden, _distilled(model, hidden, config.distill_epochs)))
-        yield BudgetProgress(done, total)
+        student = yield from _distilled(model, hidden, config.distill_epochs, BudgetProgress(done, total))
+        candidates.append((f"student {hidden}", hidden, student))
     example = model.dataset.x_test[:1]
-    for label, hidden, candidate in candidates:
+    timed = latency_in_turns([c.module for _, _, c in candidates], example, repeats=30, warmup=5)
+    for (label, hidden, candidate), latency in zip(candidates, timed):
         weights = candidate.weights()
         for sparsity in config.sparsities:
             masks = global_magnitude_masks(weights, sparsity) if sparsity > 0 else {}
@@ -92,11 +99,10 @@ def budget_search(model: LoadedModel, config: BudgetConfig) -> Generator[BudgetP
                 state.update({k: s.dense() for k, s in shared.items()})
                 file = clab.encode(state, shared, candidate.arch, index_bits=5)
                 decoded = load_clab(file)
-                latency = measure_latency(decoded.module, example, warmup=3, repeats=15).median_ms
                 size = len(file)
-                value = size if config.metric == "size" else latency
-                point = BudgetPoint(label, hidden, sparsity, bits, decoded.evaluate().accuracy, size, latency,
-                                    value <= config.budget)
+                value = size if config.metric == "size" else latency.median_ms
+                point = BudgetPoint(label, hidden, sparsity, bits, decoded.evaluate().accuracy, size,
+                                    latency.median_ms, value <= config.budget, latency.threads)
                 points.append(point)
                 done += 1
                 yield BudgetProgress(done, total, point)
@@ -111,9 +117,13 @@ def best_under_budget(points: Sequence[BudgetPoint]) -> int | None:
     return max(fitting, key=lambda i: (points[i].accuracy, -points[i].size_bytes))
 
 
-def _distilled(teacher: LoadedModel, hidden: int, epochs: int) -> LoadedModel:
-    result = run_to_end(distill(teacher, DistillConfig(student_hidden=(hidden,), epochs=epochs, alpha=0.5,
-                                                       temperature=4.0)))
+def _distilled(teacher: LoadedModel, hidden: int, epochs: int,
+               progress: BudgetProgress) -> Generator[BudgetProgress, None, LoadedModel]:
+    """Train a student, yielding `progress` at every step of its training so Cancel is never kept waiting."""
+    run = Drive(distill(teacher, DistillConfig(student_hidden=(hidden,), epochs=epochs, alpha=0.5, temperature=4.0)))
+    for _ in run:
+        yield progress
+    result = run.result
     return LoadedModel(f"{teacher.name} student {hidden}", teacher.source, teacher.dataset,
                        module=result.student.eval(), arch=student_architecture(teacher.dataset.name))
 
@@ -126,5 +136,6 @@ def best_run(points: Sequence[BudgetPoint], config: BudgetConfig, model_name: st
     p = points[best]
     return Run(kind="budget", model=model_name, config=config.to_dict(),
                metrics={"accuracy": p.accuracy, "size_bytes": p.size_bytes, "latency_ms": p.latency_ms,
+                        "latency_stat": "median", "latency_batch": 1, "latency_threads": p.latency_threads,
                         "sparsity": p.sparsity, "bits": p.codebook_bits},
                label=f"budget best {p.sparsity:.0%}/{p.codebook_bits}b")

@@ -19,7 +19,8 @@ from compression.formats.clab import SharedTensor
 from compression.metrics import (
     count_nonzero,
     count_params,
-    measure_latency,
+    latency_in_turns,
+    latency_method,
     saved_size_bytes,
     state_dict_of,
 )
@@ -112,6 +113,7 @@ class PipelineResult:
     size_bytes: int  # bytes of `file` (or the last step's torch.save file, without encode)
     latency_ms: float
     baseline_latency_ms: float
+    latency_method: Mapping[str, str | int]  # statistic, batch size and threads of both latencies
     file: bytes | None
     model: LoadedModel = field(repr=False)
     curves: Mapping[str, list] = field(default_factory=dict, repr=False)
@@ -125,7 +127,8 @@ class PipelineResult:
                 "stages": [asdict(s) for s in self.stages], "accuracy": self.accuracy,
                 "baseline_accuracy": self.baseline_accuracy, "size_bytes": self.size_bytes,
                 "baseline_size_bytes": self.baseline_size_bytes, "compression_ratio": self.compression_ratio,
-                "latency_ms": self.latency_ms, "baseline_latency_ms": self.baseline_latency_ms}
+                "latency_ms": self.latency_ms, "baseline_latency_ms": self.baseline_latency_ms,
+                **self.latency_method}
 
 
 @dataclass
@@ -160,11 +163,12 @@ def run_pipeline(model: LoadedModel, config: PipelineConfig) -> Generator[Pipeli
         stages.append(StageResult(stage, work.model.evaluate().accuracy, size, count_params(current),
                                   count_nonzero(current), time.perf_counter() - start))
     example = model.dataset.x_test[:1]
+    latency, baseline_latency = latency_in_turns([work.model.module, model.module], example, repeats=30, warmup=5)
     return PipelineResult(
         config=config, model_name=model.name, stages=tuple(stages), baseline_accuracy=base_eval.accuracy,
         baseline_size_bytes=model.file_size_bytes(), accuracy=stages[-1].accuracy, size_bytes=stages[-1].size_bytes,
-        latency_ms=measure_latency(work.model.module, example).median_ms,
-        baseline_latency_ms=measure_latency(model.module, example).median_ms,
+        latency_ms=latency.median_ms, baseline_latency_ms=baseline_latency.median_ms,
+        latency_method=latency_method(latency, "median"),
         file=work.file, model=work.model, curves=curves)
 
 

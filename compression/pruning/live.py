@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from compression.metrics import Evaluation, Histogram, histogram, latency_in_turns, measure_latency, safetensors_bytes
+from compression.metrics import (
+    Evaluation,
+    Histogram,
+    histogram,
+    latency_in_turns,
+    latency_method,
+    measure_latency,
+    safetensors_bytes,
+)
 from compression.models.workbench import Workbench
 from compression.pruning.config import PruneConfig
 from compression.pruning.masks import MagnitudeRanking, apply_masks, compute_masks, effective_threshold, mask_sparsity
@@ -59,19 +67,21 @@ class Preview:
     latency_ms: float | None  # the pruned dense model; best of a few runs, like the other two
     shrunk_latency_ms: float | None
     dense_latency_ms: float | None  # the original, timed in the same rounds
+    latency_method: Mapping[str, str | int] = field(default_factory=dict)  # statistic, batch, threads (if timed)
 
     def to_dict(self) -> dict:
         keys = ("sparsity", "threshold", "nonzero_params", "sparse_size_bytes", "shrunk_params",
                 "shrunk_size_bytes", "latency_ms", "shrunk_latency_ms", "dense_latency_ms")
         return {"config": self.config.to_dict(), "accuracy": self.evaluation.accuracy,
                 "loss": self.evaluation.loss, **{k: getattr(self, k) for k in keys},
-                "layer_sparsity": dict(self.layer_sparsity)}
+                "layer_sparsity": dict(self.layer_sparsity), **self.latency_method}
 
     def to_record(self, baseline_accuracy: float, timings_valid: bool = True) -> dict:
         """What a recorded setting keeps: the sparse file is its size; timings taken under load are dropped."""
         record = {**self.to_dict(), "size_bytes": self.sparse_size_bytes, "baseline_accuracy": baseline_accuracy}
         if not timings_valid:
-            record.update(latency_ms=None, shrunk_latency_ms=None, dense_latency_ms=None)
+            record.update(latency_ms=None, shrunk_latency_ms=None, dense_latency_ms=None,
+                          **dict.fromkeys(self.latency_method))
         return record
 
 
@@ -101,6 +111,7 @@ def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_r
     total = sum(w.numel() for w in base.values())
     kept = sum(float(masks[k].sum()) if k in masks else int(torch.count_nonzero(w)) for k, w in base.items())
     shrunk_params = shrunk_size = latency = shrunk_latency = dense_latency = None
+    method = {}
     if model.module is not None:
         module = bench.module_with(weights)
         state = {**{k: v.detach() for k, v in module.state_dict().items()}, **weights}  # own tensors for the sizes
@@ -116,6 +127,7 @@ def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_r
         timed = latency_in_turns(contenders, _example(bench), latency_repeats, budget_ms=LATENCY_BUDGET_MS)
         dense_latency, latency, *rest = [t.best_ms for t in timed]  # few runs: the minimum is the honest figure
         shrunk_latency = rest[0] if rest else None
+        method = latency_method(timed[0], "best")
     else:
         state = {**state, **weights}
     return Preview(
@@ -124,7 +136,7 @@ def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_r
         threshold=effective_threshold(base, masks), nonzero_params=baseline.other_nonzero + int(kept),
         sparse_size_bytes=sparse_bytes(state, set(masks)), shrunk_params=shrunk_params,
         shrunk_size_bytes=shrunk_size, latency_ms=latency, shrunk_latency_ms=shrunk_latency,
-        dense_latency_ms=dense_latency)
+        dense_latency_ms=dense_latency, latency_method=method)
 
 
 @torch.no_grad()
