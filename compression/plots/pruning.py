@@ -121,7 +121,7 @@ def run_progress(steps: Sequence[dict], title: str) -> go.Figure:
                          y=[s["parts"].get("sparsity") for s in steps], name="sparsity", mode="lines",
                          yaxis="y2", line=dict(color="#e45756", dash="dot")))
     return _figure(data, dict(title=dict(text=title), xaxis=dict(title=dict(text="epoch")),
-                              yaxis=dict(title=dict(text="loss")),
+                              yaxis=dict(title=dict(text="loss")), legend=dict(orientation="h", y=-0.25),
                               yaxis2=dict(title=dict(text="accuracy / sparsity"), overlaying="y", side="right",
                                           range=[0, 1.02], tickmode="linear", tick0=0, dtick=0.2,
                                           tickformat=".0%", showgrid=False)))
