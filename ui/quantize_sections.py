@@ -107,16 +107,18 @@ def _record_finished_qat() -> None:
     if not meta.get("recorded"):  # once per run: it joins the Compare page
         meta["recorded"] = True
         q = job.result.qat
-        history.record(run_from_result("quantize", q.quantized.source.name, {
+        # The model the user picked, not the QAT master copy's name: one model in Compare's filter.
+        history.record(run_from_result("quantize", meta["model"], {
             **q.to_dict(), "control_accuracy": job.result.control.accuracy,
             "control_ptq_accuracy": job.result.control.ptq_accuracy, "curves": _runs(job.steps)},
-            f"QAT {meta['bits']}-bit"))
+            f"QAT {meta['bits']}-bit, {meta['epochs']} epochs, lr {meta['lr']:g}"))
 
 
 def _start_qat(model: LoadedModel, config: QuantConfig, epochs: int, lr: float) -> None:
     qat_config = QATConfig(config, TrainConfig(epochs=epochs, lr=lr))
     st.session_state["qat_job"] = Job(lambda: qat_with_control(model, qat_config), label="qat")
-    st.session_state["qat_meta"] = {"key": curve_key(model, config), "bits": config.bits,
+    st.session_state["qat_meta"] = {"key": curve_key(model, config), "bits": config.bits, "model": model.name,
+                                    "epochs": epochs, "lr": lr,
                                     "baseline": model.evaluate().accuracy}
 
 

@@ -69,5 +69,6 @@ def curves_side_by_side(series: Sequence[tuple[str, Sequence[float], Sequence[fl
 def layer_bars(series: Sequence[tuple[str, Sequence[str], Sequence[float]]], title: str) -> go.Figure:
     """Grouped bars per layer for several runs (e.g. per-layer sparsity)."""
     fig = go.Figure([go.Bar(x=list(x), y=list(y), name=name) for name, x, y in series])
-    fig.update_layout(title=title, barmode="group", yaxis_title="sparsity", yaxis_tickformat=".0%", **_LAYOUT)
+    fig.update_layout(title=title, barmode="group", yaxis_title="sparsity", yaxis_tickformat=".0%", showlegend=True,
+                      legend=dict(orientation="h", y=-0.2), **_LAYOUT)
     return fig
