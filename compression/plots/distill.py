@@ -9,6 +9,8 @@ from functools import cache
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from compression.plots.axes import percent_axis
+
 _LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), template="plotly_white")
 STUDENT, SCRATCH, TEACHER = "#4c78a8", "#f58518", "#54a24b"
 
@@ -41,8 +43,7 @@ def distill_curves(rows: Sequence[dict], teacher_accuracy: float | None = None,
     layout = _curves_layout()
     accuracies = [v for r in evaluated for v in (r["student_accuracy"], r["scratch_accuracy"]) if v is not None]
     if accuracies:  # zoom on the data: 96% and 97% must not sit on one line of a 0-100% axis
-        low = min(accuracies + ([teacher_accuracy] if teacher_accuracy is not None else []))
-        layout["yaxis2"]["range"] = [max(0.0, low - 0.05), 1.01]
+        layout["yaxis2"].update(percent_axis(accuracies + ([teacher_accuracy] if teacher_accuracy is not None else [])))
     if total_epochs:
         layout["xaxis"]["range"] = layout["xaxis2"]["range"] = [0, total_epochs]
     # Built from plain dicts without plotly's validation: this figure is redrawn twice a second while a run

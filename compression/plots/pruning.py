@@ -12,6 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from compression.core.histogram import Histogram
+from compression.plots.axes import percent_axis
 
 _COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d")
 
@@ -105,10 +106,11 @@ def finetune_curves(runs: Mapping[str, Sequence[dict]], baseline: float | None =
         lines.append(_hline(baseline, "dense"))
     if oneshot is not None:
         lines.append(_hline(oneshot, "one-shot, no training", "#e45756", "dot", "right"))
+    values = [y for trace in data for y in trace["y"]] + [v for v in (baseline, oneshot) if v is not None]
     return _figure(data, dict(title=dict(text="Fine-tuning: test accuracy per epoch"),
                               shapes=[s for s, _ in lines], annotations=[a for _, a in lines],
-                              xaxis=dict(title=dict(text="epoch")),
-                              yaxis=dict(title=dict(text="held-out accuracy"), tickformat=".0%")))
+                              xaxis=dict(title=dict(text="epoch")), legend=dict(orientation="h", y=-0.25),
+                              yaxis=dict(title=dict(text="held-out accuracy"), **percent_axis(values))))
 
 
 def run_progress(steps: Sequence[dict], title: str) -> go.Figure:
