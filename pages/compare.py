@@ -1,11 +1,12 @@
 """Compare page: every recorded run, the accuracy/size and accuracy/latency trade-offs, and a budget search."""
 
 import io
+import time
 
 import pandas as pd
 import streamlit as st
 
-from compression.core import InputError
+from compression.core import InputError, readable
 from compression.core.settings import shared_mode
 from compression.history import (
     Run,
@@ -28,6 +29,15 @@ from compression.plots import compare as plots_compare
 from ui import history, jobs
 from ui.common import current_model, ensure_routed
 
+def readable_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table as a stakeholder reads it: words for columns, %, KiB and ms in the cells, blanks for missing."""
+    return pd.DataFrame({readable.name(c): [readable.value(c, v) for v in frame[c]] for c in frame.columns})
+
+
+def run_name(run: Run) -> str:
+    return f"{run.model} · {run.label} · {time.strftime('%d %b %H:%M', time.localtime(run.created_at))}"
+
+
 ensure_routed()
 st.title("Compare")
 st.caption("Every run from every page and the CLI is recorded here (an SQLite file in your data folder). "
@@ -46,9 +56,9 @@ else:
     models = f[1].multiselect("Model", sorted(table["model"].unique()), key="cmp_model", bind="query-params")
     keep = table["kind"].isin(kinds or table["kind"]) & table["model"].isin(models or table["model"])
     shown = table[keep]
-    percent = {c: st.column_config.NumberColumn(format="percent") for c in shown.columns
-               if "accuracy" in c or c in ("sparsity", "agreement", "gain", "retention")}
-    st.dataframe(shown, hide_index=True, key="cmp_table", column_config=percent)
+    st.dataframe(readable_table(shown), hide_index=True, key="cmp_table")
+    st.caption("How big a difference means anything: on the digits models one test image is 0.28 points (360 "
+               "held-out images), on lenet-300-100 0.01 points (10,000): a gap of a few images is chance.")
     d = st.columns([3, 1, 1, 1])
     mine = {r.id for r in history.deletable(runs)}
     doomed = d[0].multiselect("Delete runs", [i for i in shown["id"] if i in mine], key="cmp_delete",
@@ -103,20 +113,24 @@ else:
     by_id = {r.id: r for r in runs}
     ids = list(shown["id"])
     pick = st.columns(2)
-    a = pick[0].selectbox("Run A", ids, index=0, key="cmp_a", bind="query-params")
-    b = pick[1].selectbox("Run B", ids, index=min(1, len(ids) - 1), key="cmp_b", bind="query-params")
+    a = pick[0].selectbox("Run A", ids, index=0, key="cmp_a", bind="query-params",
+                          format_func=lambda i: run_name(by_id[i]))
+    b = pick[1].selectbox("Run B", ids, index=min(1, len(ids) - 1), key="cmp_b", bind="query-params",
+                          format_func=lambda i: run_name(by_id[i]))
     if a and b:
         left, right = by_id[a], by_id[b]
-        metrics = sorted(set(left.metrics) | set(right.metrics))
-        st.dataframe(pd.DataFrame({"metric": metrics, f"A · {a}": [left.metrics.get(m) for m in metrics],
-                                   f"B · {b}": [right.metrics.get(m) for m in metrics]}), hide_index=True)
-        curves = [(f"{k}·{key}", [p["epoch"] for p in rows if p.get("test_accuracy") is not None],
+        metrics = sorted(set(left.metrics) | set(right.metrics), key=readable.name)
+        st.dataframe(pd.DataFrame({"metric": [readable.name(m) for m in metrics],
+                                   f"A · {left.label}": [readable.value(m, left.metrics.get(m)) for m in metrics],
+                                   f"B · {right.label}": [readable.value(m, right.metrics.get(m)) for m in metrics]}),
+                     hide_index=True)
+        curves = [(f"{k} · {key}", [p["epoch"] for p in rows if p.get("test_accuracy") is not None],
                    [p["test_accuracy"] for p in rows if p.get("test_accuracy") is not None])
                   for k, run in (("A", left), ("B", right))
                   for key, rows in (run.details.get("curves") or {}).items() if rows]
         if curves:
             st.plotly_chart(plots_compare.curves_side_by_side(curves, "Test accuracy while training", "accuracy"))
-        layers = [(k, list(run.details["layer_sparsity"]), list(run.details["layer_sparsity"].values()))
+        layers = [(f"{k} · {run.label}", list(run.details["layer_sparsity"]), list(run.details["layer_sparsity"].values()))
                   for k, run in (("A", left), ("B", right)) if run.details.get("layer_sparsity")]
         if layers:
             st.plotly_chart(plots_compare.layer_bars(layers, "Per-layer sparsity"))
@@ -131,6 +145,10 @@ else:
 
         models_ab = [(k, decoded(run)) for k, run in (("A", left), ("B", right))]
         with_files = [(k, m) for k, m in models_ab if m is not None]
+        for k, m in models_ab:
+            if m is None and not store.get(by_id[a if k == "A" else b].id).file:
+                st.caption(f"Run {k} was recorded without a model file (settings and measurements only), so it "
+                           "has no weight histogram below.")
         if with_files:
             names = list(with_files[0][1].weights())
             layer = st.selectbox("Layer (from the runs' compressed files)", names, key="cmp_layer")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from compression.core import InputError
+from compression.core import InputError, readable
 from compression.distillation import (
     MAX_TEMPERATURE,
     DistillConfig,
@@ -22,7 +22,7 @@ from compression.plots import distill as plots_distill
 from ui import jobs
 from ui.common import current_model, ensure_routed
 
-JOB, META, REFUSED = "kd_job", "kd_meta", "kd_refused"
+JOB, META, REFUSED, RUNS = "kd_job", "kd_meta", "kd_refused", "kd_runs"
 
 ensure_routed()
 st.title("Distillation")
@@ -72,7 +72,7 @@ alpha = left.slider("α (weight of the true labels)", 0.0, 1.0, 0.5, 0.05, key="
 temperature = left.slider("Temperature T", 0.5, 20.0, 4.0, 0.5, key="temperature", bind="query-params",
                           help="T = 1: the teacher's plain probabilities; higher T softens them.")
 width = mid.slider("Student hidden units", 4, 256, 32, 4, key="student_width", bind="query-params")
-layers = mid.radio("Student hidden layers", [1, 2], horizontal=True, key="student_layers",
+layers = mid.radio("Student hidden layers", [1, 2], horizontal=True, key="student_layers", bind="query-params",
                    help="Two layers: the second has half the units of the first.")
 fraction = right.slider("Labeled fraction", 0.01, 1.0, 0.05, 0.01, key="labeled_fraction", bind="query-params",
                         help="Fraction of training images whose true label both students may use; the teacher's "
@@ -80,8 +80,9 @@ fraction = right.slider("Labeled fraction", 0.01, 1.0, 0.05, 0.01, key="labeled_
 epochs = right.slider("Epochs", 1, 60, 20, 1, key="epochs", bind="query-params")
 with st.expander("More: seed, feature (hint) distillation"):
     a, b = st.columns(2)
-    seed = a.number_input("Seed", 0, 10_000, 0, key="kd_seed")
+    seed = a.number_input("Seed", 0, 10_000, 0, key="kd_seed", bind="query-params")
     hint = b.selectbox("Hint layer of the teacher", ["none", *hint_layers(teacher)], key="hint_layer",
+                   bind="query-params",
                        help="The student's last hidden layer, through a learned projection, also learns to predict "
                             "this teacher layer's output (FitNets-style feature distillation).")
 
@@ -140,19 +141,50 @@ def live() -> None:
     run_config = meta["config"]
     jobs.progress_bar(job, done_fraction, f"Training student and scratch twin: {done_fraction:.0%}", "kd_cancel")
     st.plotly_chart(plots_distill.distill_curves(rows, meta["teacher_accuracy"], run_config.epochs))
-    jobs.settle(job, meta, lambda result: meta.update(run_id=job.run_id))
+
+    def finished(result) -> None:
+        meta.update(run_id=job.run_id)  # the job recorded the run itself
+        keep_run(result, meta)
+
+    jobs.settle(job, meta, finished)
     jobs.ended(job, f"Cancelled at {done_fraction:.0%}. The curves so far stay above; start again any time.")
     if job.status == "done":
         show_result(job.result, meta)
 
 
+def keep_run(result, meta) -> None:
+    """Keep this session's finished runs, newest first, so a new result does not wipe out the old one."""
+    c = result.config
+    runs = st.session_state.setdefault(RUNS, [])
+    runs.insert(0, {"teacher": meta["teacher"], "student": meta["student"], "α": f"{c.alpha:g}",
+                    "T": f"{c.temperature:g}", "labels": readable.percent(c.labeled_fraction, 0), "epochs": c.epochs,
+                    "seed": c.seed, "distilled": readable.percent(result.student_accuracy, 2),
+                    "scratch": readable.percent(result.scratch_accuracy, 2),
+                    "gain": f"{readable.points(result.gain)} "
+                            f"({round(result.gain * meta['test_images']):+d} images)"})
+    del runs[8:]
+
+
+def runs_table() -> None:
+    runs = st.session_state.get(RUNS)
+    if runs:
+        st.markdown("**Runs in this session** (newest first)")
+        st.dataframe(runs, hide_index=True)
+        st.caption(f"{readable.one_image(st.session_state[META]['test_images'])} Compare seeds before "
+                   "trusting a gain of a point or less.")
+
+
 def show_result(result, meta) -> None:
+    c = result.config
     st.subheader(f"Result: {meta['teacher']} → student {meta['student']}")
+    st.caption(f"α = {c.alpha:g} · T = {c.temperature:g} · {c.labeled_fraction:.0%} of the labels · {c.epochs} epochs"
+               f" · seed {c.seed}" + (f" · hint from {c.hint_layer}" if c.hint_layer else ""))
     cols = st.columns(5)
-    cols[0].metric("Distilled student", f"{result.student_accuracy:.2%}", f"{100 * result.gain:+.1f} pts vs scratch")
-    cols[1].metric("Scratch student", f"{result.scratch_accuracy:.2%}")
-    cols[2].metric("Teacher", f"{result.teacher_accuracy:.2%}")
-    cols[3].metric("Agreement with teacher", f"{result.agreement:.2%}", help="Top-1: same predicted class")
+    cols[0].metric("Distilled student", readable.percent(result.student_accuracy, 2),
+                   f"{readable.points(result.gain)} vs scratch", help=readable.one_image(meta["test_images"]))
+    cols[1].metric("Scratch student", readable.percent(result.scratch_accuracy, 2))
+    cols[2].metric("Teacher", readable.percent(result.teacher_accuracy, 2))
+    cols[3].metric("Agreement with teacher", readable.percent(result.agreement, 2), help="Top-1: same predicted class")
     cols[4].metric("Student parameters", f"{result.student_params:,}",
                    f"{result.student_params / result.teacher_params:.1%} of the teacher's {result.teacher_params:,}",
                    delta_color="off", delta_arrow="off")
@@ -177,10 +209,12 @@ def show_result(result, meta) -> None:
 
 
 live()
+runs_table()
 
 st.subheader("Soft targets: what the teacher teaches")
 n_test = len(teacher.dataset.y_test)
-index = st.number_input("Test image", 0, n_test - 1, 0, key="kd_image", help=f"0 to {n_test - 1}")
+index = st.number_input("Test image", 0, n_test - 1, 0, key="kd_image", help=f"0 to {n_test - 1}",
+                        bind="query-params")
 view = soft_targets(teacher, int(index), min(temperature, MAX_TEMPERATURE))
 pic, bars = st.columns([1, 3])
 pic.plotly_chart(plots_distill.digit_image(view.image, f"test image {view.index}: a {view.classes[view.label]}"))

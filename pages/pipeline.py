@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from compression.core import InputError
+from compression.core import InputError, readable
 from compression.history import pipeline_report, run_from_result
 from compression.models import dense_safetensors, onnx_bytes
 from compression.pipeline import STEPS, PipelineConfig, run_pipeline
@@ -66,6 +66,11 @@ except InputError as exc:
     config = None
 
 
+def file_stem(model_name: str, result) -> str:
+    """Downloads say what they hold: mlp-prune-quantize-encode, not model."""
+    return "-".join([model_name, *result.config.steps])
+
+
 def start() -> None:
     job = st.session_state.get(JOB)
     if job is not None and job.running:
@@ -76,7 +81,7 @@ def start() -> None:
 
     def finish(result, _steps):
         return run_from_result("pipeline", model.name, {**result.to_dict(), "curves": dict(result.curves)},
-                               label=label, file_name="model.clab", file=result.file)
+                               label=label, file_name=f"{file_stem(model.name, result)}.clab", file=result.file)
 
     st.session_state[JOB] = jobs.start(lambda: run_pipeline(model, config), "pipeline", model.name, label,
                                        config.to_dict(), finish)
@@ -121,20 +126,21 @@ if kept is None or kept["model"] != model.name:
 result = kept["result"]
 st.subheader("Result")
 c = st.columns(4)
-c[0].metric("Accuracy (decoded file)", f"{result.accuracy:.2%}",
-            f"{(result.accuracy - result.baseline_accuracy) * 100:+.2f} pt")
-c[1].metric("File size", f"{result.size_bytes:,} B", f"{result.compression_ratio:.1f}× smaller", delta_color="off",
-            delta_arrow="off")
-c[2].metric("fp32 torch.save file", f"{result.baseline_size_bytes:,} B")
-c[3].metric("Latency (batch 1)", f"{result.latency_ms:.3f} ms", f"fp32 {result.baseline_latency_ms:.3f} ms",
+c[0].metric("Accuracy (decoded file)", readable.percent(result.accuracy, 2),
+            readable.points(result.accuracy - result.baseline_accuracy, 2))
+c[1].metric("File size", readable.size(result.size_bytes), f"{result.compression_ratio:.1f}× smaller",
+            delta_color="off", delta_arrow="off")
+c[2].metric("Baseline: fp32 torch.save file", readable.size(result.baseline_size_bytes))
+c[3].metric("Latency (batch 1)", readable.ms(result.latency_ms), f"fp32 {readable.ms(result.baseline_latency_ms)}",
             delta_color="off", delta_arrow="off")
 stage_names = ["start: fp32 file"] + [plots_compare.stage_label(s.name) for s in result.stages]
 st.plotly_chart(plots_compare.stage_bars(stage_names,
                                          [result.baseline_size_bytes] + [s.size_bytes for s in result.stages],
                                          [result.baseline_accuracy] + [s.accuracy for s in result.stages]))
-st.dataframe(pd.DataFrame([{"step": s.name, "accuracy": s.accuracy, "size_bytes": s.size_bytes, "params": s.params,
-                            "non-zeros": s.nonzero_params, "seconds": s.seconds} for s in result.stages]),
-             hide_index=True, column_config={"accuracy": st.column_config.NumberColumn(format="percent")})
+st.dataframe(pd.DataFrame([{"step": plots_compare.stage_label(s.name), "accuracy": readable.percent(s.accuracy, 2),
+                            "file size": readable.size(s.size_bytes), "parameters": readable.count(s.params),
+                            "non-zero parameters": readable.count(s.nonzero_params), "time (s)": f"{s.seconds:.1f}"}
+                           for s in result.stages]), hide_index=True)
 st.caption("Pruning and weight sharing leave an fp32 file the same size (zeros and shared values still cost 4 "
            "bytes each); only the encode step turns them into a smaller file.")
 if "encode" not in result.config.steps:
@@ -145,13 +151,14 @@ st.caption("Latency: decoding restores a dense model, so it runs as fast as the 
 
 st.subheader("Hand over")
 d = st.columns(4)
+stem = file_stem(kept["model"], result)
 if result.file is not None:
-    d[0].download_button("Compressed model (.clab)", result.file, "model.clab", key="dl_clab")
+    d[0].download_button("Compressed model (.clab)", result.file, f"{stem}.clab", key="dl_clab")
 # Callables: each file is built only when its button is clicked (the report inlines 4 MB of plotly.js).
-d[1].download_button("Dense weights (.safetensors)", lambda: dense_safetensors(result.model), "model.safetensors",
-                     key="dl_st")
-d[2].download_button("ONNX (dense fp32)", lambda: onnx_bytes(result.model), "model.onnx", key="dl_onnx")
-d[3].download_button("HTML report", lambda: pipeline_report(result), "report.html", mime="text/html",
+d[1].download_button("Dense weights (.safetensors)", lambda: dense_safetensors(result.model),
+                     f"{stem}-dense.safetensors", key="dl_st")
+d[2].download_button("ONNX (dense fp32)", lambda: onnx_bytes(result.model), f"{stem}-dense.onnx", key="dl_onnx")
+d[3].download_button("HTML report", lambda: pipeline_report(result), f"{stem}-report.html", mime="text/html",
                      key="dl_report")
 if kept["run_id"]:
     st.caption(f"Recorded in the history as run `{kept['run_id']}`: compare it on the Compare page.")

@@ -22,4 +22,4 @@ history.record_button("prune", model.name, measured, f"{config.method} {view.spa
 figures(space, view, config, state["sparsity"])
 why_not_faster(view)
 sensitivity(space, view, config)
-finetune_section(model, config, view.sparsity, space["baseline"].evaluation.accuracy, state["accuracy"])
+finetune_section(model, config, view.sparsity, space["baseline"].evaluation.accuracy)

@@ -56,7 +56,7 @@ def test_threshold_methods_and_bad_input_show_messages(zoo):
     at.selectbox(key="prune_method").set_value("structured").run()
     at.slider(key="sparsity").set_value(0.5).run()
     metrics = _metrics(at)
-    assert metrics["Physically shrunk model"] != metrics["Dense file (safetensors)"]
+    assert metrics["Physically shrunk model"] != metrics["Dense file (torch.save)"]
     at.multiselect(key="prune_exclude").set_value(["fc1", "fc2"]).run()
     assert any("every layer is excluded" in e.value for e in at.error)
     assert not at.exception

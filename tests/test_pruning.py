@@ -11,7 +11,7 @@ from conftest import onnx_upload, state_checksum
 from torch import nn
 
 from compression.core.errors import InputError
-from compression.metrics import safetensors_bytes, state_dict_of
+from compression.metrics import state_dict_of, torch_save_bytes
 from compression.models.loading import LoadedModel
 from compression.models.workbench import Workbench
 from compression.pruning import (
@@ -111,7 +111,7 @@ def test_structured_shrinks_params_file_and_keeps_outputs_of_masked_model(zoo, n
     result = prune(model, PruneConfig(method="structured", amount=0.5))
     assert result.params < result.baseline_params * 0.6
     assert result.size_bytes < result.baseline_size_bytes * 0.6
-    assert len(safetensors_bytes(state_dict_of(result.model.module))) == result.size_bytes
+    assert len(torch_save_bytes(state_dict_of(result.model.module))) == result.size_bytes
     # zeroing a unit's rows and the next layer's columns is exactly removing it
     masked = Workbench(model).evaluate({k: w * result.masks[k] for k, w in model.weights().items()})
     assert masked.accuracy == pytest.approx(result.accuracy)

@@ -25,3 +25,15 @@ def test_st_navigation_still_sets_the_switch_off_as_ensure_routed_does():
 
 def test_the_script_runner_still_consults_the_switch():
     assert "PagesManager.uses_pages_directory" in inspect.getsource(script_runner)
+
+
+def test_page_switch_still_filters_params_in_populate_from_query_string():
+    """ui.common._keep_history_on_page_switch wraps this method and shadows _send_query_param_msg during it."""
+    from streamlit.runtime.state.query_params import QueryParams
+
+    import ui.common  # noqa: F401  (applies the wrapper)
+
+    assert "valid_script_hashes" in inspect.signature(QueryParams.populate_from_query_string).parameters
+    assert QueryParams.populate_from_query_string.keeps_history
+    assert "self._send_query_param_msg()" in inspect.getsource(QueryParams.populate_from_query_string.__wrapped__)
+    assert "populate_from_query_string(" in inspect.getsource(script_runner)

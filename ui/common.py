@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import threading
+from urllib.parse import urlencode
 from contextlib import contextmanager
 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+from streamlit.runtime.state.query_params import QueryParams
 
 from compression.core import InputError, settings
 from compression.models import (
@@ -48,6 +51,41 @@ def ensure_routed() -> None:
         PagesManager.uses_pages_directory = False
         st.rerun()
 
+
+def _keep_history_on_page_switch() -> None:
+    """Stop a page switch from pushing an extra browser-history entry without the old page's settings.
+
+    On a page switch Streamlit drops the old page's URL-bound params and tells the browser at once, which pushes
+    the old page's path without its query string (/quantize) before the new page (/prune): Back then lands on
+    that bare entry and the settings are gone. Without the message the browser pushes the new page with the query
+    string it holds (/prune?bits=2): Back returns to /quantize?bits=2, and params of other pages ride along
+    (ignored by this page, restored when the user returns to theirs). Pinned by tests/test_streamlit_routing_patch.py.
+    """
+    original = QueryParams.populate_from_query_string
+    if getattr(original, "keeps_history", False):
+        return
+
+    def populate(self, query_string: str, valid_script_hashes: set[str] | None = None) -> None:
+        if valid_script_hashes is None:  # not a page switch
+            return original(self, query_string, valid_script_hashes)
+        # An instance attribute shadows the method for this call: the new page's URL carries the filtered params.
+        self._send_query_param_msg = lambda: _set_run_query_string(self)
+        try:
+            return original(self, query_string, valid_script_hashes)
+        finally:
+            del self._send_query_param_msg
+
+    def _set_run_query_string(params: QueryParams) -> None:
+        ctx = get_script_run_ctx()
+        if ctx is not None:
+            ctx.query_string = urlencode(params._query_params, doseq=True)
+
+    populate.keeps_history = True
+    populate.__wrapped__ = original
+    QueryParams.populate_from_query_string = populate
+
+
+_keep_history_on_page_switch()
 
 UPLOAD_WEIGHTS = "Upload weights…"
 UPLOAD_ONNX = "Upload ONNX…"

@@ -7,7 +7,7 @@ from dataclasses import asdict
 import pandas as pd
 import streamlit as st
 
-from compression.core import InputError
+from compression.core import InputError, readable
 from compression.history import Run, run_from_result
 from compression.plots import pruning as plots
 from compression.pruning import FinetuneConfig, GradualConfig, PruneConfig, finetune, prune_gradually
@@ -48,7 +48,7 @@ def _start(kind: str, model, config: PruneConfig, sparsity: float, epochs: int, 
     st.session_state[META] = {"label": label, "status": "running", "model": model.name}
 
 
-def finetune_section(model, config: PruneConfig, sparsity: float, baseline: float, oneshot: float) -> None:
+def finetune_section(model, config: PruneConfig, sparsity: float, baseline: float) -> None:
     """Controls, the live run and the kept results; a no-op message for ONNX models."""
     st.subheader("Fine-tune: win the accuracy back")
     if model.onnx is not None or model.module is None or not model.dataset.has_train:
@@ -59,8 +59,9 @@ def finetune_section(model, config: PruneConfig, sparsity: float, baseline: floa
                "trains while the sparsity rises on the cubic schedule to the same target. Runs continue while "
                "you move the sliders; results are kept below to compare.")
     cols = st.columns([1, 1, 2, 2])
-    epochs = cols[0].number_input("Epochs", 1, 300, 30, key="prune_ft_epochs")
-    lr = cols[1].select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], 1e-3, key="prune_ft_lr")
+    epochs = cols[0].number_input("Epochs", 1, 300, 30, key="prune_ft_epochs", bind="query-params")
+    lr = cols[1].select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], 1e-3, key="prune_ft_lr",
+                               bind="query-params")
     args = (model, config, round(sparsity, 4), int(epochs), float(lr))
     cols[2].button("One-shot + fine-tune", key="prune_ft_start", type="primary", on_click=_start,
                    args=("finetune", *args))
@@ -81,26 +82,29 @@ def finetune_section(model, config: PruneConfig, sparsity: float, baseline: floa
         fraction = job.steps[-1].fraction if steps else 0.0
         jobs.progress_bar(job, fraction, f"{meta['label']}: {fraction:.0%}", "prune_ft_cancel")
         st.plotly_chart(plots.run_progress(steps, meta["label"]))
-        jobs.settle(job, meta, lambda result: _keep(result, meta, steps, oneshot))
+        jobs.settle(job, meta, lambda result: _keep(result, meta, steps))
         jobs.ended(job, f"Cancelled at {fraction:.0%}; nothing was kept. Start again any time.")
 
     live()
     runs = [r for r in st.session_state.get(RUNS, []) if r["model"] == model.name]
     if runs:
-        st.plotly_chart(plots.finetune_curves({r["label"]: r["steps"] for r in runs}, baseline, runs[-1]["oneshot"]))
-        table = pd.DataFrame([{"run": r["label"], "sparsity": r["sparsity"], "accuracy": r["accuracy"],
-                               "one-shot, untrained": r["oneshot"], "dense": r["baseline"],
-                               "kept of dense": r["retention"]} for r in runs])
-        st.dataframe(table, hide_index=True, column_config={
-            c: st.column_config.NumberColumn(format="percent")
-            for c in ("sparsity", "accuracy", "one-shot, untrained", "dense", "kept of dense")})
+        oneshots = [r["oneshot"] for r in runs if r["oneshot"] is not None]
+        st.plotly_chart(plots.finetune_curves({r["label"]: r["steps"] for r in runs}, baseline,
+                                              oneshots[-1] if oneshots else None))
+        # Gradual pruning has no one-shot step: its cell stays empty rather than borrowing the slider's number.
+        table = pd.DataFrame([{"run": r["label"], "sparsity": readable.percent(r["sparsity"]),
+                               "accuracy": readable.percent(r["accuracy"], 2),
+                               "one-shot, untrained": "" if r["oneshot"] is None else readable.percent(r["oneshot"], 2),
+                               "dense": readable.percent(r["baseline"], 2),
+                               "kept of dense": readable.percent(r["retention"])} for r in runs])
+        st.dataframe(table, hide_index=True)
 
 
-def _keep(result, meta: dict, steps: list[dict], oneshot: float) -> None:
+def _keep(result, meta: dict, steps: list[dict]) -> None:
     runs = st.session_state.setdefault(RUNS, [])
     runs.append({"label": meta["label"], "model": meta["model"], "steps": steps,
                  "sparsity": result.sparsity, "accuracy": result.accuracy,
-                 "oneshot": result.oneshot_accuracy if result.oneshot_accuracy is not None else oneshot,
+                 "oneshot": result.oneshot_accuracy,
                  "baseline": result.baseline_accuracy, "retention": result.retention, "record": result.to_dict()})
     del runs[:-6]  # keep the last few runs of this session (the job itself recorded it in the history)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import threading
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
-from compression.core import InputError
+from compression.core import InputError, readable
 from compression.models import Workbench
 from compression.plots import pruning as plots
 from compression.pruning import (
@@ -66,7 +68,11 @@ def workspace(model) -> dict:
 
 
 def controls(space: dict, is_onnx: bool) -> tuple[PruneConfig, Preview, dict]:
-    """Method, scope, sliders -> a config and its measured preview (st.stop() with a message on bad input)."""
+    """Method, scope, sliders -> a config and its measured preview (st.stop() with a message on bad input).
+
+    A disabled control shows the value in force: it is drawn after the measurement, set to what the active
+    control produced (the sparsity a threshold gives, the τ a sparsity gives), so the URL holds it too.
+    """
     w = _widgets(space)
     if w["method"] == "structured" and is_onnx:
         st.info("Structured pruning needs a PyTorch model: an ONNX graph would have to be rewritten. "
@@ -78,12 +84,22 @@ def controls(space: dict, is_onnx: bool) -> tuple[PruneConfig, Preview, dict]:
     except InputError as exc:
         st.error(str(exc))
         st.stop()
+    _disabled_in_force(w, view)
     _warn_extremes(w, view)
     return config, view, {"method": w["method"], "sparsity": w["sparsity"], "accuracy": view.evaluation.accuracy}
 
 
+def threshold_grid(max_abs: float) -> tuple[float, float, int]:
+    """The τ slider's step (1, 2 or 5 × 10^k, about max|w|/500), its top and its decimals: one τ, one way."""
+    raw = max(max_abs / 500, 1e-6)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    decimals = max(0, -math.floor(math.log10(step)))
+    return round(step, decimals), round(math.ceil(max_abs * 1.05 / step) * step, decimals), decimals
+
+
 def _widgets(space: dict) -> dict:
-    """The pruning controls, each bound to the URL."""
+    """The pruning controls, each bound to the URL; the disabled slider is drawn later, by _disabled_in_force."""
     bench = space["bench"]
     layers = [k.rsplit(".", 1)[0] for k in bench.base]
     max_abs = max(float(w.abs().max()) for w in bench.base.values())
@@ -94,26 +110,53 @@ def _widgets(space: dict) -> dict:
     scope = top[1].radio("Scope", ["global", "layer"], key="prune_scope", horizontal=True, bind="query-params",
                          help="global: one threshold for all layers · layer: the same sparsity in every layer",
                          disabled=method == "nm")
+    if method != "magnitude":
+        st.session_state["prune_by"] = "sparsity"  # structured and N:M have no threshold: show what is in force
     by = top[2].radio("Prune by", ["sparsity", "threshold"], key="prune_by", horizontal=True, bind="query-params",
                       disabled=method != "magnitude", help="A target fraction of zeros, or the textbook |w| > τ")
-    exclude = top[3].multiselect("Leave dense (exclude)", layers, key="prune_exclude",
+    exclude = top[3].multiselect("Leave dense (exclude)", layers, key="prune_exclude", bind="query-params",
                                  help="e.g. the first and last layers, which are often the most sensitive")
     by_threshold = method == "magnitude" and by == "threshold"
     left, right = st.columns(2)
-    sparsity = left.slider("Sparsity (fraction of weights removed; structured: of units)", 0.0, 1.0, 0.5, 0.01,
-                           key="sparsity", bind="query-params", disabled=method == "nm" or by_threshold)
-    step = max(round(max_abs / 500, 4), 0.0001)
-    threshold = right.slider("Threshold τ (keep |w| > τ)", 0.0, round(max_abs * 1.05 + step, 4),
-                             min(0.05, round(max_abs / 2, 4)), step, format="%.4f", key="threshold",
-                             bind="query-params", disabled=not by_threshold)
-    nm, norm = "2:4", 1
+    step, top_tau, decimals = threshold_grid(max_abs)
+    w = {"method": method, "scope": scope, "by_threshold": by_threshold, "exclude": tuple(exclude),
+         "sparsity": None, "threshold": None, "nm": "2:4", "norm": 1, "columns": (left, right),
+         "tau": (step, top_tau, decimals)}
+    if not (method == "nm" or by_threshold):
+        w["sparsity"] = _sparsity_slider(left, disabled=False)
+    if by_threshold:
+        w["threshold"] = _threshold_slider(right, w, disabled=False)
     if method == "nm":
-        nm = st.selectbox("N:M pattern", NM_PATTERNS, key="prune_nm", bind="query-params")
+        w["nm"] = st.selectbox("N:M pattern", NM_PATTERNS, key="prune_nm", bind="query-params")
     elif method == "structured":
-        norm = st.radio("Rank units by", [1, 2], format_func=lambda p: f"L{p} norm", key="prune_norm",
-                        horizontal=True)
-    return {"method": method, "scope": scope, "by_threshold": by_threshold, "exclude": tuple(exclude),
-            "sparsity": sparsity, "threshold": threshold, "nm": nm, "norm": norm}
+        w["norm"] = st.radio("Rank units by", [1, 2], format_func=lambda p: f"L{p} norm", key="prune_norm",
+                             horizontal=True, bind="query-params")
+    return w
+
+
+def _sparsity_slider(column, disabled: bool) -> float:
+    return column.slider("Sparsity (fraction of weights removed; structured: of units)", 0.0, 1.0, 0.5, 0.01,
+                         key="sparsity", bind="query-params", disabled=disabled)
+
+
+def _threshold_slider(column, w: dict, disabled: bool) -> float:
+    step, top_tau, decimals = w["tau"]
+    default = round(round(min(0.05, top_tau / 2) / step) * step, decimals)
+    return column.slider("Threshold τ (keep |w| > τ)", 0.0, top_tau, default, step, format=f"%.{decimals}f",
+                         key="threshold", bind="query-params", disabled=disabled)
+
+
+def _disabled_in_force(w: dict, view: Preview) -> None:
+    """Draw the disabled slider showing the value the active control put in force."""
+    left, right = w["columns"]
+    step, top_tau, decimals = w["tau"]
+    if w["sparsity"] is None:  # by threshold, or N:M: the sparsity is what they produced
+        st.session_state["sparsity"] = round(view.sparsity, 2)
+        w["sparsity"] = _sparsity_slider(left, disabled=True)
+    if w["threshold"] is None:
+        if w["method"] == "magnitude":  # by sparsity: the τ that sparsity needs
+            st.session_state["threshold"] = min(round(round(view.threshold / step) * step, decimals), top_tau)
+        w["threshold"] = _threshold_slider(right, w, disabled=True)
 
 
 def _config(w: dict) -> PruneConfig:
@@ -151,29 +194,31 @@ def metric_cards(view: Preview, baseline: Baseline, method: str) -> None:
     """Accuracy, non-zeros, latency; dense file vs sparse encoding vs physically shrunk model."""
     acc, base_acc = view.evaluation.accuracy, baseline.evaluation.accuracy
     cards = [c for row in (st.columns(3), st.columns(3)) for c in row]
-    cards[0].metric("Accuracy (held-out)", f"{acc:.2%}", f"{100 * (acc - base_acc):+.1f} pts vs dense",
-                    help=f"dense {base_acc:.2%} on {view.evaluation.samples} test samples")
+    cards[0].metric("Accuracy (held-out)", readable.percent(acc, 2), f"{readable.points(acc - base_acc)} vs dense",
+                    help=f"dense {readable.percent(base_acc, 2)}. {readable.one_image(view.evaluation.samples)}")
     cards[1].metric("Non-zero parameters", f"{view.nonzero_params:,}", f"of {baseline.params:,} · "
                     f"{view.sparsity:.1%} of weights pruned", delta_color="off", delta_arrow="off")
     if view.latency_ms is not None:
-        shrunk = f" · shrunk {view.shrunk_latency_ms:.2f} ms" if view.shrunk_latency_ms is not None else ""
-        cards[2].metric("Latency, masked model (best run, batch 32)", f"{view.latency_ms:.2f} ms",
-                        f"dense {view.dense_latency_ms:.2f} ms{shrunk}", delta_color="off", delta_arrow="off",
-                        help="fastest of 3-5 real forward passes on this server's CPU, the three models timed in turns")
+        cards[2].metric(f"Latency, masked model (median of {view.latency_runs}, batch 32)", readable.ms(view.latency_ms),
+                        latency_verdict(view), delta_color="off", delta_arrow="off",
+                        help=f"median of {view.latency_runs} real forward passes after 3 warm-up rounds, the models "
+                             f"timed in turns on this server's CPU; runs spread by up to "
+                             f"{readable.ms(view.latency_spread_ms)} (p10 to p90)")
     else:
         cards[2].metric("Latency", "—", "not timed for ONNX here", delta_color="off", delta_arrow="off")
-    cards[3].metric("Dense file (safetensors)", f"{baseline.size_bytes / 1024:,.1f} KiB",
+    cards[3].metric("Dense file (torch.save)", readable.size(baseline.size_bytes),
                     "same bytes: a zero costs 4 bytes too", delta_color="off", delta_arrow="off",
-                    help="the masked model written as float32 safetensors: exactly as big as the dense one")
-    cards[4].metric("Sparse encoding", f"{view.sparse_size_bytes / 1024:,.1f} KiB",
+                    help="the baseline on every page: the masked model's weights written with torch.save, exactly "
+                         "as big as the dense one's")
+    cards[4].metric("Sparse encoding", readable.size(view.sparse_size_bytes),
                     f"{view.sparse_size_bytes / baseline.size_bytes:.0%} of the dense file", delta_color="off",
                     delta_arrow="off",
-                    help="a real safetensors file: non-zero values + a 1-bit mask per weight")
+                    help="a real torch.save file: non-zero values + a 1-bit mask per weight")
     if view.shrunk_size_bytes is not None:
         removed = baseline.params - view.shrunk_params
         what = ("units removed" if method == "structured" else "dead units removed") if removed else \
             "no whole unit was dead: nothing to remove"
-        cards[5].metric("Physically shrunk model", f"{view.shrunk_size_bytes / 1024:,.1f} KiB",
+        cards[5].metric("Physically shrunk model", readable.size(view.shrunk_size_bytes),
                         f"{view.shrunk_params:,} params · {what}", delta_color="off", delta_arrow="off",
                         help="The model rebuilt without removed units (structured) or without units whose outgoing "
                              "weights are all zero (unstructured): a real, smaller architecture")
@@ -193,39 +238,70 @@ def figures(space: dict, view: Preview, config: PruneConfig, sparsity: float) ->
         curve = space["curves"][curve_key]
 
     row1 = st.columns(2)
-    log_y = row1[0].toggle("Log scale", key="prune_hist_log", value=True)
+    log_y = row1[0].toggle("Log scale", key="prune_hist_log", value=True, bind="query-params")
     before = space["before"]
     after = kept_histogram({k: view.weights.get(k, w) for k, w in bench.base.items()}, before)
-    tau = view.threshold if config.method == "magnitude" else 0.0  # N:M and structured have no single τ
-    row1[0].plotly_chart(plots.pruning_histogram(before, after, tau, log_y=log_y))
+    # N:M and structured have no single τ; otherwise the τ in force, written as the slider writes it
+    decimals = threshold_grid(max(float(w.abs().max()) for w in bench.base.values()))[2]
+    tau = round(config.threshold if config.threshold is not None else view.threshold, decimals) \
+        if config.method == "magnitude" else 0.0
+    row1[0].plotly_chart(plots.pruning_histogram(before, after, tau, log_y=log_y, decimals=decimals))
     sizes = {k: w.numel() for k, w in bench.base.items()}
     all_layers = {**{k: 0.0 for k in bench.base}, **view.layer_sparsity}
     row1[1].plotly_chart(plots.layer_sparsity_bars(all_layers, sizes))
     row2 = st.columns(2)
-    curve_title = ("Accuracy vs fraction of units removed" if config.method == "structured" else
-                   f"Accuracy vs sparsity ({'global' if config.scope == 'global' else 'per-layer'} magnitude)")
+    if config.method == "nm":
+        pattern = f"{config.n}:{config.m}"
+        curve_title, names = f"N:M {pattern} (◆) beside global magnitude pruning", (f"N:M {pattern}", "global magnitude")
+    elif config.method == "structured":
+        curve_title, names = "Accuracy vs fraction of units removed", ("current", "structured")
+    else:
+        curve_title = f"Accuracy vs sparsity ({'global' if config.scope == 'global' else 'per-layer'} magnitude)"
+        names = ("current", "magnitude")
     row2[0].plotly_chart(plots.accuracy_curve([p.amount for p in curve], [p.accuracy for p in curve],
                                               (view.sparsity if config.method != "structured" else sparsity, acc),
-                                              base_acc, curve_title))
+                                              base_acc, curve_title, current_name=names[0], curve_name=names[1]))
     masked_layers = list(view.masks)
-    layer = row2[1].selectbox("Mask of layer", masked_layers, key="prune_mask_layer")
+    layer = row2[1].selectbox("Mask of layer", masked_layers, key="prune_mask_layer", bind="query-params")
     row2[1].plotly_chart(plots.mask_heatmap(mask_grid(view.masks[layer]), layer, tuple(view.masks[layer].shape)))
     st.caption(f"{len(curve)} points measured on held-out data with one working copy of the model · "
-               "histograms and heat-map are computed on the server (100 bins, at most 64x64 cells)")
+               "histograms are computed on the server (100 bins); the heat-map shows one cell per weight, at most "
+               "the first 64 units × 64 inputs")
+    if config.method == "nm":
+        _nm_tail_note(view, config)
+
+
+def _nm_tail_note(view: Preview, config: PruneConfig) -> None:
+    """Say why N:M sparsity can miss n/m: a layer whose inputs are not a multiple of m keeps its short tail group."""
+    tails = {k.rsplit(".", 1)[0]: mask.reshape(mask.shape[0], -1).shape[1] for k, mask in view.masks.items()
+             if mask.reshape(mask.shape[0], -1).shape[1] % config.m}
+    if tails:
+        listed = ", ".join(f"{layer} has {cols} inputs ({cols % config.m} left over)" for layer, cols in tails.items())
+        st.caption(f"{config.n}:{config.m} removes {readable.percent(view.sparsity)} rather than "
+                   f"{readable.percent(1 - config.n / config.m, 0)}: {listed}; the short group at the end of each "
+                   f"row keeps up to {config.n} weights, so it loses fewer than {config.m - config.n} of {config.m}.")
+
+
+def latency_verdict(view: Preview) -> str:
+    """One reading of the three timings, shared by the card and the text under it."""
+    shrunk = f" · shrunk {readable.ms(view.shrunk_latency_ms)}" if view.shrunk_latency_ms is not None else ""
+    dense = f"dense {readable.ms(view.dense_latency_ms)}"
+    if view.same_speed_as_dense:
+        return f"{dense}: same speed within timer noise{shrunk}"
+    ratio = view.latency_ms / view.dense_latency_ms
+    return f"{dense}: {ratio:.2f}× dense, timer noise from other work on this server, not the zeros{shrunk}"
 
 
 def why_not_faster(view: Preview) -> None:
     """Plain words, with the measured times."""
     st.subheader("Why is the pruned model not faster?")
     if view.latency_ms is not None:
-        ratio = view.latency_ms / view.dense_latency_ms if view.dense_latency_ms else 1.0
-        verdict = ("about the same" if 0.8 <= ratio <= 1.25 else
-                   f"{ratio:.2f}x the dense time — timer noise from other work on this server, not the zeros")
+        verdict = latency_verdict(view)
         shrunk_line = (f" The physically shrunk model (units removed, smaller matrices) took "
-                       f"**{view.shrunk_latency_ms:.2f} ms**." if view.shrunk_latency_ms is not None else "")
+                       f"**{readable.ms(view.shrunk_latency_ms)}**." if view.shrunk_latency_ms is not None else "")
         st.markdown(
-            f"The masked model ran in **{view.latency_ms:.2f} ms**, the dense one in "
-            f"**{view.dense_latency_ms:.2f} ms** ({verdict}). A dense matrix multiply does every multiplication "
+            f"The masked model ran in **{readable.ms(view.latency_ms)}**, the dense one in "
+            f"**{readable.ms(view.dense_latency_ms)}** ({verdict}). A dense matrix multiply does every multiplication "
             "whether the weight is zero or not — "
             "the zeros are still stored as 4-byte floats and still multiplied. Sparse kernels pay for index "
             "bookkeeping and only win at very high sparsity on large layers; 2:4 patterns need GPU hardware "
@@ -243,7 +319,7 @@ def sensitivity(space: dict, view: Preview, config: PruneConfig) -> None:
     with st.expander("Sensitivity scan: which layers can lose the most?"):
         st.caption("Each layer pruned alone at several sparsities (the Distiller / NNI analysis), then a per-layer "
                    "allocation for the current target that spends accuracy where it is cheapest.")
-        if st.toggle("Run the scan", key="prune_scan"):
+        if st.toggle("Run the scan", key="prune_scan", bind="query-params"):
             with space["lock"]:
                 if space["scan"] is None or space["scan"][0] != config.exclude:
                     space["scan"] = (config.exclude, sensitivity_scan(bench, exclude=config.exclude))
@@ -260,8 +336,18 @@ def sensitivity(space: dict, view: Preview, config: PruneConfig) -> None:
                                                          exclude=config.exclude), baseline)
                     space["allocation"] = (key, allocation, allocated, uniform)
                 _, allocation, allocated, uniform = space["allocation"]
-            st.dataframe(pd.DataFrame([{"layer": k.rsplit(".", 1)[0], "weights": sizes[k], "suggested sparsity": a}
-                                       for k, a in allocation.layer_amounts]), hide_index=True,
-                         column_config={"suggested sparsity": st.column_config.NumberColumn(format="percent")})
-            st.markdown(f"At {target:.0%} overall: suggested allocation **{allocated.evaluation.accuracy:.2%}** "
-                        f"vs global magnitude **{uniform.evaluation.accuracy:.2%}** (both measured).")
+            # The drop each layer costs alone at its suggested sparsity, read off the scan: it says why a layer
+            # that is sensitive at 99% can still take more at 94% than a bigger layer.
+            drops = {layer: np.interp(a, scan.amounts, [scan.baseline_accuracy - acc for acc in row])
+                     for (layer, a), row in zip(allocation.layer_amounts, scan.accuracy)}
+            st.dataframe(pd.DataFrame([{"layer": k.rsplit(".", 1)[0], "weights": readable.count(sizes[k]),
+                                        "suggested sparsity": readable.percent(a),
+                                        "drop alone at that sparsity (scan)": readable.points(-drops[k])}
+                                       for k, a in allocation.layer_amounts]), hide_index=True)
+            samples = allocated.evaluation.samples
+            images = round((allocated.evaluation.accuracy - uniform.evaluation.accuracy) * samples)
+            chance = abs(images) <= 3
+            ours, theirs = (readable.percent(p.evaluation.accuracy, 2) for p in (allocated, uniform))
+            st.markdown(f"At {target:.0%} overall: suggested allocation **{ours}** vs global magnitude **{theirs}** "
+                        f"(both measured): {images:+d} test images of {samples:,}" +
+                        (", a difference of a few images is chance: neither is better here." if chance else "."))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import streamlit as st
 import torch
 
-from compression.core import InputError, Job
+from compression.core import InputError, Job, readable
 from compression.history import run_from_result
 from compression.models import LoadedModel, Workbench
 from compression.plots import quantization as plots_quant
@@ -15,6 +17,7 @@ from compression.quantization import (
     OBSERVERS,
     ActivationQuantConfig,
     Int8Config,
+    Int8Measure,
     QATConfig,
     QuantConfig,
     compare_speed,
@@ -57,17 +60,18 @@ def activations_section(model: LoadedModel, config: QuantConfig) -> None:
     if model.module is None:
         st.info(NEEDS_TORCH.format("Activation quantization"))
         return
-    if not st.toggle("Quantize activations too", key="q_activations",
+    if not st.toggle("Quantize activations too", key="q_activations", bind="query-params",
                      help="Round the input of every Linear/Conv layer to a grid fixed by a calibration pass"):
         st.caption("Off: only weights are rounded. Turn on to also round every layer's input, with ranges "
                    "observed on a few training batches.")
         return
     cols = st.columns(3)
-    act_bits = cols[0].slider("Activation bits", 2, 16, 8, key="q_act_bits")
-    observer = cols[1].selectbox("Observer", OBSERVERS, key="q_observer",
+    act_bits = cols[0].slider("Activation bits", 2, 16, 8, key="q_act_bits", bind="query-params")
+    observer = cols[1].selectbox("Observer", OBSERVERS, key="q_observer", bind="query-params",
                                  help="min-max: widest range seen; percentile: clip the rarest values; "
                                       "moving-average: smoothed per-batch min and max")
-    batches = cols[2].number_input("Calibration batches (64 images each)", 1, 32, 4, key="q_calib")
+    batches = cols[2].number_input("Calibration batches (64 images each)", 1, 32, 4, key="q_calib",
+                                   bind="query-params")
     try:
         result = quantize_activations(model, ActivationQuantConfig(config, act_bits, observer,
                                                                    calibration_batches=int(batches)))
@@ -109,21 +113,23 @@ def _record_finished_qat() -> None:
     points[meta["bits"]] = job.result.qat.accuracy
 
 
-def _qat_run(result, steps, label: str):
-    """The history record of a finished QAT run (built in the job's thread)."""
+def _qat_run(result, steps, model_name: str, label: str):
+    """The history record of a finished QAT run (built in the job's thread), under the model the user picked."""
     q = result.qat
-    return run_from_result("quantize", q.quantized.source.name, {
+    return run_from_result("quantize", model_name, {
         **q.to_dict(), "control_accuracy": result.control.accuracy, "control_ptq_accuracy": result.control.ptq_accuracy,
         "curves": _runs(steps)}, label)
 
 
 def _start_qat(model: LoadedModel, config: QuantConfig, epochs: int, lr: float) -> None:
     qat_config = QATConfig(config, TrainConfig(epochs=epochs, lr=lr))
-    label = f"QAT {config.bits}-bit"
+    # The model the user picked, not the QAT master copy's name: one model in Compare's filter.
+    label = f"QAT {config.bits}-bit, {epochs} epochs, lr {lr:g}"
     st.session_state["qat_job"] = jobs.start(lambda: qat_with_control(model, qat_config), "quantize", model.name,
                                              label, {"quant": config.to_dict(), "epochs": epochs, "lr": lr},
-                                             lambda result, steps: _qat_run(result, steps, label))
-    st.session_state["qat_meta"] = {"key": curve_key(model, config), "bits": config.bits,
+                                             lambda result, steps: _qat_run(result, steps, model.name, label))
+    st.session_state["qat_meta"] = {"key": curve_key(model, config), "bits": config.bits, "model": model.name,
+                                    "epochs": epochs, "lr": lr,
                                     "baseline": model.evaluate().accuracy}
 
 
@@ -138,8 +144,8 @@ def qat_section(model: LoadedModel, config: QuantConfig) -> None:
     job = st.session_state.get("qat_job")
     running = job is not None and job.running
     cols = st.columns([2, 2, 3])
-    epochs = cols[0].number_input("QAT epochs", 1, 200, 10, key="qat_epochs")
-    lr = cols[1].select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], 1e-3, key="qat_lr")
+    epochs = cols[0].number_input("QAT epochs", 1, 200, 10, key="qat_epochs", bind="query-params")
+    lr = cols[1].select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], 1e-3, key="qat_lr", bind="query-params")
     cols[2].button(f"Start QAT at {config.bits} bits (+ fp32 control)", key="qat_start", disabled=running,
                    on_click=_start_qat, args=(model, config, int(epochs), float(lr)))
     st.caption("QAT fine-tunes a copy with rounded weights in the forward pass. The **fp32 control** fine-tunes "
@@ -216,13 +222,21 @@ def int8_result(model: LoadedModel):
     return saved[1] if saved and saved[0] == model_token(model, "q") else None
 
 
+def _one_measurement(m: Int8Measure) -> Int8Measure:
+    """The int8 and fp32 times of the speed bars (taken in turns with fake-quant), so card and chart agree."""
+    latency = st.session_state.get("q_latency")
+    if latency is None or latency.int8_ms is None:
+        return m
+    return replace(m, latency_ms=latency.int8_ms, baseline_latency_ms=latency.fp32_ms, batch_size=latency.batch)
+
+
 def int8_section(model: LoadedModel, weights: dict) -> None:
     st.subheader("Real int8 deployment")
     if model.module is None:
         st.info(NEEDS_TORCH.format("Real int8 deployment"))
         return
     cols = st.columns([2, 2, 3])
-    mode = cols[0].selectbox("int8 mode", MODES, key="int8_mode",
+    mode = cols[0].selectbox("int8 mode", MODES, key="int8_mode", bind="query-params",
                              help="dynamic: int8 weights, activations quantized per batch on the fly (Linear); "
                                   "static: int8 weights and activations, ranges calibrated once (Linear and Conv)")
     cols[1].button("Convert and measure", key="int8_run", on_click=_run_int8,
@@ -234,12 +248,12 @@ def int8_section(model: LoadedModel, weights: dict) -> None:
         st.error(saved[2])
     result = int8_result(model)
     if result is not None:
-        m = result.measure
+        m = _one_measurement(result.measure)
         c = st.columns(4)
-        c[0].metric("int8 accuracy", f"{result.accuracy:.2%}", f"fp32 {result.baseline_accuracy:.2%}",
-                    delta_color="off", delta_arrow="off")
-        c[1].metric(f"Latency (batch {m.batch_size})", f"{m.latency_ms:.3f} ms", f"fp32 {m.baseline_latency_ms:.3f} ms",
-                    delta_color="off", delta_arrow="off")
+        c[0].metric("int8 accuracy", readable.percent(result.accuracy, 2),
+                    f"fp32 {readable.percent(result.baseline_accuracy, 2)}", delta_color="off", delta_arrow="off")
+        c[1].metric(f"Latency (batch {m.batch_size})", readable.ms(m.latency_ms), f"fp32 {readable.ms(m.baseline_latency_ms)}",
+                    delta_color="off", delta_arrow="off", help="the same measurement as the bars above")
         c[2].metric("int8 file (torch.save)", f"{m.size_bytes / 1024:,.1f} KiB", f"{m.size_ratio:.1f}× smaller",
                     delta_color="off", delta_arrow="off")
         c[3].metric("Speed-up", f"{m.speedup:.3g}×")

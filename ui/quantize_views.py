@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from compression.core import InputError
+from compression.core import InputError, readable
 from compression.models import LoadedModel, Workbench
 from compression.plots import quantization as plots_quant
 from compression.quantization import (
@@ -74,12 +74,12 @@ def controls(model: LoadedModel) -> Settings:
                                          help="min-max: no clipping; percentile: clip the rarest values; "
                                               "mse: the range with the least squared error")
     options = st.columns([2, 2, 2, 3])
-    percentile = options[0].number_input("Percentile", 90.0, 100.0, 99.9, 0.1, key="q_percentile",
+    percentile = options[0].number_input("Percentile", 90.0, 100.0, 99.9, 0.1, key="q_percentile", bind="query-params",
                                          disabled=range_method != "percentile")
-    binary = options[1].toggle("Binary at 1 bit", key="q_binary", help="sign(w) × mean|w| per channel")
-    ternary = options[2].toggle("Ternary at 2 bits", key="q_ternary", help="{−a, 0, +a}, threshold 0.7·mean|w|")
-    layer = options[3].selectbox("Layer", list(weights), key="q_layer")
-    mixed = st.toggle("Mixed precision (bits per layer, guided by sensitivity)", key="q_mixed")
+    binary = options[1].toggle("Binary at 1 bit", key="q_binary", bind="query-params", help="sign(w) × mean|w| per channel")
+    ternary = options[2].toggle("Ternary at 2 bits", key="q_ternary", bind="query-params", help="{−a, 0, +a}, threshold 0.7·mean|w|")
+    layer = options[3].selectbox("Layer", list(weights), key="q_layer", bind="query-params")
+    mixed = st.toggle("Mixed precision (bits per layer, guided by sensitivity)", key="q_mixed", bind="query-params")
     try:
         config = QuantConfig(bits=bits, scheme=scheme, granularity=granularity, range_method=range_method,
                              percentile=percentile, binary=binary, ternary=ternary)
@@ -127,9 +127,10 @@ def live_views(model: LoadedModel, settings: Settings, result: QuantResult, benc
     view = remembered("q_views", (model_token(model, "q"), config_key(config), layer),
                       lambda: layer_view(weights[layer], result.quantized.qtensors[layer]))
     cols = st.columns(4)
-    cols[0].metric("Accuracy (held-out)", f"{result.accuracy:.2%}",
-                   f"{(result.accuracy - result.baseline_accuracy) * 100:+.1f} points vs fp32", delta_color="normal")
-    cols[1].metric("Packed file", f"{result.size_bytes / 1024:,.1f} KiB",
+    cols[0].metric("Accuracy (held-out)", readable.percent(result.accuracy, 2),
+                   f"{readable.points(result.accuracy - result.baseline_accuracy)} vs fp32", delta_color="normal",
+                   help=readable.one_image(len(model.dataset.y_test)))
+    cols[1].metric("Packed file", readable.size(result.size_bytes),
                    f"{result.baseline_size_bytes / result.size_bytes:.1f}× smaller than fp32", delta_color="off",
                    delta_arrow="off",
                    help=f"{result.size_bytes:,} bytes of a real packed file vs {result.baseline_size_bytes:,} bytes "
@@ -141,7 +142,7 @@ def live_views(model: LoadedModel, settings: Settings, result: QuantResult, benc
     left, right = st.columns(2)
     qt = result.quantized.qtensors[layer]
     grid_note = " (grid of the widest channel)" if qt.qparams.axis is not None else ""
-    log_y = left.toggle("Log scale", key="q_log")
+    log_y = left.toggle("Log scale", key="q_log", bind="query-params")
     title = f"{layer}: weights and the {config.bits_for(layer)}-bit grid{grid_note}"
     left.plotly_chart(plots_quant.quant_histogram(view.hist, view.clipped, view.levels, title, log_y=log_y),
                       key="q_hist")
@@ -155,23 +156,41 @@ def live_views(model: LoadedModel, settings: Settings, result: QuantResult, benc
     points = st.session_state["q_curves"][curve_key]
     curves = {"PTQ": ([p.bits for p in points], [p.accuracy for p in points])}
     curves.update(sections.qat_curve_points(model, base_config))
+    labels = {1: "binary" if base_config.binary else "", 2: "ternary" if base_config.ternary else ""}
+    current, marked_bits = None, base_config.bits
+    if config.layer_bits:  # mixed precision: the model in force is on no curve; mark it at its average bits
+        marked_bits = average_bits(result, weights)
+        current = (marked_bits, result.accuracy, f"mixed precision (average {marked_bits:.1f} bits)")
     left, right = st.columns(2)
-    left.plotly_chart(plots_quant.accuracy_vs_bits(curves, result.baseline_accuracy, base_config.bits),
-                      key="q_curve")
+    left.plotly_chart(plots_quant.accuracy_vs_bits(curves, result.baseline_accuracy, marked_bits, current=current,
+                                                   point_labels=labels), key="q_curve")
     right.plotly_chart(plots_quant.sqnr_bars([r.layer for r in result.layers], [r.sqnr_db for r in result.layers],
                                              [r.bits for r in result.layers]), key="q_sqnr")
 
 
+def average_bits(result: QuantResult, weights: dict) -> float:
+    """Bits per weight of the model in force, weighted by each layer's size (mixed precision)."""
+    sizes = {r.layer: weights[r.layer].numel() for r in result.layers}
+    return sum(r.bits * sizes[r.layer] for r in result.layers) / max(sum(sizes.values()), 1)
+
+
+def packed_label(result: QuantResult, weights: dict) -> str:
+    if result.config.layer_bits:
+        return f"packed, mixed (avg {average_bits(result, weights):.1f}-bit)"
+    c = result.config
+    special = " binary" if c.bits == 1 and c.binary else " ternary" if c.bits == 2 and c.ternary else ""
+    return f"packed {c.bits}-bit{special}"
+
+
 def size_and_speed(model: LoadedModel, result: QuantResult, bench: Workbench) -> None:
     """Real file sizes and measured latency: fp32, fake-quant, packed file, real int8 (once measured)."""
-    bits = result.config.bits
     st.subheader("Size and speed")
     if model.module is not None:
         if st.session_state["q_latency"] is None:
             with session_lock("q"):
                 st.session_state["q_latency"] = compare_speed(model, bench, result.weights)
         latency = st.session_state["q_latency"]
-        labels = ["fp32", "fake-quant", f"packed {bits}-bit"]
+        labels = ["fp32", "fake-quant", packed_label(result, model.weights())]
         sizes = [result.baseline_size_bytes, latency.fake_size_bytes, result.size_bytes]
         times = [latency.fp32_ms, latency.fake_ms, None]
         int8 = sections.int8_result(model)
@@ -180,11 +199,16 @@ def size_and_speed(model: LoadedModel, result: QuantResult, bench: Workbench) ->
             sizes.append(int8.measure.size_bytes)
             times.append(latency.int8_ms)
         st.plotly_chart(plots_quant.size_latency_bars(labels, sizes, times), key="q_bars")
-        st.caption(f"Latency: median ms per batch of {latency.batch} held-out images on this server's CPU, the "
-                   "models timed in turns (measured once; again with int8). Fake-quant keeps fp32 tensors (rounded "
-                   "values), so its file and speed equal fp32's; the packed file holds "
-                   f"{bits}-bit codes plus scales (decoded back to fp32 to run). Only real int8 changes the kernels.")
+        gap = latency.fake_ms / latency.fp32_ms if latency.fp32_ms else 1.0
+        speed = ("so it runs as fast as fp32" if 0.8 <= gap <= 1.25 else
+                 f"so the {gap:.1f}× gap measured here is timer noise from other work on this server, not the "
+                 "rounding")
+        st.caption(f"Latency: median ms per batch of {latency.batch} held-out images on this server's CPU after "
+                   "warm-up, the models timed in turns (measured once; again with int8). Fake-quant runs the same "
+                   f"fp32 kernels on rounded values, {speed}; its torch.save file is fp32's size. The packed file "
+                   "holds the codes plus scales (decoded back to fp32 to run). Only real int8 changes the kernels. "
+                   "Every file size on this page is against the fp32 torch.save file.")
     else:
-        st.plotly_chart(plots_quant.size_latency_bars(["fp32 ONNX", f"packed {bits}-bit"],
+        st.plotly_chart(plots_quant.size_latency_bars(["fp32 ONNX", packed_label(result, model.weights())],
                                                       [result.baseline_size_bytes, result.size_bytes], [None, None]),
                         key="q_bars")

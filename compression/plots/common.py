@@ -36,8 +36,11 @@ def training_curves(steps: Sequence[dict], title: str = "Training") -> go.Figure
     acc = [s for s in steps if s.get("test_accuracy") is not None]
     fig.add_trace(go.Scatter(x=[s["epoch"] for s in acc], y=[s["test_accuracy"] for s in acc],
                              name="test accuracy", mode="lines+markers", yaxis="y2", line_color="#54a24b"))
+    # Legend under the plot: on the right it would cover the accuracy axis. Accuracy in percent, in order.
     fig.update_layout(title=title, xaxis_title="epoch", yaxis=dict(title="loss"),
-                      yaxis2=dict(title="accuracy", overlaying="y", side="right", range=[0, 1]), **_LAYOUT)
+                      yaxis2=dict(title="test accuracy", overlaying="y", side="right", range=[0, 1.02],
+                                  tickmode="linear", tick0=0, dtick=0.2, tickformat=".0%", showgrid=False),
+                      legend=dict(orientation="h", y=-0.25), **_LAYOUT)
     return fig
 
 

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
+from compression.plots.axes import percent_axis
+
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=380, template="plotly_white")
 
 
@@ -28,7 +30,7 @@ def pareto_chart(xs: Sequence[float], ys: Sequence[float], labels: Sequence[str]
     if budget is not None:
         fig.add_vline(x=budget, line_color="#54a24b", annotation_text="budget")
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title="accuracy (held-out)", **_LAYOUT)
-    fig.update_yaxes(tickformat=".0%", range=[max(0.0, min(ys, default=0.0) - 0.05), 1.01])  # accuracy: never 150%
+    fig.update_yaxes(**percent_axis(ys, pad=0.03))  # accuracy: never 150%, ticks that differ
     if log_x:
         fig.update_xaxes(type="log")
     return fig
@@ -47,14 +49,12 @@ def stage_bars(names: Sequence[str], sizes: Sequence[int], accuracies: Sequence[
                              line_color="#54a24b"))
     # An explicit log range: plotly's autorange can leave the smallest bar (the encoded file) below the axis.
     low, high = math.log10(max(1, min(sizes))), math.log10(max(1, max(sizes)))
-    acc_low = max(0.0, min(accuracies) - 0.05)
-    # Explicit accuracy ticks: an axis overlaying a log axis otherwise gets log-style tick labels.
-    ticks = [acc_low + i * (1.0 - acc_low) / 4 for i in range(5)]
+    # Linear ticks in percent: an axis overlaying a log axis otherwise gets log-style tick labels.
+    accuracy_axis = percent_axis(accuracies, pad=0.03)
     fig.update_layout(title="After each step",
                       yaxis=dict(title="bytes (log)", type="log", dtick=1, range=[low - 0.5, high + 0.4]),
-                      yaxis2=dict(title="accuracy", overlaying="y", side="right", type="linear", tickmode="array",
-                                  tickvals=ticks, ticktext=[f"{t:.0%}" for t in ticks], range=[acc_low, 1.01],
-                                  showgrid=False), legend=dict(orientation="h", y=-0.15), **_LAYOUT)
+                      yaxis2=dict(title="accuracy", overlaying="y", side="right", type="linear", showgrid=False,
+                                  **accuracy_axis), legend=dict(orientation="h", y=-0.15), **_LAYOUT)
     return fig
 
 
@@ -69,5 +69,6 @@ def curves_side_by_side(series: Sequence[tuple[str, Sequence[float], Sequence[fl
 def layer_bars(series: Sequence[tuple[str, Sequence[str], Sequence[float]]], title: str) -> go.Figure:
     """Grouped bars per layer for several runs (e.g. per-layer sparsity)."""
     fig = go.Figure([go.Bar(x=list(x), y=list(y), name=name) for name, x, y in series])
-    fig.update_layout(title=title, barmode="group", yaxis_title="sparsity", yaxis_tickformat=".0%", **_LAYOUT)
+    fig.update_layout(title=title, barmode="group", yaxis_title="sparsity", yaxis_tickformat=".0%", showlegend=True,
+                      legend=dict(orientation="h", y=-0.2), **_LAYOUT)
     return fig

@@ -12,6 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from compression.core.histogram import Histogram
+from compression.plots.axes import percent_axis
 
 _COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d")
 
@@ -30,7 +31,7 @@ def _hline(y: float, text: str, color: str = "#888", dash: str = "dash", positio
 
 
 def pruning_histogram(before: Histogram, after: Histogram, threshold: float, log_y: bool = False,
-                      title: str = "Weights before and after") -> go.Figure:
+                      title: str = "Weights before and after", decimals: int = 4) -> go.Figure:
     """All weights (before) and the survivors (after) on the same bins; ±τ marked."""
     width = before.edges[1] - before.edges[0] if len(before.edges) > 1 else 1.0
     x = np.asarray(before.centers, dtype=np.float32)
@@ -41,7 +42,7 @@ def pruning_histogram(before: Histogram, after: Histogram, threshold: float, log
     shapes = [dict(type="line", yref="paper", y0=0, y1=1, x0=x, x1=x, line=dict(color="#e45756", dash="dash"))
               for x in ((-threshold, threshold) if threshold > 0 else ())]
     return _figure(data, dict(
-        title=dict(text=f"{title} (τ = {threshold:.4g})" if threshold > 0 else title), barmode="overlay", bargap=0,
+        title=dict(text=f"{title} (τ = {threshold:.{decimals}f})" if threshold > 0 else title), barmode="overlay", bargap=0,
         shapes=shapes,
         xaxis=dict(title=dict(text="weight value")),
         yaxis=dict(title=dict(text="count"), type="log" if log_y else "linear", dtick=1 if log_y else None),
@@ -60,34 +61,36 @@ def layer_sparsity_bars(layer_sparsity: Mapping[str, float], sizes: Mapping[str,
 
 
 def accuracy_curve(amounts: Sequence[float], accuracies: Sequence[float], current: tuple[float, float] | None,
-                   baseline: float, title: str = "Accuracy vs sparsity") -> go.Figure:
+                   baseline: float, title: str = "Accuracy vs sparsity", current_name: str = "current",
+                   curve_name: str = "pruned") -> go.Figure:
     """The measured curve, the dense accuracy as a dashed line and the current setting as a red point."""
-    data = [dict(type="scatter", x=list(amounts), y=list(accuracies), mode="lines+markers", name="pruned",
+    data = [dict(type="scatter", x=list(amounts), y=list(accuracies), mode="lines+markers", name=curve_name,
                  line=dict(color="#4c78a8"))]
     if current is not None:
-        data.append(dict(type="scatter", x=[current[0]], y=[current[1]], mode="markers", name="current",
+        data.append(dict(type="scatter", x=[current[0]], y=[current[1]], mode="markers", name=current_name,
                          marker=dict(color="#e45756", size=14, symbol="diamond")))
     shape, note = _hline(baseline, "dense")
     return _figure(data, dict(
         title=dict(text=title), shapes=[shape], annotations=[note],
         xaxis=dict(title=dict(text="sparsity"), tickformat=".0%", range=[-0.02, 1.02]),
-        yaxis=dict(title=dict(text="held-out accuracy"), tickformat=".0%", range=[0, 1.02])))
+        yaxis=dict(title=dict(text="held-out accuracy"), tickformat=".0%", range=[0, 1.02]),
+        legend=dict(orientation="h", y=-0.25)))
 
 
 def mask_heatmap(grid: Sequence[Sequence[float]], layer: str, shape: Sequence[int]) -> go.Figure:
-    """Kept fraction per cell of a layer's mask (rows: output units; columns: inputs, downsampled if large)."""
+    """A layer's mask, one cell per weight (rows: output units; columns: inputs), cropped to its top-left corner."""
     rows, cols = len(grid), len(grid[0]) if grid else 0
     rest = 1
     for d in shape[1:]:
         rest *= d
-    note = "" if (rows, cols) == (shape[0], rest) else f", shown as {rows}x{cols} blocks"
+    note = "" if (rows, cols) == (shape[0], rest) else f"; first {rows} units × first {cols} inputs shown"
     # a numpy array travels as one base64 block instead of rows x cols JSON numbers
     data = [dict(type="heatmap", z=np.asarray(grid, dtype=np.float32), zmin=0, zmax=1,
-                 colorscale=[[0, "#f4f4f4"], [1, "#1f4e79"]], colorbar=dict(title=dict(text="kept"), tickformat=".0%"),
-                 hovertemplate="row %{y}, col %{x}<br>kept %{z:.0%}<extra></extra>")]
+                 colorscale=[[0, "#f4f4f4"], [1, "#1f4e79"]], showscale=False,
+                 hovertemplate="unit %{y}, input %{x}<br>kept: %{z}<extra></extra>")]
     return _figure(data, dict(title=dict(text=f"Mask of {layer} ({' x '.join(map(str, shape))}{note})"),
-                              xaxis=dict(title=dict(text="inputs")),
-                              yaxis=dict(title=dict(text="output units"), autorange="reversed")))
+                              xaxis=dict(title=dict(text="input (dark: kept, light: removed)")),
+                              yaxis=dict(title=dict(text="output unit"), autorange="reversed")))
 
 
 def finetune_curves(runs: Mapping[str, Sequence[dict]], baseline: float | None = None,
@@ -103,10 +106,11 @@ def finetune_curves(runs: Mapping[str, Sequence[dict]], baseline: float | None =
         lines.append(_hline(baseline, "dense"))
     if oneshot is not None:
         lines.append(_hline(oneshot, "one-shot, no training", "#e45756", "dot", "right"))
+    values = [y for trace in data for y in trace["y"]] + [v for v in (baseline, oneshot) if v is not None]
     return _figure(data, dict(title=dict(text="Fine-tuning: test accuracy per epoch"),
                               shapes=[s for s, _ in lines], annotations=[a for _, a in lines],
-                              xaxis=dict(title=dict(text="epoch")),
-                              yaxis=dict(title=dict(text="held-out accuracy"), tickformat=".0%")))
+                              xaxis=dict(title=dict(text="epoch")), legend=dict(orientation="h", y=-0.25),
+                              yaxis=dict(title=dict(text="held-out accuracy"), **percent_axis(values))))
 
 
 def run_progress(steps: Sequence[dict], title: str) -> go.Figure:
@@ -121,7 +125,7 @@ def run_progress(steps: Sequence[dict], title: str) -> go.Figure:
                          y=[s["parts"].get("sparsity") for s in steps], name="sparsity", mode="lines",
                          yaxis="y2", line=dict(color="#e45756", dash="dot")))
     return _figure(data, dict(title=dict(text=title), xaxis=dict(title=dict(text="epoch")),
-                              yaxis=dict(title=dict(text="loss")),
+                              yaxis=dict(title=dict(text="loss")), legend=dict(orientation="h", y=-0.25),
                               yaxis2=dict(title=dict(text="accuracy / sparsity"), overlaying="y", side="right",
                                           range=[0, 1.02], tickmode="linear", tick0=0, dtick=0.2,
                                           tickformat=".0%", showgrid=False)))

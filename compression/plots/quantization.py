@@ -9,6 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from compression.core.histogram import Histogram
+from compression.plots.axes import percent_axis
 
 # A slider move redraws five figures, so they are built in one go from plain dicts and arrays: an empty template
 # (plotly's default one is a large dict deep-copied on every to_dict; st.plotly_chart applies its own theme),
@@ -57,20 +58,38 @@ def sqnr_bars(layers: Sequence[str], sqnr_db: Sequence[float], bits: Sequence[in
                    dict(title=dict(text="SQNR (dB)")), showlegend=False)
 
 
+BITS_TICKS = (1, 2, 3, 4, 6, 8, 12, 16)  # not every bit: at 800 px sixteen ticks pile up
+
+
 def accuracy_vs_bits(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], baseline: float,
-                     current_bits: int | None = None, title: str = "Accuracy vs bits") -> go.Figure:
-    """One line per method (PTQ, QAT…): held-out accuracy at each bit-width, with the fp32 baseline."""
+                     current_bits: float | None = None, title: str = "Accuracy vs bits",
+                     current: tuple[float, float, str] | None = None,
+                     point_labels: Mapping[int, str] | None = None) -> go.Figure:
+    """One line per method (PTQ, QAT…): held-out accuracy at each bit-width, with the fp32 baseline.
+
+    `current` marks the model in force when it is not on a curve (mixed precision: its average bits);
+    `point_labels` name special points of the first curve (1 bit: binary, 2 bits: ternary).
+    """
     colors = [_BLUE, _ORANGE, _GREEN, _RED]
-    data = [dict(type="scatter", x=list(bits), y=list(acc), mode="lines+markers", name=name,
-                 line=dict(color=colors[i % len(colors)]))
-            for i, (name, (bits, acc)) in enumerate(curves.items())]
+    labels = point_labels or {}
+    data = []
+    for i, (name, (bits, acc)) in enumerate(curves.items()):
+        trace = dict(type="scatter", x=list(bits), y=list(acc), mode="lines+markers", name=name,
+                     line=dict(color=colors[i % len(colors)]))
+        if i == 0 and labels:
+            trace.update(mode="lines+markers+text", text=[labels.get(b, "") for b in bits], textposition="top right")
+        data.append(trace)
+    if current is not None:
+        data.append(dict(type="scatter", x=[current[0]], y=[current[1]], mode="markers", name=current[2],
+                         marker=dict(color=_RED, size=13, symbol="diamond")))
     shapes = [_hline(baseline)]
     if current_bits is not None:
         shapes.append(_vline(current_bits, _RED, dash="dot"))
     annotations = [dict(x=1, xref="paper", y=baseline, text=f"fp32 {baseline:.1%}", showarrow=False,
                         xanchor="right", yanchor="bottom")]
     return _figure(data, title, "bits", dict(title=dict(text="accuracy (held-out)"), range=[0, 1.02], tickformat=".0%"),
-                   xaxis=dict(title=dict(text="bits"), dtick=1), shapes=shapes, annotations=annotations)
+                   xaxis=dict(title=dict(text="bits per weight"), tickmode="array", tickvals=list(BITS_TICKS)),
+                   shapes=shapes, annotations=annotations)
 
 
 def size_latency_bars(labels: Sequence[str], size_bytes: Sequence[int], latency_ms: Sequence[float | None],
@@ -94,9 +113,8 @@ def qat_curves(runs: Mapping[str, Sequence[dict]], baseline: float, title: str =
         acc = [s for s in steps if s.get("test_accuracy") is not None]
         data.append(dict(type="scatter", x=[s["epoch"] for s in acc], y=[s["test_accuracy"] for s in acc],
                          name=name, mode="lines+markers", line=dict(color=color)))
-    yaxis = dict(title=dict(text="test accuracy"))
-    if not any(trace["x"] for trace in data):
-        yaxis["range"] = [0, 1.02]  # nothing measured yet: show the whole scale rather than an empty 1..1.5
+    values = [y for trace in data for y in trace["y"]] + [baseline]
+    yaxis = dict(title=dict(text="test accuracy"), **percent_axis(values))
     annotations = [dict(x=0, xref="paper", y=baseline, text=f"fp32 start {baseline:.1%}", showarrow=False,
                         xanchor="left", yanchor="bottom")]
     return _figure(data, title, "epoch", yaxis, shapes=[_hline(baseline)], annotations=annotations)

@@ -11,11 +11,12 @@ from torch import Tensor
 from compression.metrics import (
     Evaluation,
     Histogram,
+    Latency,
     histogram,
     latency_in_turns,
     latency_method,
     measure_latency,
-    safetensors_bytes,
+    torch_save_bytes,
 )
 from compression.models.workbench import Workbench
 from compression.pruning.config import PruneConfig
@@ -34,7 +35,7 @@ class Baseline:
     evaluation: Evaluation
     params: int
     nonzero_params: int
-    size_bytes: int  # dense safetensors file
+    size_bytes: int  # dense torch.save file: the baseline every page compares against
     latency_ms: float | None  # None for ONNX models
     other_nonzero: int  # non-zeros outside the prunable weights (biases, norms)
 
@@ -45,7 +46,7 @@ def measure_baseline(bench: Workbench) -> Baseline:
     if bench.model.module is not None:
         latency = measure_latency(bench.module_with({}), _example(bench), repeats=20).median_ms
     return Baseline(bench.evaluate(), sum(t.numel() for t in state.values()),
-                    sum(int(torch.count_nonzero(t)) for t in state.values()), len(safetensors_bytes(state)), latency,
+                    sum(int(torch.count_nonzero(t)) for t in state.values()), len(torch_save_bytes(state)), latency,
                     sum(int(torch.count_nonzero(t)) for k, t in state.items() if k not in bench.base))
 
 
@@ -64,10 +65,20 @@ class Preview:
     sparse_size_bytes: int  # non-zeros + 1-bit mask
     shrunk_params: int | None  # the physically smaller model (None when it cannot be built, e.g. ONNX)
     shrunk_size_bytes: int | None
-    latency_ms: float | None  # the pruned dense model; best of a few runs, like the other two
+    latency_ms: float | None  # the pruned dense model; median of the runs, like the other two
     shrunk_latency_ms: float | None
     dense_latency_ms: float | None  # the original, timed in the same rounds
     latency_method: Mapping[str, str | int] = field(default_factory=dict)  # statistic, batch, threads (if timed)
+    latency_spread_ms: float | None = None  # the widest p10-p90 range of the three: what the timer cannot tell apart
+    latency_runs: int | None = None
+
+    @property
+    def same_speed_as_dense(self) -> bool:
+        """True when masked and dense differ by less than the timer's own spread (or by under 20%)."""
+        if self.latency_ms is None or not self.dense_latency_ms:
+            return True
+        ratio = self.latency_ms / self.dense_latency_ms
+        return abs(self.latency_ms - self.dense_latency_ms) <= (self.latency_spread_ms or 0.0) or 0.8 <= ratio <= 1.25
 
     def to_dict(self) -> dict:
         keys = ("sparsity", "threshold", "nonzero_params", "sparse_size_bytes", "shrunk_params",
@@ -85,7 +96,7 @@ class Preview:
         return record
 
 
-def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_repeats: int = 5,
+def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_repeats: int = 15,
             rankings: dict | None = None) -> Preview:
     """Mask, evaluate and measure `config` on the Workbench's copy (the original model is not touched).
 
@@ -110,7 +121,7 @@ def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_r
     state = model_state(model) if model.onnx is not None else None
     total = sum(w.numel() for w in base.values())
     kept = sum(float(masks[k].sum()) if k in masks else int(torch.count_nonzero(w)) for k, w in base.items())
-    shrunk_params = shrunk_size = latency = shrunk_latency = dense_latency = None
+    shrunk_params = shrunk_size = latency = shrunk_latency = dense_latency = spread = runs = None
     method = {}
     if model.module is not None:
         module = bench.module_with(weights)
@@ -120,14 +131,17 @@ def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_r
             shrunk = rebuild(model, shrink(module, keep if keep is not None else dead_units(module)))
             shrunk_state = {k: v.detach() for k, v in shrunk.state_dict().items()}
             shrunk_params = sum(t.numel() for t in shrunk_state.values())
-            shrunk_size = len(safetensors_bytes(shrunk_state))
+            shrunk_size = len(torch_save_bytes(shrunk_state))
         contenders = [lambda: bench.module_with({}), lambda: bench.module_with(weights)]
         if shrunk is not None:
             contenders.append(lambda: shrunk)
-        timed = latency_in_turns(contenders, _example(bench), latency_repeats, budget_ms=LATENCY_BUDGET_MS)
-        dense_latency, latency, *rest = [t.best_ms for t in timed]  # few runs: the minimum is the honest figure
+        # Three warm-up rounds: a model's first forward passes after a weight swap allocate and run far slower
+        # (5 ms against 0.05 ms on mlp), which made neighbouring slider moves differ a hundredfold.
+        timed = latency_in_turns(contenders, _example(bench), latency_repeats, warmup=3, budget_ms=LATENCY_BUDGET_MS)
+        dense_latency, latency, *rest = [t.median_ms for t in timed]
         shrunk_latency = rest[0] if rest else None
-        method = latency_method(timed[0], "best")
+        method = latency_method(timed[0], "median")
+        spread, runs = _spread(timed), timed[0].repeats
     else:
         state = {**state, **weights}
     return Preview(
@@ -136,7 +150,11 @@ def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_r
         threshold=effective_threshold(base, masks), nonzero_params=baseline.other_nonzero + int(kept),
         sparse_size_bytes=sparse_bytes(state, set(masks)), shrunk_params=shrunk_params,
         shrunk_size_bytes=shrunk_size, latency_ms=latency, shrunk_latency_ms=shrunk_latency,
-        dense_latency_ms=dense_latency, latency_method=method)
+        dense_latency_ms=dense_latency, latency_method=method, latency_spread_ms=spread, latency_runs=runs)
+
+
+def _spread(timed: list[Latency]) -> float:
+    return max(t.p90_ms - t.p10_ms for t in timed)
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from compression.metrics import safetensors_bytes, state_dict_of
+from compression.metrics import state_dict_of, torch_save_bytes
 from compression.models.loading import LoadedModel
 from compression.pruning.config import PruneConfig
 from compression.pruning.masks import effective_threshold, mask_sparsity
@@ -28,9 +28,9 @@ class PruneResult:
     params: int
     nonzero_params: int
     baseline_params: int
-    size_bytes: int  # dense safetensors file of the result
+    size_bytes: int  # the result's dense torch.save file (the baseline file every page compares against)
     baseline_size_bytes: int
-    sparse_size_bytes: int  # non-zeros + 1-bit mask, a real safetensors file
+    sparse_size_bytes: int  # non-zeros + 1-bit mask, a real torch.save file
     threshold: float
     layer_sparsity: Mapping[str, float]
 
@@ -53,7 +53,7 @@ def measure_result(model: LoadedModel, new: LoadedModel, config: PruneConfig, ma
         params=sum(t.numel() for t in after.values()),
         nonzero_params=sum(int(torch.count_nonzero(t)) for t in after.values()),
         baseline_params=sum(t.numel() for t in before.values()),
-        size_bytes=len(safetensors_bytes(after)), baseline_size_bytes=len(safetensors_bytes(before)),
+        size_bytes=len(torch_save_bytes(after)), baseline_size_bytes=len(torch_save_bytes(before)),
         sparse_size_bytes=sparse_bytes(after, set(masks) & set(after)),
         threshold=effective_threshold(weights, masks), layer_sparsity=mask_sparsity(masks))
 
@@ -64,7 +64,7 @@ def model_state(model: LoadedModel) -> dict[str, Tensor]:
 
 
 def sparse_bytes(state: Mapping[str, Tensor], names) -> int:
-    """Bytes of a real safetensors file where the `names` tensors keep only non-zeros plus a 1-bit mask."""
+    """Bytes of a real torch.save file where the `names` tensors keep only non-zeros plus a 1-bit mask."""
     encoded = {}
     for key, t in state.items():
         if key not in names:
@@ -74,7 +74,7 @@ def sparse_bytes(state: Mapping[str, Tensor], names) -> int:
         encoded[f"{key}.values"] = t.reshape(-1)[nonzero].contiguous()
         encoded[f"{key}.bitmask"] = torch.from_numpy(np.packbits(nonzero.numpy()))
         encoded[f"{key}.shape"] = torch.tensor(t.shape, dtype=torch.int32)
-    return len(safetensors_bytes(encoded))
+    return len(torch_save_bytes(encoded))
 
 
 def output_axes(model: LoadedModel) -> dict[str, int]:
