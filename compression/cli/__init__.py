@@ -11,10 +11,10 @@ from pathlib import Path
 from compression.core.errors import InputError
 from compression.models.loading import LoadedModel, load_custom, load_onnx_with_data, load_weights, load_zoo
 from compression.models.zoo import ZOO, is_cached, train_zoo_model
-from compression.cli import distill, export, info, pipeline, prune, quantize, runs
+from compression.cli import distill, export, info, lm, pipeline, prune, quantize, runs
 
 # Each module exposes register(subparsers) and sets `func` on its parser.
-COMMANDS = [info, export, distill, quantize, prune, pipeline, runs]
+COMMANDS = [info, export, distill, quantize, prune, pipeline, lm, runs]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
