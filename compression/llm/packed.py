@@ -99,9 +99,9 @@ def _entries(result: CompressionResult) -> Iterator[tuple[dict, Callable[[], byt
         if key is not None and key in result.grids:
             yield _grid_entry(name, module, result.grids[key])
         elif key is not None and isinstance(result.config, PruneConfig):
-            yield _sparse_entry(name, get_weight(module), result.config.nm, is_conv1d(module))
+            yield _sparse_entry(name, get_weight(module).cpu(), result.config.nm, is_conv1d(module))
         else:
-            yield _fp16_entry(name, param.detach())
+            yield _fp16_entry(name, param.detach().cpu())
 
 
 def _grid_entry(name: str, module, grid: GroupGrid):
@@ -112,9 +112,11 @@ def _grid_entry(name: str, module, grid: GroupGrid):
              "bytes": _packed_len(rows * cols, grid.bits) + _packed_len(groups * rows, grid.bits) + 2 * groups * rows}
 
     def payload() -> bytes:
-        w = get_weight(module)  # only now: sizes alone need no weights
-        return (pack_bits(codes(w, grid).numpy(), grid.bits) + pack_bits(grid.zero.to(torch.int32).numpy(), grid.bits)
-                + grid.scale.half().numpy().tobytes())
+        w = get_weight(module).cpu()  # only now: sizes alone need no weights
+        scale, zero = grid.scale.cpu(), grid.zero.cpu()
+        cpu_grid = GroupGrid(scale, zero, grid.bits, grid.group_size)
+        return (pack_bits(codes(w, cpu_grid).numpy(), grid.bits) + pack_bits(zero.to(torch.int32).numpy(), grid.bits)
+                + scale.half().numpy().tobytes())
     return entry, payload
 
 
