@@ -71,7 +71,8 @@ def main() -> None:
     _rtn_figure(lm, text, device)
     print(f"slowest compression {run.slowest:.1f} s (target <= {SECONDS_TARGET:.0f}) -> "
           f"{verdict(run.slowest <= SECONDS_TARGET)}")
-    print(f"peak memory {peak_gb():.2f} GB (target <= {MEMORY_TARGET_GB:.0f}) -> {verdict(peak_gb() <= MEMORY_TARGET_GB)}")
+    peak = peak_gb()
+    print(f"peak memory {peak:.2f} GB (target <= {MEMORY_TARGET_GB:.0f}) -> {verdict(peak <= MEMORY_TARGET_GB)}")
 
 
 def _pruning(run: Runner, dense: float) -> None:

@@ -24,7 +24,7 @@ def register(sub) -> None:
     parser.add_argument("--bits", type=int, default=4, help="rtn/gptq/awq: weight bits")
     parser.add_argument("--group-size", type=int, default=64, help="rtn/gptq/awq: input columns per group (0: per row)")
     parser.add_argument("--act-order", action="store_true", help="gptq: columns by decreasing diag H")
-    parser.add_argument("--percdamp", type=float, default=0.01, help="sparsegpt/gptq: dampening, fraction of mean diag H")
+    parser.add_argument("--percdamp", type=float, default=0.01, help="sparsegpt/gptq: dampening (of mean diag H)")
     parser.add_argument("--alpha", type=float, default=0.5, help="smoothquant: migration strength")
     parser.add_argument("--weight-bits", type=int, default=8, help="smoothquant/naive: weight bits")
     parser.add_argument("--act-bits", type=int, default=8, help="smoothquant/naive: activation bits")
