@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from compression.core.errors import InputError
-from compression.llm import (PruneConfig, QuantizeConfig, SmoothQuantConfig, compress, config_from_dict,
-                             fp16_size_bytes, load_hf_folder, pack, packed_size_bytes, perplexity, save_hf_folder,
-                             unpack)
+from compression.llm import (PruneConfig, QuantizeConfig, SmoothQuantConfig, channel_max, compress, config_from_dict,
+                             fp16_size_bytes, generate, load_hf_folder, pack, packed_size_bytes, perplexity,
+                             save_hf_folder, unpack)
 from compression.llm.layers import family_of
 from conftest import drain, state_checksum
 from llm_helpers import tiny_gpt2, tiny_llama, token_ids
@@ -109,3 +109,33 @@ def test_smoothquant_beats_naive_w6a6_when_a_channel_is_loud():
 def test_perplexity_counts_the_predicted_tokens(lm):
     result = perplexity(lm.model, token_ids(lm, 3, 20))
     assert result.tokens == 3 * 19 and result.perplexity > 1
+
+
+def test_greedy_generation_is_repeatable_and_new_text_only(lm):
+    first = generate(lm, "In the beginning", 12)
+    assert first == generate(lm, "In the beginning", 12) and len(first) <= 12
+
+
+def test_channel_max_finds_a_loud_input_channel():
+    lm = tiny_llama(4)
+    with torch.no_grad():
+        lm.model.model.layers[1].input_layernorm.weight[9] = 50.0
+    peaks = channel_max(lm, token_ids(lm), layer=1, role="q")
+    assert peaks.shape == (64,) and int(peaks.argmax()) == 9
+    with pytest.raises(InputError, match="layer must be"):
+        channel_max(lm, token_ids(lm), layer=5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
+@pytest.mark.parametrize("config", [PruneConfig("sparsegpt", nm=(2, 4)), QuantizeConfig("gptq", 4, 32, act_order=True),
+                                    QuantizeConfig("awq", 3, 32, awq_grid=4), SmoothQuantConfig(0.8)],
+                         ids=lambda c: c.label)
+def test_methods_run_on_a_gpu_and_agree_with_the_cpu(config):
+    lm = tiny_llama()
+    ids = token_ids(lm)
+    cpu = drain(compress(lm, config, ids))[1]
+    gpu = drain(compress(lm, config, ids, device="cuda"))[1]
+    assert gpu.device == "cuda" and len(pack(gpu)) == len(pack(cpu))
+    eval_ids = token_ids(lm, 2, 32, seed=9)
+    assert perplexity(gpu.lm.model, eval_ids).perplexity == pytest.approx(
+        perplexity(cpu.lm.model, eval_ids).perplexity, rel=0.05)

@@ -6,13 +6,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from compression.cli import distill, export, info, pipeline, prune, quantize, runs
+from compression.cli import distill, export, info, lm, pipeline, prune, quantize, runs
 from compression.core import InputError
 
 __all__ = ["main"]
 
 # Each module exposes register(subparsers) and sets `func` on its parser.
-COMMANDS = [info, export, distill, quantize, prune, pipeline, runs]
+COMMANDS = [info, export, distill, quantize, prune, pipeline, lm, runs]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

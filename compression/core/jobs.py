@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from compression.core import settings
+import compression.core.settings as settings
 
 ENDED = ("done", "cancelled", "failed")
 

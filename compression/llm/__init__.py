@@ -9,20 +9,21 @@
 """
 
 from compression.llm.calibrate import LayerStep
-from compression.llm.compress import CompressionResult, compress
+from compression.llm.compressor import CompressionResult, compress
 from compression.llm.configs import (PRUNE_METHODS, QUANT_METHODS, LMConfig, PruneConfig, QuantizeConfig,
                                      SmoothQuantConfig, config_from_dict)
 from compression.llm.evaluate import Perplexity, perplexity
-from compression.llm.generate import channel_max, generate, max_positions
-from compression.llm.models import (SMOLLM2, LanguageModel, ModelInfo, load_gguf, load_hf_folder,
-                                    load_language_model, load_smollm2, save_hf_folder, smollm2_path)
+from compression.llm.generation import channel_max, generate, max_positions
+from compression.llm.loading import MODEL_NAMES, load_language_model
+from compression.llm.models import (SMOLLM2, LanguageModel, ModelInfo, load_gguf, load_hf_folder, load_smollm2,
+                                    save_hf_folder, smollm2_path)
 from compression.llm.packed import fp16_size_bytes, pack, packed_size_bytes, unpack
 from compression.llm.text import (CORPORA, FORTUNES, KJV, TextSplit, calibration_ids, corpus_available,
                                   evaluation_ids, load_text, split_text)
 from compression.llm.tinygpt import TINY_GPT, TrainStep, load_tiny_gpt, train_tiny_gpt
 
 __all__ = [
-    "CORPORA", "FORTUNES", "KJV", "PRUNE_METHODS", "QUANT_METHODS", "SMOLLM2", "TINY_GPT",
+    "CORPORA", "FORTUNES", "KJV", "MODEL_NAMES", "PRUNE_METHODS", "QUANT_METHODS", "SMOLLM2", "TINY_GPT",
     "CompressionResult", "LMConfig", "LanguageModel", "LayerStep", "ModelInfo", "Perplexity", "PruneConfig",
     "QuantizeConfig", "SmoothQuantConfig", "TextSplit", "TrainStep",
     "calibration_ids", "channel_max", "compress", "config_from_dict", "corpus_available", "evaluation_ids",

@@ -50,7 +50,7 @@ def search_clip(w: Tensor, gram_x: Tensor, bits: int, group_size: int, grid: int
     blocks = torch.stack([gram_x[g * size:(g + 1) * size, g * size:(g + 1) * size] for g in range(groups)])
     wg = w.reshape(rows, groups, size)
     max_abs = wg.abs().amax(dim=2, keepdim=True)
-    best_err = torch.full((rows, groups), float("inf"))
+    best_err = torch.full((rows, groups), float("inf"), device=w.device)
     best_max = max_abs.clone()
     for step in range(int(CLIP_MAX_SHRINK * grid)):
         limit = max_abs * (1 - step / grid)

@@ -82,7 +82,8 @@ def capture_layer_call(model: nn.Module, ids: Tensor) -> LayerCall:
 
 
 @torch.no_grad()
-def linear_inputs(layer: nn.Module, linears: dict[str, nn.Module], call: LayerCall, hidden: Tensor) -> dict[str, Tensor]:
+def linear_inputs(layer: nn.Module, linears: dict[str, nn.Module], call: LayerCall,
+                  hidden: Tensor) -> dict[str, Tensor]:
     """role -> the inputs its linear sees, (tokens, in), with the layer as it is now."""
     seen: dict[str, Tensor] = {}
 

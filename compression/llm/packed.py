@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from compression.core.errors import InputError
-from compression.llm.compress import CompressionResult
+from compression.llm.compressor import CompressionResult
 from compression.llm.configs import PruneConfig
 from compression.llm.layers import get_weight, is_conv1d, linear_names
 from compression.llm.models import LanguageModel
@@ -50,19 +50,64 @@ def pack(result: CompressionResult) -> bytes:
 
 
 def unpack(data: bytes) -> dict[str, Tensor]:
-    """The float32 state dict a packed file stands for (as the compressed model holds it)."""
-    if data[:4] != MAGIC or len(data) < 12:
+    """The float32 state dict a packed file stands for; anything malformed is refused with InputError."""
+    if len(data) < 12 or data[:4] != MAGIC:
         raise InputError("not a packed language-model file")
     version, header_len = struct.unpack("<II", data[4:12])
     if version != VERSION:
         raise InputError(f"packed file version {version} is not supported (expected {VERSION})")
+    if header_len > len(data) - 12:
+        raise InputError("packed file is truncated (header)")
+    try:
+        entries = json.loads(data[12:12 + header_len])
+    except (UnicodeDecodeError, ValueError):
+        raise InputError("packed file header is not valid JSON") from None
+    if not isinstance(entries, list):
+        raise InputError("packed file header must list tensors")
     offset = 12 + header_len
     out = {}
-    for entry in json.loads(data[12:offset]):
-        blob = data[offset:offset + entry["bytes"]]
-        offset += entry["bytes"]
-        out[entry["name"]] = _decode(entry, blob)
+    for entry in entries:
+        size = _checked_size(entry)
+        if offset + size > len(data):
+            raise InputError(f"packed file is truncated at {entry['name']!r}")
+        out[entry["name"]] = _decode(entry, data[offset:offset + size])
+        offset += size
     return out
+
+
+def _checked_size(entry) -> int:
+    """The payload size an entry must have, after checking every field it is decoded with."""
+    try:
+        name, kind, shape, size = entry["name"], entry["kind"], entry["shape"], entry["bytes"]
+        if not isinstance(name, str) or not all(isinstance(d, int) and d > 0 for d in shape) or len(shape) > 2:
+            raise ValueError
+        count = math.prod(shape)
+        if kind == "fp16":
+            expected = 2 * count
+        elif kind == "grid":
+            bits, group = entry["bits"], entry["group_size"]
+            if len(shape) != 2 or not 1 <= bits <= 16 or group < 1 or shape[1] % group:
+                raise ValueError
+            groups = count // group
+            expected = _packed_len(count, bits) + _packed_len(groups, bits) + 2 * groups
+        elif kind == "sparse":
+            keep_len = _packed_len(count, 1)
+            if len(shape) != 2 or size < keep_len or (size - keep_len) % 2:
+                raise ValueError
+            expected = size  # the kept values are counted from the mask when decoding
+        elif kind == "nm":
+            n, m = entry["n"], entry["m"]
+            if len(shape) != 2 or not 0 < n < m <= 64 or count % m:
+                raise ValueError
+            kept = count * n // m
+            expected = 2 * kept + _packed_len(kept, max(1, math.ceil(math.log2(m))))
+        else:
+            raise ValueError
+        if size != expected or not isinstance(entry.get("transposed", False), bool):
+            raise ValueError
+        return size
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise InputError(f"packed file has a malformed tensor entry: {str(entry)[:80]}") from None
 
 
 def pack_bits(values: np.ndarray, bits: int) -> bytes:
@@ -99,9 +144,9 @@ def _entries(result: CompressionResult) -> Iterator[tuple[dict, Callable[[], byt
         if key is not None and key in result.grids:
             yield _grid_entry(name, module, result.grids[key])
         elif key is not None and isinstance(result.config, PruneConfig):
-            yield _sparse_entry(name, get_weight(module), result.config.nm, is_conv1d(module))
+            yield _sparse_entry(name, get_weight(module).cpu(), result.config.nm, is_conv1d(module))
         else:
-            yield _fp16_entry(name, param.detach())
+            yield _fp16_entry(name, param.detach().cpu())
 
 
 def _grid_entry(name: str, module, grid: GroupGrid):
@@ -112,9 +157,11 @@ def _grid_entry(name: str, module, grid: GroupGrid):
              "bytes": _packed_len(rows * cols, grid.bits) + _packed_len(groups * rows, grid.bits) + 2 * groups * rows}
 
     def payload() -> bytes:
-        w = get_weight(module)  # only now: sizes alone need no weights
-        return (pack_bits(codes(w, grid).numpy(), grid.bits) + pack_bits(grid.zero.to(torch.int32).numpy(), grid.bits)
-                + grid.scale.half().numpy().tobytes())
+        w = get_weight(module).cpu()  # only now: sizes alone need no weights
+        scale, zero = grid.scale.cpu(), grid.zero.cpu()
+        cpu_grid = GroupGrid(scale, zero, grid.bits, grid.group_size)
+        return (pack_bits(codes(w, cpu_grid).numpy(), grid.bits) + pack_bits(zero.to(torch.int32).numpy(), grid.bits)
+                + scale.half().numpy().tobytes())
     return entry, payload
 
 
@@ -161,13 +208,18 @@ def _decode(entry: dict, blob: bytes) -> Tensor:
         w = ((q - zero.view(rows, -1, 1)) * scale.view(rows, -1, 1)).reshape(rows, cols)
     elif kind == "sparse":
         keep = torch.from_numpy(unpack_bits(blob[:_packed_len(count, 1)], 1, count).astype(bool)).view(rows, cols)
+        values = torch.from_numpy(np.frombuffer(blob[_packed_len(count, 1):], dtype=np.float16).copy()).float()
+        if values.numel() != int(keep.sum()):
+            raise InputError(f"packed file: {entry['name']!r} has {values.numel()} values for {int(keep.sum())} kept")
         w = torch.zeros(rows, cols)
-        w[keep] = torch.from_numpy(np.frombuffer(blob[_packed_len(count, 1):], dtype=np.float16).copy()).float()
+        w[keep] = values
     else:
         n, m = entry["n"], entry["m"]
         kept = count * n // m
         values = torch.from_numpy(np.frombuffer(blob[:2 * kept], dtype=np.float16).copy()).float().view(-1, n)
         bits = max(1, math.ceil(math.log2(m)))
         index = torch.from_numpy(unpack_bits(blob[2 * kept:], bits, kept).astype(np.int64)).view(-1, n)
+        if index.numel() and int(index.max()) >= m:
+            raise InputError(f"packed file: {entry['name']!r} has an N:M position outside its group")
         w = torch.zeros(count // m, m).scatter_(1, index, values).reshape(rows, cols)
-    return w.t().contiguous() if entry["transposed"] else w
+    return w.t().contiguous() if entry.get("transposed") else w

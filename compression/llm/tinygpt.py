@@ -38,9 +38,9 @@ class TinyGPTRecipe:
     n_embd: int = 128
     block_size: int = 128
     batch_size: int = 8
-    steps: int = 1000
-    warmup: int = 50
-    lr: float = 2e-3
+    steps: int = 600
+    warmup: int = 30
+    lr: float = 3e-3
     seed: int = 0
 
 
@@ -113,7 +113,7 @@ def _fit(model, data, held_out, recipe: TinyGPTRecipe) -> Generator[TrainStep, N
         loss.backward()
         optimizer.step()
         val = None
-        if step % 250 == 0 or step == recipe.steps:
+        if step % 200 == 0 or step == recipe.steps:
             model.eval()
             val = perplexity(model, val_ids, batch_size=16).nll
         yield TrainStep(step, recipe.steps, loss.item(), val)

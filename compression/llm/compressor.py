@@ -36,7 +36,8 @@ class CompressionResult:
 
     def layer_errors(self) -> list[dict]:
         """Rows {layer, role, relative_error}: the heat-map of ‖WX−ŴX‖²/‖WX‖²."""
-        return [{"layer": s.layer, "role": role, "relative_error": e} for s in self.steps for role, e in s.errors.items()]
+        return [{"layer": s.layer, "role": role, "relative_error": e}
+                for s in self.steps for role, e in s.errors.items()]
 
     def sparsity(self) -> float:
         """Fraction of zeros over all compressible linear weights."""

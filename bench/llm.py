@@ -1,0 +1,121 @@
+"""Language-model lab targets on SmolLM2-135M, each a ratio to a reference measured in the same run.
+
+Fixed slices of the King James text: 16x256 calibration tokens from its first nine tenths, 16x256 held-out
+tokens from its last tenth. Prints the device, load times, dense perplexity, then one line per method:
+perplexity, ratio to dense (and to its baseline), compression seconds, and MET/MISSED per target.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+
+import torch
+
+from compression.core.progress import run_to_end
+from compression.llm import (PruneConfig, QuantizeConfig, SmoothQuantConfig, calibration_ids, compress,
+                             evaluation_ids, fp16_size_bytes, load_smollm2, load_text, packed_size_bytes,
+                             perplexity)
+from compression.llm.models import gguf_cache_folder, smollm2_path
+
+SAMPLES, SEQ_LEN = 16, 256
+SECONDS_TARGET, MEMORY_TARGET_GB, RTN_FIGURE_TARGET_S = 60.0, 3.0, 2.0
+ALPHAS = (0.5, 0.65, 0.8, 0.9)
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "MISSED"
+
+
+def peak_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # Linux reports KiB
+
+
+class Runner:
+    def __init__(self, lm, calib, evaluation, device):
+        self.lm, self.calib, self.evaluation, self.device = lm, calib, evaluation, device
+        self.slowest = 0.0
+
+    def __call__(self, config) -> float:
+        result = run_to_end(compress(self.lm, config, self.calib if config.needs_calibration else None, self.device))
+        ppl = perplexity(result.lm.model, self.evaluation).perplexity
+        self.slowest = max(self.slowest, result.seconds)
+        size = packed_size_bytes(result) / fp16_size_bytes(self.lm)
+        print(f"  {config.label:32s} perplexity {ppl:9.2f}  compressed in {result.seconds:5.1f} s "
+              f"(<= {SECONDS_TARGET:.0f}: {verdict(result.seconds <= SECONDS_TARGET)})  file {size:.3f} x fp16",
+              flush=True)
+        return ppl
+
+
+def main() -> None:
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads")
+    first = not (gguf_cache_folder(smollm2_path()) / "config.json").is_file()
+    start = time.perf_counter()
+    lm = load_smollm2()
+    print(f"SmolLM2 {'first load (dequantize + cache)' if first else 'cached load'}: "
+          f"{time.perf_counter() - start:.1f} s", flush=True)
+    start = time.perf_counter()
+    lm = load_smollm2()
+    print(f"SmolLM2 cached load: {time.perf_counter() - start:.1f} s (about 1 s wanted)")
+    lm.model.to(device)
+    text = load_text("kjv")
+    calib = calibration_ids(lm.tokenizer, text.calibration, SAMPLES, SEQ_LEN)
+    evaluation = evaluation_ids(lm.tokenizer, text.evaluation, SAMPLES, SEQ_LEN)
+    dense = perplexity(lm.model, evaluation)
+    print(f"dense perplexity {dense.perplexity:.2f} on {dense.tokens} tokens ({dense.seconds:.1f} s)", flush=True)
+    run = Runner(lm, calib, evaluation, device)
+    _pruning(run, dense.perplexity)
+    _quantization(run, dense.perplexity)
+    _smoothquant(run)
+    _rtn_figure(lm, text, device)
+    print(f"slowest compression {run.slowest:.1f} s (target <= {SECONDS_TARGET:.0f}) -> "
+          f"{verdict(run.slowest <= SECONDS_TARGET)}")
+    peak = peak_gb()
+    print(f"peak memory {peak:.2f} GB (target <= {MEMORY_TARGET_GB:.0f}) -> {verdict(peak <= MEMORY_TARGET_GB)}")
+
+
+def _pruning(run: Runner, dense: float) -> None:
+    print("50% unstructured:")
+    mag, wanda, sgpt = (run(PruneConfig(m, 0.5)) for m in ("magnitude", "wanda", "sparsegpt"))
+    print(f"  SparseGPT {sgpt / dense:.2f}x dense (target <= 1.7) -> {verdict(sgpt <= 1.7 * dense)}; "
+          f"Wanda {wanda / dense:.2f}x dense (target <= 2.3) -> {verdict(wanda <= 2.3 * dense)}; magnitude "
+          f"{mag / dense:.1f}x dense, far above both -> {verdict(mag > 2 * max(sgpt, wanda))}")
+    print("2:4:")
+    mag, wanda, sgpt = (run(PruneConfig(m, nm=(2, 4))) for m in ("magnitude", "wanda", "sparsegpt"))
+    print(f"  SparseGPT {sgpt / dense:.2f}x dense (target <= 2.3) -> {verdict(sgpt <= 2.3 * dense)}; "
+          f"Wanda {wanda / dense:.2f}x, magnitude {mag / dense:.1f}x dense")
+
+
+def _quantization(run: Runner, dense: float) -> None:
+    print("4-bit g64:")
+    rtn4, gptq4 = (run(QuantizeConfig(m, 4, 64)) for m in ("rtn", "gptq"))
+    print(f"  GPTQ {gptq4 / dense:.3f}x dense (target <= 1.15) and below RTN ({rtn4 / dense:.3f}x) -> "
+          f"{verdict(gptq4 <= 1.15 * dense and gptq4 < rtn4)}")
+    print("3-bit g64:")
+    rtn3, gptq3, awq3 = (run(QuantizeConfig(m, 3, 64)) for m in ("rtn", "gptq", "awq"))
+    print(f"  GPTQ {gptq3 / rtn3:.3f}x RTN (target <= 0.90) -> {verdict(gptq3 <= 0.9 * rtn3)}; "
+          f"AWQ {awq3 / rtn3:.3f}x RTN (target <= 0.90) -> {verdict(awq3 <= 0.9 * rtn3)}")
+
+
+def _smoothquant(run: Runner) -> None:
+    print("W6A6 on the norm-fed linears (per-tensor activation scales):")
+    naive = run(SmoothQuantConfig(smooth=False, weight_bits=6, act_bits=6, act_granularity="per-tensor"))
+    best = min((run(SmoothQuantConfig(a, True, 6, 6, "per-tensor")), a) for a in ALPHAS)
+    print(f"  SmoothQuant at its best α={best[1]:g}: {naive / best[0]:.1f}x below naive (target >= 3) -> "
+          f"{verdict(naive >= 3 * best[0])}")
+
+
+def _rtn_figure(lm, text, device) -> None:
+    """The page's first figure for the RTN slider: quantize without calibration, perplexity of a short slice."""
+    short = evaluation_ids(lm.tokenizer, text.evaluation, 2, 128)
+    times = []
+    for bits in (4, 3, 8):
+        start = time.perf_counter()
+        result = run_to_end(compress(lm, QuantizeConfig("rtn", bits, 64), None, device))
+        ppl = perplexity(result.lm.model, short).perplexity
+        times.append(time.perf_counter() - start)
+        del result
+    print(f"RTN slider figure (quantize + perplexity of {short.numel()} tokens, last ppl {ppl:.1f}): "
+          f"median {sorted(times)[1]:.2f} s (target <= {RTN_FIGURE_TARGET_S:.0f}) -> "
+          f"{verdict(sorted(times)[1] <= RTN_FIGURE_TARGET_S)}")
