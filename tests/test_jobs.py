@@ -99,6 +99,7 @@ def test_a_job_records_its_run_with_nobody_polling(tmp_path):
     job.join(10)  # nobody ever reads job.status or job.result: the job's thread recorded it
     run = RunStore(db).get(job.run_id)
     assert run.status == "done" and run.metrics["accuracy"] == 0.9 and run.owner == "alice"
+    assert run.details["job"]["queued_s"] >= 0 and run.details["job"]["trained_s"] > 0
 
 
 @pytest.mark.parametrize("how", ["cancelled", "failed"])

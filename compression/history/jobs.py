@@ -7,6 +7,7 @@ tab); a server restart leaves its in-flight records to `RunStore.mark_interrupte
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,11 @@ def recorded_job(start: Callable[[], Iterator[Any]], run: Run, finish: Finish, p
         if ended is None:
             details = {**run.details, "error": job.error} if job.error else run.details
             ended = dataclasses.replace(run, details=details)
-        RunStore(store_path).finish(run_id, dataclasses.replace(ended, status=status, owner=run.owner))
+        now = time.time()
+        began = job.began_training or now  # never began: cancelled while queued
+        timing = {"queued_s": round(began - job.started, 3), "trained_s": round(now - began, 3)}
+        RunStore(store_path).finish(run_id, dataclasses.replace(ended, status=status, owner=run.owner,
+                                                                details={**ended.details, "job": timing}))
 
     job = Job(start, label=run.label, pool=pool, on_end=end)
     job.run_id = run_id
