@@ -157,7 +157,9 @@ def metric_cards(view: Preview, baseline: Baseline, method: str) -> None:
                     f"{view.sparsity:.1%} of weights pruned", delta_color="off", delta_arrow="off")
     if view.latency_ms is not None:
         shrunk = f" · shrunk {view.shrunk_latency_ms:.2f} ms" if view.shrunk_latency_ms is not None else ""
-        cards[2].metric("Latency, masked model (best run, batch 32)", f"{view.latency_ms:.2f} ms",
+        how = view.latency_method
+        cards[2].metric(f"Latency, masked model ({how['latency_stat']} run, batch {how['latency_batch']})",
+                        f"{view.latency_ms:.2f} ms",
                         f"dense {view.dense_latency_ms:.2f} ms{shrunk}", delta_color="off", delta_arrow="off",
                         help="fastest of 3-5 real forward passes on this server's CPU, the three models timed in turns")
     else:
