@@ -174,8 +174,7 @@ async def _classroom(url: str, pid: int, data: Path) -> None:
             await asyncio.sleep(1)
         waits = sorted(r.details.get("job", {}).get("queued_s", float("nan")) for r in runs)
         done = sum(r.status == "done" for r in runs)
-        spans = [(r.created_at + r.details["job"]["queued_s"], r.created_at + r.details["job"]["queued_s"]
-                  + r.details["job"]["trained_s"]) for r in runs if "job" in r.details]
+        spans = [(r.details["job"]["began_at"], r.details["job"]["ended_at"]) for r in runs if "job" in r.details]
         overlap = max((sum(b <= t < e for b, e in spans) for t, _ in spans), default=0)
         during_median, during_p95 = _stats(during)
         print(f"{TRAINERS} distillations ({EPOCHS} epochs) started at once, 2 of their tabs closed: waits for a "

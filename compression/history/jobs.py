@@ -42,7 +42,8 @@ def recorded_job(start: Callable[[], Iterator[Any]], run: Run, finish: Finish, p
             ended = dataclasses.replace(run, details=details)
         now = time.time()
         began = job.began_training or now  # never began: cancelled while queued
-        timing = {"queued_s": round(began - job.started, 3), "trained_s": round(now - began, 3)}
+        timing = {"queued_s": round(began - job.started, 3), "trained_s": round(now - began, 3), "began_at": began,
+                  "ended_at": now}
         RunStore(store_path).finish(run_id, dataclasses.replace(ended, status=status, owner=run.owner,
                                                                 details={**ended.details, "job": timing}))
 
