@@ -11,13 +11,14 @@ from compression.core.settings import shared_mode
 from compression.history import (
     Run,
     latency_groups,
+    latency_method_label,
     model_from_run_file,
     pareto_front,
     runs_report,
     runs_table,
     write_csv,
 )
-from compression.metrics import histogram
+from compression.metrics import LATENCY_METHOD, histogram
 from compression.pipeline import (
     BudgetConfig,
     best_run,
@@ -119,11 +120,15 @@ else:
                           format_func=lambda i: run_name(by_id[i]))
     if a and b:
         left, right = by_id[a], by_id[b]
-        metrics = sorted(set(left.metrics) | set(right.metrics), key=readable.name)
+        metrics = sorted((m for m in set(left.metrics) | set(right.metrics) if m not in LATENCY_METHOD),
+                         key=readable.name)
         st.dataframe(pd.DataFrame({"metric": [readable.name(m) for m in metrics],
                                    f"A · {left.label}": [readable.value(m, left.metrics.get(m)) for m in metrics],
                                    f"B · {right.label}": [readable.value(m, right.metrics.get(m)) for m in metrics]}),
                      hide_index=True)
+        if "latency_ms" in left.metrics or "latency_ms" in right.metrics:
+            st.caption(f"Latency of A: {latency_method_label(left.metrics)}; of B: "
+                       f"{latency_method_label(right.metrics)}. Compare the two only when these agree.")
         curves = [(f"{k} · {key}", [p["epoch"] for p in rows if p.get("test_accuracy") is not None],
                    [p["test_accuracy"] for p in rows if p.get("test_accuracy") is not None])
                   for k, run in (("A", left), ("B", right))

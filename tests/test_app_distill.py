@@ -78,3 +78,33 @@ def test_bad_settings_show_a_message_and_disable_start(zoo):
     assert not at.exception
     assert any("bigger than the teacher" in e.value for e in at.error)
     assert at.button(key="kd_start").disabled
+
+
+def test_a_queued_run_shows_its_place_and_is_recorded_with_no_page_watching(zoo, monkeypatch, tmp_path):
+    import threading
+
+    from compression.core import Job, JobPool
+
+    zoo("cnn")
+    monkeypatch.setenv("COMPRESSION_LAB_DATA", str(tmp_path))
+    pool, gate = JobPool(1), threading.Event()
+    monkeypatch.setattr("compression.core.jobs._default_pool", pool)
+
+    def blocker():
+        while not gate.wait(0.01):
+            yield None
+
+    busy = Job(blocker, pool=pool)  # another student's job holds the only slot
+    at = distill_page()
+    at.slider(key="epochs").set_value(2).run()
+    at.button(key="kd_start").click().run()
+    assert not at.exception
+    job = at.session_state["kd_job"]
+    assert job.queued and job.position() == 1
+    assert any("Queued: number 1 in line" in p.proto.text for p in at.get("progress"))
+    gate.set()
+    busy.join(10)
+    job.join(60)  # the page is never run again: the job's own thread records the run
+    saved = RunStore(tmp_path / "runs.sqlite").get(job.run_id)
+    assert saved.status == "done" and saved.kind == "distill" and "student_accuracy" in saved.metrics
+    assert saved.details["job"]["queued_s"] > 0

@@ -93,6 +93,23 @@ def test_shared_mode_lets_a_visitor_delete_only_its_own_runs(zoo, history_dir, m
     assert not at.exception and [r.id for r in store.runs()] == [theirs]
 
 
+def test_compare_plots_latency_only_between_runs_timed_the_same_way(zoo, history_dir):
+    zoo("mlp")
+    store = RunStore(history_dir / "runs.sqlite")
+    timed = [("median", 1), ("median", 1), ("best", 32)]
+    for i, (stat, batch) in enumerate(timed):
+        store.record(Run(kind="pipeline", model="mlp", config={}, label=f"r{i}", metrics={
+            "accuracy": 0.9 + i / 100, "size_bytes": 1000 + i, "latency_ms": 0.1 * (i + 1), "latency_stat": stat,
+            "latency_batch": batch, "latency_threads": 1}))
+    at = page("compare")
+    assert not at.exception
+    assert at.selectbox(key="cmp_latency_method").options == ["median at batch 1, 1 thread",
+                                                               "best at batch 32, 1 thread"]
+    latency = json.loads(at.get("plotly_chart")[1].proto.spec)
+    assert sorted(latency["data"][0]["x"]) == [0.1, 0.2]
+    assert any("measured the same way: median at batch 1, 1 thread. 1 run(s)" in c.value for c in at.caption)
+
+
 def test_compare_with_no_runs_explains_itself(history_dir, zoo):
     zoo("mlp")
     at = page("compare")

@@ -99,6 +99,7 @@ def test_a_job_records_its_run_with_nobody_polling(tmp_path):
     job.join(10)  # nobody ever reads job.status or job.result: the job's thread recorded it
     run = RunStore(db).get(job.run_id)
     assert run.status == "done" and run.metrics["accuracy"] == 0.9 and run.owner == "alice"
+    assert run.details["job"]["queued_s"] >= 0 and run.details["job"]["trained_s"] > 0
 
 
 @pytest.mark.parametrize("how", ["cancelled", "failed"])
@@ -167,3 +168,16 @@ def test_shared_mode_delete_removes_only_the_owners_runs(tmp_path):
     theirs = store.record(_run("bob"))
     assert store.delete([mine, theirs], owner="alice") == 1
     assert [r.id for r in store.runs()] == [theirs]
+
+
+def test_a_record_that_cannot_be_built_still_leaves_running(tmp_path):
+    db = tmp_path / "runs.sqlite"
+
+    def broken(result, steps):
+        raise KeyError("curves")
+
+    job = recorded_job(lambda: iter([1]), _run(), broken, pool=JobPool(1), store_path=db)
+    job.join(10)
+    run = RunStore(db).get(job.run_id)
+    assert job.status == "done" and "curves" in job.end_error
+    assert run.status == "done" and "could not be recorded" in run.details["error"]

@@ -199,10 +199,12 @@ def metric_cards(view: Preview, baseline: Baseline, method: str) -> None:
     cards[1].metric("Non-zero parameters", f"{view.nonzero_params:,}", f"of {baseline.params:,} · "
                     f"{view.sparsity:.1%} of weights pruned", delta_color="off", delta_arrow="off")
     if view.latency_ms is not None:
-        cards[2].metric(f"Latency, masked model (median of {view.latency_runs}, batch 32)", readable.ms(view.latency_ms),
+        how = view.latency_method
+        cards[2].metric(f"Latency, masked model ({how['latency_stat']} of {view.latency_runs}, batch "
+                        f"{how['latency_batch']})", readable.ms(view.latency_ms),
                         latency_verdict(view), delta_color="off", delta_arrow="off",
-                        help=f"median of {view.latency_runs} real forward passes after 3 warm-up rounds, the models "
-                             f"timed in turns on this server's CPU; runs spread by up to "
+                        help=f"{how['latency_stat']} of {view.latency_runs} real forward passes after 3 warm-up "
+                             f"rounds, the models timed in turns on this server's CPU; runs spread by up to "
                              f"{readable.ms(view.latency_spread_ms)} (p10 to p90)")
     else:
         cards[2].metric("Latency", "—", "not timed for ONNX here", delta_color="off", delta_arrow="off")

@@ -19,6 +19,7 @@ ARCH_DATA_ENV = "COMPRESSION_LAB_ARCH_DATA"  # its data: a built-in dataset name
 MAX_UPLOAD_ENV = "COMPRESSION_LAB_MAX_UPLOAD_MB"
 MAX_ELEMENTS_ENV = "COMPRESSION_LAB_MAX_ELEMENTS"
 DEFAULT_MAX_UPLOAD_MB = 200  # Streamlit's own default for server.maxUploadSize
+SHARED_MAX_UPLOAD_MB = 50  # shared mode: a class's uploads are digit classifiers and small LMs, not 200 MB files
 DEFAULT_MAX_ELEMENTS = 1 << 25  # 33.5M elements: 128 MiB of float32, ~125x the largest zoo model
 
 # Debian's dataset-fashion-mnist package puts the IDX files here (`dpkg -L dataset-fashion-mnist`).
@@ -46,7 +47,7 @@ def fashion_mnist_dirs() -> list[Path]:
 
 def max_upload_mb() -> int:
     """The size cap, in MiB, for every file the app or the CLI reads ($COMPRESSION_LAB_MAX_UPLOAD_MB)."""
-    return _positive_int(MAX_UPLOAD_ENV, DEFAULT_MAX_UPLOAD_MB)
+    return _positive_int(MAX_UPLOAD_ENV, SHARED_MAX_UPLOAD_MB if shared_mode() else DEFAULT_MAX_UPLOAD_MB)
 
 
 def max_upload_bytes() -> int:

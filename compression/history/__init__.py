@@ -1,6 +1,6 @@
 """The run history: the SQLite store, comparisons (Pareto), the HTML report and CSV export."""
 
-from compression.history.compare import latency_groups, model_from_run_file, pareto_front
+from compression.history.compare import latency_groups, latency_method_label, model_from_run_file, pareto_front
 from compression.history.csv_export import write_csv
 from compression.history.jobs import Finish, recorded_job
 from compression.history.report import pipeline_report, runs_report
@@ -10,6 +10,7 @@ __all__ = [
     "Finish",
     "HistoryError",
     "latency_groups",
+    "latency_method_label",
     "model_from_run_file",
     "pareto_front",
     "pipeline_report",

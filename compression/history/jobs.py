@@ -7,6 +7,7 @@ tab); a server restart leaves its in-flight records to `RunStore.mark_interrupte
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,22 @@ def recorded_job(start: Callable[[], Iterator[Any]], run: Run, finish: Finish, p
     def end(job: Job, status: str) -> None:
         if run_id is None:
             return
-        ended = finish(job.result, job.steps) if status == "done" else None
+        problem = None
+        try:
+            ended = finish(job.result, job.steps) if status == "done" else None
+        except Exception as exc:  # the record still leaves "running"; the page hears of it through end_error
+            ended, problem = None, exc
         if ended is None:
-            details = {**run.details, "error": job.error} if job.error else run.details
-            ended = dataclasses.replace(run, details=details)
-        RunStore(store_path).finish(run_id, dataclasses.replace(ended, status=status, owner=run.owner))
+            error = job.error or (f"the run could not be recorded: {problem}" if problem else None)
+            ended = dataclasses.replace(run, details={**run.details, "error": error} if error else run.details)
+        now = time.time()
+        began = job.began_training or now  # never began: cancelled while queued
+        timing = {"queued_s": round(began - job.started, 3), "trained_s": round(now - began, 3), "began_at": began,
+                  "ended_at": now}
+        RunStore(store_path).finish(run_id, dataclasses.replace(ended, status=status, owner=run.owner,
+                                                                details={**ended.details, "job": timing}))
+        if problem is not None:
+            raise problem
 
     job = Job(start, label=run.label, pool=pool, on_end=end)
     job.run_id = run_id

@@ -1,0 +1,202 @@
+"""A class on one server: 8 headless Chromium sessions move sliders on Pruning and Quantization, four start
+training jobs at once (two of those tabs are then closed), in shared mode.
+
+Prints, against the issue's targets:
+- slider move → a metric's text redrawn, median and p95, with 1 session and with 8 (target: 8-session median
+  at most 1.5x the 1-session median); each session pauses between moves like a student reading the chart
+- server memory (VmRSS) per idle session (target <= 30 MB)
+- how long the queued jobs waited for a training slot, and whether every started run reached the history
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SESSIONS = 8
+TRAINERS = 4  # sessions that start a job at once
+MOVES = 6  # per page and session
+PAUSE_S = 1.0  # a student looks at the chart before the next move
+EPOCHS = 8  # of each distillation job
+METRICS_JS = "() => Array.from(document.querySelectorAll('[data-testid=stMetricValue]')).map(e => e.innerText).join('|')"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PAGES = (("prune?model=mlp&sparsity=0.5", "Sparsity"), ("quantize?model=mlp&bits=4", "Bits"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(data: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = {**os.environ, "COMPRESSION_LAB_DATA": str(data), "COMPRESSION_LAB_SHARED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true", "--server.address=127.0.0.1",
+         f"--server.port={port}", "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"],
+        cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log}")
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return proc, url
+        except OSError:
+            pass
+        if time.time() > deadline:
+            raise RuntimeError("streamlit did not become healthy in 60 s")
+        time.sleep(0.3)
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+async def _idle(page) -> None:
+    await page.wait_for_timeout(200)
+    await page.wait_for_function(
+        "() => document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state') === 'notRunning'",
+        timeout=180_000)
+
+
+async def _open(page, url: str, metrics: bool = True) -> None:
+    """Load `url` and wait until its script has run (and, with `metrics`, drawn its metrics)."""
+    await page.goto(url)
+    await _idle(page)
+    if metrics:
+        await page.wait_for_function(f"() => ({METRICS_JS})().length > 0", timeout=180_000)
+
+
+async def _move(page, slider: str, key: str) -> float:
+    """Seconds from the key press on `slider` to the first change of any metric's text."""
+    before = await page.evaluate(METRICS_JS)
+    await page.get_by_role("slider", name=re.compile(slider)).focus()
+    start = time.perf_counter()
+    await page.keyboard.press(key)
+    await page.wait_for_function(f"before => ({METRICS_JS})() !== before", arg=before, timeout=180_000)
+    elapsed = time.perf_counter() - start
+    await _idle(page)
+    return elapsed
+
+
+async def _student(page, slider: str, index: int, times: list[float], pause_s: float, sessions: int) -> None:
+    """Move the open page's slider back and forth, pausing between moves like a student reading the chart."""
+    await asyncio.sleep(index * pause_s / sessions)  # students do not press in lockstep
+    for i in range(MOVES):
+        times.append(await _move(page, slider, "ArrowRight" if i % 2 == 0 else "ArrowLeft"))
+        await asyncio.sleep(pause_s)
+
+
+async def _class(pages: list, url: str, times: list[float]) -> None:
+    """Every page opens each of PAGES (all loads first, so no move waits behind another tab's first load), then
+    every student moves its slider."""
+    for path, slider in PAGES:
+        await asyncio.gather(*(_open(pg, f"{url}/{path}") for pg in pages))
+        await asyncio.gather(*(_student(pg, slider, i, times, PAUSE_S, len(pages)) for i, pg in enumerate(pages)))
+
+
+def _stats(times: list[float]) -> tuple[float, float]:
+    ms = sorted(t * 1e3 for t in times)
+    return statistics.median(ms), ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
+
+
+async def _start_job(page, url: str) -> None:
+    await _open(page, f"{url}/distill?model=mlp&epochs={EPOCHS}", metrics=False)
+    await page.get_by_role("button", name="Start distillation").click()
+    await page.wait_for_timeout(500)  # the click's rerun has reached the server
+
+
+async def _classroom(url: str, pid: int, data: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    from compression.history import RunStore
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                          args=CHROMIUM_ARGS)
+        contexts = [await browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(SESSIONS)]
+        pages = [await c.new_page() for c in contexts]
+        # Warm the server (torch, the zoo model, both pages' code), then one session alone.
+        await _open(pages[0], f"{url}/?model=mlp", metrics=False)
+        for path, _ in PAGES:
+            await _open(pages[0], f"{url}/{path}")
+        alone: list[float] = []
+        await _class(pages[:1], url, alone)
+        one_median, one_p95 = _stats(alone)
+        rss_one = _rss_mb(pid)
+        print(f"1 session : slider move -> metric redrawn: median {one_median:6.0f} ms, p95 {one_p95:6.0f} ms "
+              f"({len(alone)} moves); server RSS {rss_one:.0f} MB")
+
+        crowd: list[float] = []
+        await _class(pages, url, crowd)
+        crowd_median, crowd_p95 = _stats(crowd)
+        ratio = crowd_median / one_median
+        print(f"{SESSIONS} sessions: slider move -> metric redrawn: median {crowd_median:6.0f} ms, p95 "
+              f"{crowd_p95:6.0f} ms ({len(crowd)} moves, each session pausing {PAUSE_S:.1f} s between moves); "
+              f"median {ratio:.2f}x one session (target <= 1.5x) -> {'MET' if ratio <= 1.5 else 'MISSED'}")
+        await asyncio.sleep(3)  # every session idle
+        rss_all = _rss_mb(pid)
+        per_session = (rss_all - rss_one) / (SESSIONS - 1)
+        print(f"server RSS with {SESSIONS} idle sessions (each has used both pages) {rss_all:.0f} MB: "
+              f"{per_session:.1f} MB per extra session (target <= 30) -> {'MET' if per_session <= 30 else 'MISSED'}")
+
+        started = time.time()
+        await asyncio.gather(*(_start_job(pg, url) for pg in pages[:TRAINERS]))
+        for context in contexts[:2]:  # two students close their tab right away: their runs must not be lost
+            await context.close()
+        during: list[float] = []
+        await _class(pages[TRAINERS:], url, during)
+        store = RunStore(data / "runs.sqlite")
+        deadline = time.time() + 600
+        while True:
+            runs = [r for r in store.runs(kind="distill") if r.created_at >= started - 1]
+            if len(runs) >= TRAINERS and all(r.status != "running" for r in runs) or time.time() > deadline:
+                break
+            await asyncio.sleep(1)
+        waits = sorted(r.details.get("job", {}).get("queued_s", float("nan")) for r in runs)
+        done = sum(r.status == "done" for r in runs)
+        spans = [(r.details["job"]["began_at"], r.details["job"]["ended_at"]) for r in runs if "job" in r.details]
+        overlap = max((sum(b <= t < e for b, e in spans) for t, _ in spans), default=0)
+        during_median, during_p95 = _stats(during)
+        print(f"{TRAINERS} distillations ({EPOCHS} epochs) started at once, 2 of their tabs closed: waits for a "
+              f"training slot {', '.join(f'{w:.1f}' for w in waits)} s; {done} of {TRAINERS} runs done in the "
+              f"history, statuses {sorted(r.status for r in runs)} -> {'MET' if done == TRAINERS else 'MISSED'} "
+              f"(no run lost); at most {overlap} trained at once")
+        print(f"meanwhile {SESSIONS - TRAINERS} other sessions' slider moves: median {during_median:.0f} ms, p95 "
+              f"{during_p95:.0f} ms (for information: the jobs share the cores)")
+        await browser.close()
+
+
+def main() -> None:
+    from compression.models import load_zoo
+
+    load_zoo("mlp")  # trained into the cache before the server needs it
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} before the run")
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder)
+        proc, url = _serve(data, data / "server.log")
+        try:
+            asyncio.run(_classroom(url, proc.pid, data))
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+    print(f"load average {os.getloadavg()[0]:.1f} after the run")
