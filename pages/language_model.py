@@ -29,12 +29,13 @@ if settings is None:
     st.stop()
 dense = sections.dense(lm, settings)
 dense_ppl = dense.perplexity if dense is not None else None
-slot, points = sections.charts(lm, settings, dense_ppl)
 sections.run_section(lm, settings, dense_ppl)
+slot, points = sections.charts(lm, settings, dense_ppl)
+live = sections.live_rtn_first(lm, settings, slot, points, dense_ppl)
 sections.results_table(settings, dense_ppl)
 if dense is not None:
     st.caption(f"Dense perplexity {dense.perplexity:.2f} on {dense.tokens:,} held-out tokens of "
                f"{settings.evaluation.name} (dashed line).")
 views.run_details(sections.session_rows(settings), dense_ppl, spec)
 views.outliers(lm, spec, settings.calibration)
-sections.live_rtn_section(lm, settings, slot, points, dense_ppl)
+sections.live_rtn_refine(live, settings)

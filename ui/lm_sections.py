@@ -21,7 +21,7 @@ from compression.llm import (
 from compression.plots import language_model as plots_lm
 from ui import history, jobs
 from ui.lm_models import UPLOADED_TEXT, dense_perplexity, text_key, text_split
-from ui.lm_runs import METHODS, PRUNING, LMProgress, configs_for, live_rtn, run_methods
+from ui.lm_runs import METHODS, PRUNING, LMProgress, configs_for, live_rtn, run_methods, series_of
 
 JOB, META, RESULTS, LIVE, ERROR = "lm_job", "lm_meta", "lm_results", "lm_live", "lm_error"
 GROUP_SIZES = (0, 32, 64, 128)
@@ -191,10 +191,11 @@ def charts(lm: LanguageModel, settings: LMSettings, dense_ppl: float | None):
 
 
 def bits_chart(slot, points: list[dict], settings: LMSettings, dense_ppl: float | None,
-               live: dict | None = None) -> None:
+               live: dict | None = None, key: str = "lm_chart_bits") -> None:
+    """The bits chart (`key`: the quick live estimate and its refinement share one run, so they need two keys)."""
     merged = {(p["series"], p["x"]): p for p in points + live_points(settings)}  # a refined live point replaces
     slot.plotly_chart(plots_lm.perplexity_curves(list(merged.values()), "x", "weight bits",
-                                                 "Perplexity vs bits", dense_ppl, live=live), key="lm_chart_bits")
+                                                 "Perplexity vs bits", dense_ppl, live=live), key=key)
 
 
 def live_points(settings: LMSettings) -> list[dict]:
@@ -203,39 +204,61 @@ def live_points(settings: LMSettings) -> list[dict]:
             if spec == settings.spec and key == settings.eval_key]
 
 
-def live_rtn_section(lm: LanguageModel, settings: LMSettings, slot, points: list[dict],
-                     dense_ppl: float | None) -> None:
-    """RTN follows the bits slider: a short evaluation slice first, then the full evaluation replaces it."""
+@dataclass
+class LiveRTN:
+    """The live RTN point between its first, quick estimate and the full evaluation that replaces it."""
+
+    slot: object  # the bits chart's st.empty()
+    points: list[dict]
+    dense_ppl: float | None
+    label: str = ""
+    key: tuple = ()
+    refined: object = None  # the live_rtn generator, its next value the full perplexity
+    note: object = None
+
+
+def live_rtn_first(lm: LanguageModel, settings: LMSettings, slot, points: list[dict],
+                   dense_ppl: float | None) -> LiveRTN:
+    """RTN follows the bits slider: draw the bits chart now, with a quick estimate on a short slice if RTN is on."""
+    live = LiveRTN(slot, points, dense_ppl)
     if "rtn" not in settings.methods:
         bits_chart(slot, points, settings, dense_ppl)
-        return
+        return live
     config = QuantizeConfig("rtn", settings.bits, settings.group_size)
-    series = "rtn " + (f"g{config.group_size}" if config.group_size else "per-channel")
-    key = (settings.spec, settings.eval_key, series, settings.bits)
+    live.label, live.key = f"live: {config.label}", (settings.spec, settings.eval_key, series_of(config), config.bits)
     done = st.session_state.setdefault(LIVE, {})
-    if key in done:
-        bits_chart(slot, points, settings, dense_ppl, {"x": settings.bits, "perplexity": done[key],
-                                                       "label": f"live: {config.label}"})
-        return
+    if live.key in done:
+        bits_chart(slot, points, settings, dense_ppl, {"x": config.bits, "perplexity": done[live.key],
+                                                       "label": live.label})
+        return live
     try:
         short = evaluation_ids(lm.tokenizer, settings.evaluation.evaluation, *SHORT)
         full = evaluation_ids(lm.tokenizer, settings.evaluation.evaluation, settings.eval_samples, settings.seq_len)
-        refined = live_rtn(lm, config, short, full)
-        quick = next(refined)
+        live.refined = live_rtn(lm, config, short, full)
+        quick = next(live.refined)
     except InputError as exc:
         st.error(str(exc))
         bits_chart(slot, points, settings, dense_ppl)
+        live.refined = None
+        return live
+    bits_chart(slot, points, settings, dense_ppl, {"x": config.bits, "perplexity": quick.perplexity,
+                                                   "label": f"{live.label}, {quick.tokens} tokens"},
+               key="lm_chart_bits_quick")
+    live.note = st.empty()
+    live.note.caption(f"Live RTN: {quick.perplexity:.2f} on the first {quick.tokens} tokens; refining on the full "
+                      "evaluation below…")
+    return live
+
+
+def live_rtn_refine(live: LiveRTN, settings: LMSettings) -> None:
+    """Replace the quick estimate by the full evaluation (last on the page: everything else is drawn first)."""
+    if live.refined is None:
         return
-    bits_chart(slot, points, settings, dense_ppl, {"x": settings.bits, "perplexity": quick.perplexity,
-                                                   "label": f"live: {config.label}, {quick.tokens} tokens"})
-    note = st.empty()
-    note.caption(f"Live RTN on {quick.tokens} tokens ({quick.perplexity:.2f}); refining on the full evaluation…")
-    full_ppl = next(refined)
-    done[key] = full_ppl.perplexity
-    bits_chart(slot, points, settings, dense_ppl, {"x": settings.bits, "perplexity": full_ppl.perplexity,
-                                                   "label": f"live: {config.label}"})
-    note.caption(f"Live RTN {config.label}: perplexity {full_ppl.perplexity:.2f} on {full_ppl.tokens:,} tokens "
-                 f"(first estimate {quick.perplexity:.2f} on {quick.tokens}).")
+    full = next(live.refined)
+    st.session_state.setdefault(LIVE, {})[live.key] = full.perplexity
+    bits_chart(live.slot, live.points, settings, live.dense_ppl, {"x": settings.bits, "perplexity": full.perplexity,
+                                                                  "label": live.label})
+    live.note.caption(f"Live RTN: perplexity {full.perplexity:.2f} on {full.tokens:,} tokens.")
 
 
 def results_table(settings: LMSettings, dense_ppl: float | None) -> None:
@@ -245,13 +268,13 @@ def results_table(settings: LMSettings, dense_ppl: float | None) -> None:
         return
     table = pd.DataFrame([{"method": r["label"], "perplexity": r["perplexity"],
                            "vs dense": r["perplexity"] / dense_ppl if dense_ppl else None,
-                           "sparsity": r["sparsity"], "packed MiB": r["size_bytes"] / 2**20,
+                           "zero weights": r["sparsity"], "packed MiB": r["size_bytes"] / 2**20,
                            "of fp16": r["size_bytes"] / r["baseline_size_bytes"], "seconds": r["seconds"],
                            "calibration": r["calibration"], "run": r["run_id"]} for r in rows])
     st.dataframe(table, hide_index=True, key="lm_table", column_config={
         "perplexity": st.column_config.NumberColumn(format="%.2f"),
         "vs dense": st.column_config.NumberColumn(format="%.2f×"),
-        "sparsity": st.column_config.NumberColumn(format="percent"),
+        "zero weights": st.column_config.NumberColumn(format="percent"),
         "packed MiB": st.column_config.NumberColumn(format="%.2f"),
         "of fp16": st.column_config.NumberColumn(format="percent"),
         "seconds": st.column_config.NumberColumn(format="%.1f")})

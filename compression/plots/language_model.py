@@ -84,3 +84,15 @@ def size_bars(labels: Sequence[str], sizes_bytes: Sequence[int], title: str = "F
                            marker_color=["#9d9da1"] + ["#4c78a8"] * (len(sizes_bytes) - 1)))
     fig.update_layout(title=title, yaxis_title="MiB", **_LAYOUT)
     return fig
+
+
+def perplexity_vs_size(sizes_bytes: Sequence[float], perplexities: Sequence[float], labels: Sequence[str],
+                       title: str = "Language models: perplexity vs size") -> go.Figure:
+    """Recorded language-model runs: lower-left is better (smaller file, lower perplexity)."""
+    fig = go.Figure(go.Scatter(x=list(sizes_bytes), y=list(perplexities), mode="markers+text", text=list(labels),
+                               textposition="top center", cliponaxis=False, marker={"size": 9, "color": "#4c78a8"},
+                               hovertemplate="%{text}<br>%{x:,} bytes<br>perplexity %{y:.2f}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title="packed file (bytes, log)", yaxis_title="perplexity (held-out)",
+                      **_LAYOUT)
+    fig.update_xaxes(type="log")
+    return fig
