@@ -9,7 +9,7 @@ pytestmark = pytest.mark.e2e
 SETTINGS = "model=tiny-gpt&lm_methods=rtn&lm_eval_samples=4&lm_calib_samples=4&lm_seq_len=64"
 BITS_CHART = """() => {
     const gd = [...document.querySelectorAll('.js-plotly-plot')]
-        .find(g => g.layout && g.layout.title && g.layout.title.text === 'Perplexity vs bits');
+        .find(g => g.layout && g.layout.title && g.layout.title.text.includes('Perplexity vs bits'));
     return gd ? gd.data.map(t => ({name: t.name, x: [...t.x], y: [...t.y]})) : null;
 }"""
 
@@ -34,4 +34,6 @@ def test_rtn_follows_the_bits_slider_and_a_run_reaches_the_chart(app_server, pag
     rtn = next(t for t in page.evaluate(BITS_CHART) if t["name"] == "rtn g64")
     assert 3 in rtn["x"]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1400, "height": 3400})  # the app scrolls inside its own container
+    wait_idle(page)
     page.screenshot(path=str(SCREENSHOTS / "language-model-tiny-gpt.png"), full_page=True)

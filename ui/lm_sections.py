@@ -184,7 +184,8 @@ def charts(lm: LanguageModel, settings: LMSettings, dense_ppl: float | None):
     left, right = st.columns(2)
     pruned = [{**r, "x": r["target_sparsity"]} for r in rows if r["method"] in PRUNING]
     left.plotly_chart(plots_lm.perplexity_curves(pruned, "x", "sparsity (fraction of linear weights zeroed)",
-                                                 "Perplexity vs sparsity", dense_ppl), key="lm_chart_sparsity")
+                                                 "Perplexity vs sparsity", dense_ppl, x_range=(0, 1)),
+                      key="lm_chart_sparsity")
     if not pruned:
         left.caption("Run magnitude, Wanda or SparseGPT at a few sparsities: each run adds a point to its line.")
     return right.empty(), [{**r, "x": r["bits"]} for r in rows if r["method"] not in PRUNING]
@@ -195,7 +196,8 @@ def bits_chart(slot, points: list[dict], settings: LMSettings, dense_ppl: float 
     """The bits chart (`key`: the quick live estimate and its refinement share one run, so they need two keys)."""
     merged = {(p["series"], p["x"]): p for p in points + live_points(settings)}  # a refined live point replaces
     slot.plotly_chart(plots_lm.perplexity_curves(list(merged.values()), "x", "weight bits",
-                                                 "Perplexity vs bits", dense_ppl, live=live), key=key)
+                                                 "Perplexity vs bits", dense_ppl, live=live,
+                                                 x_range=(1.5, 8.5)), key=key)
 
 
 def live_points(settings: LMSettings) -> list[dict]:

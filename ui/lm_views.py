@@ -75,9 +75,12 @@ def run_details(rows: list[dict], dense_ppl: float | None, spec: str) -> None:
     m[0].metric("Perplexity", f"{row['perplexity']:.2f}", delta, delta_color="inverse",
                 help=f"on {row['tokens']:,} held-out tokens")
     m[1].metric("Packed file", f"{row['size_bytes'] / 2**20:.2f} MiB",
-                f"{row['size_bytes'] / row['baseline_size_bytes']:.0%} of fp16", delta_color="off")
+                f"{row['size_bytes'] / row['baseline_size_bytes']:.0%} of fp16", delta_color="off", delta_arrow="off")
     m[2].metric("Compression time", f"{row['seconds']:.1f} s", help="calibration forward passes included")
-    m[3].metric("Sparsity", f"{row['sparsity']:.1%}", help="zeros among the decoder layers' linear weights")
+    if row["target_sparsity"] is not None:
+        m[3].metric("Sparsity", f"{row['sparsity']:.1%}", help="zeros among the decoder layers' linear weights")
+    else:
+        m[3].metric("Weight bits", row["bits"], help=f"{row['sparsity']:.1%} of the weights rounded to exactly zero")
     left, right = st.columns(2)
     if row["layer_errors"]:
         left.plotly_chart(plots_lm.layer_error_heatmap(row["layer_errors"],
@@ -131,7 +134,7 @@ def outliers(lm: LanguageModel, spec: str, calibration: TextSplit) -> None:
     median = sorted(values)[len(values) // 2]
     st.plotly_chart(plots_lm.channel_max_chart(values, f"layer {layer}, input of {role}: max |x| per channel "
                                                        f"(4 × 128 tokens of {calibration.name})"), key="lm_outliers")
-    st.caption(f"Largest channel {max(values) / median:.0f}× the median. Real LLMs (SmolLM2) show a few channels far "
+    st.caption(f"Largest channel {max(values) / median:.1f}× the median. Real LLMs (SmolLM2) show a few channels far "
                "above the rest: rounding them with the others wastes the grid on them (SmoothQuant moves them into "
                "the weights, AWQ protects their weights). The tiny GPT has none, which is why Wanda ≈ magnitude and "
                "AWQ ≈ RTN on it.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
@@ -15,7 +16,7 @@ METHOD_COLORS = {"magnitude": "#9d9da1", "wanda": "#f58518", "sparsegpt": "#e457
 
 def perplexity_curves(points: Sequence[Mapping], x_key: str, x_title: str, title: str,
                       dense_perplexity: float | None = None, live: Mapping | None = None,
-                      log_y: bool = True) -> go.Figure:
+                      x_range: tuple[float, float] | None = None) -> go.Figure:
     """One line per series (a method, or a method at one group size) through points {method, series, x_key,
     perplexity}, coloured by method; the dense model as a dashed line.
 
@@ -39,10 +40,14 @@ def perplexity_curves(points: Sequence[Mapping], x_key: str, x_title: str, title
     if dense_perplexity is not None:
         fig.add_hline(y=dense_perplexity, line_dash="dash", line_color="#333",
                       annotation_text=f"dense {dense_perplexity:.2f}", annotation_position="bottom right")
-    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title="perplexity (held-out, lower is better)",
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title="perplexity (held-out, lower is better, log)",
                       **_LAYOUT)
-    if log_y:
-        fig.update_yaxes(type="log")
+    values = [p["perplexity"] for p in points] + [v for v in (dense_perplexity, live and live["perplexity"]) if v]
+    # log axis, fitted to the numbers (an empty chart would otherwise span 0.1 to 10k around the dense line)
+    fig.update_yaxes(type="log", range=[math.log10(min(values) / 1.2), math.log10(max(values) * 1.2)]
+                     if values else None)
+    if x_range is not None:
+        fig.update_xaxes(range=list(x_range))
     return fig
 
 
