@@ -120,3 +120,20 @@ def test_classifier_pages_say_an_lm_is_not_theirs():
     at.switch_page("pages/prune.py").run()
     assert not at.exception
     assert any("language model" in i.value for i in at.info)
+
+
+def test_compare_shows_lm_runs_with_perplexity():
+    from compression.history import run_from_result
+
+    RunStore().record(run_from_result("lm", "tiny-gpt", {"config": {"kind": "quantize", "bits": 4}, "perplexity": 5.2,
+                                                         "size_bytes": 400_000, "baseline_size_bytes": 1_600_000},
+                                      "rtn 4-bit g64"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["model"] = "tiny-gpt"
+    at.run()
+    at.switch_page("pages/compare.py").run()
+    at.multiselect(key="cmp_kind").set_value(["lm"]).run()
+    assert not at.exception
+    assert "perplexity" in at.dataframe[0].value.columns
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert "Language models: perplexity vs size" in titles

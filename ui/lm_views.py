@@ -39,13 +39,15 @@ CONCEPTS = {
              ("Quantize one column at a time and push its rounding error onto the columns not yet quantized, "
              "weighted by the inverse Hessian: the same second-order compensation as SparseGPT. Wins at 3–4 bits, "
              "with or without outliers.")),
-    "AWQ": (r"\widehat W = Q\big(W\,\mathrm{diag}(s)\big)\,\mathrm{diag}(s)^{-1}, \quad s_j = \overline{|X_j|}^{\,\alpha}",
+    "AWQ": ((r"\widehat W = Q\big(W\,\mathrm{diag}(s)\big)\,\mathrm{diag}(s)^{-1}, \quad "
+            r"s_j = \overline{|X_j|}^{\,\alpha}"),
             ("Scale up the weights of the channels with large activations before rounding, so their relative "
             "rounding error shrinks; α is searched per layer to minimise the output error. Helps where there are "
             "outlier channels (SmolLM2); on the tiny GPT it stays close to RTN.")),
     "SmoothQuant": ((r"s_j = \frac{\max|X_j|^{\alpha}}{\max|W_j|^{1-\alpha}}, \quad Y = (X\,\mathrm{diag}(s)^{-1})"
                     r"\,(\mathrm{diag}(s)\,W)"),
-                    ("To quantize activations too (W·A·), move their outliers into the weights: divide channel j of X "
+                    ("To quantize activations too (W·A·), move their outliers into the weights: divide channel j "
+                     "of X "
                     "by s_j (folded into the preceding norm) and multiply the weights by it. α = 0 leaves the "
                     "activations alone; α = 1 moves everything. Without outliers there is little to smooth.")),
 }

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 
 from compression.plots.common import _LAYOUT
 
-# One colour per method, kept across charts: magnitude → Wanda → SparseGPT, RTN → GPTQ/AWQ read the same everywhere
+# One colour per method on every chart: magnitude → Wanda → SparseGPT and RTN → GPTQ/AWQ read at a glance
 METHOD_COLORS = {"magnitude": "#9d9da1", "wanda": "#f58518", "sparsegpt": "#e45756", "rtn": "#9d9da1",
                  "gptq": "#4c78a8", "awq": "#54a24b", "smoothquant": "#b279a2", "naive": "#ff9da6"}
 
@@ -58,7 +58,8 @@ def layer_error_heatmap(rows: Sequence[Mapping], title: str) -> go.Figure:
     grid = {(r["layer"], r["role"]): r["relative_error"] for r in rows}
     z = [[grid.get((layer, role)) for role in roles] for layer in layers]
     fig = go.Figure(go.Heatmap(z=z, x=roles, y=layers, colorscale="Reds", colorbar={"title": "rel. error"},
-                               hovertemplate="layer %{y} · %{x}<br>‖WX−ŴX‖²/‖WX‖² = %{z:.3g}<extra></extra>"))
+                               hovertemplate="layer %{y} · %{x}<br>‖WX−ŴX‖²/‖WX‖² = %{z:.3g}"
+                                             "<extra></extra>"))
     fig.update_layout(title=title, xaxis_title="linear", yaxis_title="decoder layer", **_LAYOUT)
     fig.update_yaxes(autorange="reversed", dtick=1)
     return fig
