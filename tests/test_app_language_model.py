@@ -76,6 +76,9 @@ def test_a_run_completes_and_its_points_reach_the_charts_table_and_history():
     heat = chart(at, "lm_heatmap")  # the last run's per-layer errors: 4 layers x qkv/o/up/down
     assert heat["data"][0]["x"] == ["qkv", "o", "up", "down"] and len(heat["data"][0]["z"]) == 4
     assert len(chart(at, "lm_sizes")["data"][0]["x"]) == 4  # fp16 and the three packed files
+    last = at.session_state["lm_results"][-1]
+    assert len(last["packed"]) == last["size_bytes"]  # the size shown is the real file's
+    assert at.get("download_button")[0].proto.label.startswith("Download the packed file")
     runs = {r.id: r for r in RunStore().runs(kind="lm")}
     saved = runs[at.session_state["lm_results"][-1]["run_id"]]
     assert saved.metrics["perplexity"] > 1 and saved.metrics["size_bytes"] < saved.metrics["baseline_size_bytes"]

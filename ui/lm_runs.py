@@ -23,12 +23,14 @@ from compression.llm import (
     QuantizeConfig,
     SmoothQuantConfig,
     fp16_size_bytes,
+    pack,
     packed_size_bytes,
     perplexity,
 )
 
 METHODS = ("magnitude", "wanda", "sparsegpt", "rtn", "gptq", "awq", "smoothquant")
 PRUNING = ("magnitude", "wanda", "sparsegpt")
+PACKED_KEEP_BYTES = 16 << 20  # packed files up to this size stay in the session for download (the tiny GPT's do)
 
 
 @dataclass(frozen=True)
@@ -86,12 +88,14 @@ def measure(lm: LanguageModel, result: CompressionResult, evaluation: Tensor, pr
     config = result.config
     ppl = perplexity(result.lm.model, evaluation)
     bits = getattr(config, "bits", None) or getattr(config, "weight_bits", None)
+    size_bytes = packed_size_bytes(result)
     return {
         "method": method_of(config), "series": series_of(config), "label": config.label,
         "config": config.to_dict(), "sparsity": result.sparsity(), "bits": bits,
         "target_sparsity": config.sparsity if isinstance(config, PruneConfig) else None,
         "perplexity": ppl.perplexity, "tokens": ppl.tokens, "seconds": result.seconds,
-        "size_bytes": packed_size_bytes(result), "baseline_size_bytes": fp16_size_bytes(lm),
+        "size_bytes": size_bytes, "packed": pack(result) if size_bytes <= PACKED_KEEP_BYTES else None,
+        "baseline_size_bytes": fp16_size_bytes(lm),
         "layer_errors": result.layer_errors(), "notes": list(result.notes),
         "prompt": prompt, "new_tokens": new_tokens,
         "generation": llm.generate(result.lm, prompt, new_tokens) if prompt.strip() else "",

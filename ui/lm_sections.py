@@ -166,7 +166,8 @@ def collect(steps: list[LMProgress], meta: dict) -> None:
         row = {**row, **{k: meta[k] for k in ("spec", "model", "eval_key", "calibration", "evaluation")}}
         dense_ppl = meta.get("dense_perplexity")
         row["baseline_perplexity"] = dense_ppl
-        record = {k: v for k, v in row.items() if k not in ("spec", "eval_key", "series", "method", "label")}
+        record = {k: v for k, v in row.items()
+                  if k not in ("spec", "eval_key", "series", "method", "label", "packed")}
         row["run_id"] = history.record(run_from_result("lm", row["model"], record, row["label"]))
         results.append(row)
     meta["seen"] = len(rows)

@@ -94,6 +94,12 @@ def run_details(rows: list[dict], dense_ppl: float | None, spec: str) -> None:
     right.caption("Packed files hold group-wise codes bit-packed at the chosen bits plus fp16 scales and zero "
                   "points (quantization), or a 1-bit mask plus the kept fp16 values (pruning; 2:4 keeps 2-bit "
                   "positions instead). Embeddings and norms stay fp16 in every file.")
+    if row["packed"] is not None:
+        right.download_button(f"Download the packed file ({len(row['packed']):,} bytes)", row["packed"],
+                              f"{row['model']}-{row['label'].replace(' ', '-')}.cllm", key="lm_packed_download")
+    else:
+        right.caption(f"The packed file ({row['size_bytes']:,} bytes) is measured, not kept: above 16 MiB a "
+                      "session keeps numbers only.")
     for note in row["notes"]:
         st.caption(f"Note: {note}")
     generations(rows, spec)
