@@ -140,3 +140,12 @@ def test_compare_shows_lm_runs_with_perplexity():
     assert "perplexity" in at.dataframe[0].value.columns
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert "Language models: perplexity vs size" in titles
+
+
+def test_sliders_become_one_config_per_method_and_a_chart_line_each():
+    from ui.lm_runs import configs_for, series_of
+
+    configs = configs_for(["wanda", "gptq", "smoothquant"], 0.3, "2:4", 2, 0, 0.7)
+    assert configs[0].nm == (2, 4) and configs[0].sparsity == 0.5  # 2:4 fixes the sparsity at 50%
+    assert configs[2].weight_bits == 4 and configs[2].alpha == 0.7  # SmoothQuant's weights: at least 4 bits
+    assert [series_of(c) for c in configs] == ["wanda 2:4", "gptq per-channel", "smoothquant α=0.7 A8"]
