@@ -17,6 +17,7 @@ PAGES = [
     st.Page("pages/quantize.py", title="Quantization", icon=":material/tune:", url_path="quantize"),
     st.Page("pages/distill.py", title="Distillation", icon=":material/school:", url_path="distill"),
     st.Page("pages/pipeline.py", title="Pipeline", icon=":material/account_tree:", url_path="pipeline"),
+    st.Page("pages/language_model.py", title="Language models", icon=":material/chat:", url_path="lm"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
 ]
 

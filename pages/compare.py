@@ -27,6 +27,7 @@ from compression.pipeline import (
 )
 from compression.plots import common as plots
 from compression.plots import compare as plots_compare
+from compression.plots import language_model as plots_lm
 from ui import history, jobs
 from ui.common import current_model, ensure_routed
 
@@ -77,6 +78,9 @@ else:
     d[2].download_button("Runs as CSV", buffer.getvalue(), "runs.csv", mime="text/csv", key="cmp_csv")
 
     figures = []
+    lm_runs = shown.dropna(subset=["perplexity", "size_bytes"]) if {"perplexity", "size_bytes"} <= set(shown) \
+        else shown.iloc[0:0]  # language models: perplexity instead of accuracy
+    shown_cls = shown.drop(lm_runs.index)
     plotted = shown.dropna(subset=[c for c in ("accuracy", "size_bytes") if c in shown]) \
         if {"accuracy", "size_bytes"} <= set(shown) else shown.iloc[0:0]
     if not plotted.empty:
@@ -99,14 +103,18 @@ else:
                        + (f" {others} run(s) timed another way are left out of that chart." if others else ""))
         for fig in figures:
             st.plotly_chart(fig)
-        missing = len(shown) - len(plotted)
+        missing = len(shown_cls) - len(plotted)
         if missing:
             st.caption(f"{missing} run(s) recorded no file size (e.g. fine-tunes and distillations measured only "
                        "accuracy), so they are in the table but not on this chart.")
         st.caption("Sizes are the bytes of each run's own file: .clab for pipelines, the sparse encoding for "
                    "pruning settings, the packed file for quantization, torch.save for students.")
-    else:
+    elif lm_runs.empty:
         st.info("None of these runs has both an accuracy and a size to plot.")
+    if not lm_runs.empty:
+        figures.append(plots_lm.perplexity_vs_size(list(lm_runs["size_bytes"]), list(lm_runs["perplexity"]),
+                                                   [f"{r.model} · {r.label}" for r in lm_runs.itertuples()]))
+        st.plotly_chart(figures[-1])
     d[3].download_button("HTML report", lambda: runs_report(shown.to_dict("records"), figures), "runs-report.html",
                          mime="text/html", key="cmp_report")
 

@@ -5,10 +5,15 @@ import streamlit as st
 
 from compression.metrics import histogram
 from compression.plots import common as plots
-from ui.common import current_model
+from ui.common import chosen_is_lm, current_model
 from ui.text import ONNX_NOT_SUPPORTED, ONNX_TECHNIQUES
 
 st.title("Model")
+if chosen_is_lm():
+    from ui.lm_views import model_page  # the LM engine (transformers) is imported only when an LM is chosen
+
+    model_page()
+    st.stop()
 with st.expander("What am I looking at?"):
     st.markdown(
         "A neural network is layers of **weights**: numbers multiplied with the input. "

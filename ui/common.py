@@ -26,6 +26,7 @@ from compression.models import (
     load_zoo,
     train_zoo_model,
 )
+from ui.lm_choices import is_lm, lm_choices
 
 _router = threading.local()  # one script run per thread: is app.py routing this run?
 
@@ -122,7 +123,8 @@ def _ensure_trained(name: str) -> None:
 
 def model_picker() -> None:
     """Sidebar: choose a zoo model or load your own; the choice is kept in the URL (?model=...)."""
-    options = list(ZOO) + [UPLOAD_WEIGHTS, UPLOAD_ONNX] + ([CUSTOM] if custom_from_environment() else [])
+    options = (list(ZOO) + [UPLOAD_WEIGHTS, UPLOAD_ONNX] + ([CUSTOM] if custom_from_environment() else [])
+               + lm_choices())
     with st.sidebar:
         st.markdown("### Model")
         choice = st.selectbox("Model", options, key="model", bind="query-params",
@@ -175,6 +177,10 @@ def current_model() -> tuple[LoadedModel, ModelFacts] | None:
     """The model chosen in the sidebar, or None (with a message shown) when there is none yet."""
     ensure_routed()
     choice = st.session_state.get("model", ZOO[0])
+    if is_lm(choice):
+        st.info(f"**{choice}** is a language model: see it on the Model page and compress it on the "
+                "Language models page. This page works on the image classifiers above it in the sidebar.")
+        return None
     if choice in ZOO:
         try:
             _ensure_trained(choice)
@@ -195,6 +201,10 @@ def current_model() -> tuple[LoadedModel, ModelFacts] | None:
         st.info("Upload a model in the sidebar, or pick a zoo model.")
         return None
     return st.session_state["uploaded_model"], st.session_state["uploaded_facts"]
+
+
+def chosen_is_lm() -> bool:
+    return is_lm(st.session_state.get("model"))
 
 
 def model_with_weights(nothing_to_do: str) -> LoadedModel:

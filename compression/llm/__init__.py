@@ -13,7 +13,7 @@ from compression.llm.compressor import CompressionResult, compress
 from compression.llm.configs import (PRUNE_METHODS, QUANT_METHODS, LMConfig, PruneConfig, QuantizeConfig,
                                      SmoothQuantConfig, config_from_dict)
 from compression.llm.evaluate import Perplexity, perplexity
-from compression.llm.generation import channel_max, generate, max_positions
+from compression.llm.generation import channel_max, generate, layer_roles, max_positions
 from compression.llm.loading import MODEL_NAMES, load_language_model
 from compression.llm.models import (SMOLLM2, LanguageModel, ModelInfo, load_gguf, load_hf_folder, load_smollm2,
                                     save_hf_folder, smollm2_path)
@@ -27,7 +27,7 @@ __all__ = [
     "CompressionResult", "LMConfig", "LanguageModel", "LayerStep", "ModelInfo", "Perplexity", "PruneConfig",
     "QuantizeConfig", "SmoothQuantConfig", "TextSplit", "TrainStep",
     "calibration_ids", "channel_max", "compress", "config_from_dict", "corpus_available", "evaluation_ids",
-    "fp16_size_bytes", "generate", "load_gguf", "load_hf_folder", "load_language_model", "load_smollm2",
+    "fp16_size_bytes", "generate", "layer_roles", "load_gguf", "load_hf_folder", "load_language_model", "load_smollm2",
     "load_text", "load_tiny_gpt", "max_positions", "pack", "packed_size_bytes", "perplexity", "save_hf_folder",
     "smollm2_path", "split_text", "train_tiny_gpt", "unpack",
 ]

@@ -35,6 +35,11 @@ def generate(lm: LanguageModel, prompt: str, max_new_tokens: int = 40) -> str:
     return lm.tokenizer.decode(new, skip_special_tokens=True)
 
 
+def layer_roles(lm: LanguageModel) -> tuple[str, ...]:
+    """The names of a decoder layer's compressible linears, in forward order (q, k, v, o, gate, up, down)."""
+    return tuple(role for role, _ in family_of(lm.model).roles)
+
+
 @torch.no_grad()
 def channel_max(lm: LanguageModel, ids: Tensor, layer: int, role: str | None = None) -> Tensor:
     """max|x_j| over all tokens of `ids` for each input channel j of one linear (default: the first) of a layer.

@@ -1,0 +1,41 @@
+"""Language-model page: prune or quantize a causal LM layer by layer and read perplexity against sparsity and bits."""
+
+import streamlit as st
+
+from ui import lm_sections as sections
+from ui import lm_views as views
+from ui.common import ensure_routed
+from ui.lm_choices import TINY_GPT, lm_spec
+from ui.lm_models import current_lm
+
+ensure_routed()
+st.title("Language models")
+views.concept()
+lm = current_lm()
+if lm is None:
+    def use_tiny_gpt() -> None:
+        st.session_state["model"] = TINY_GPT
+
+    st.info("Choose a language model in the sidebar (tiny-gpt trains itself in a minute or two on first use; "
+            "smollm2 is SmolLM2-135M), or:")
+    st.button("Use the tiny GPT", key="lm_use_tiny", on_click=use_tiny_gpt)
+    st.stop()
+spec = lm_spec(st.session_state["model"])
+st.caption(f"**{lm.info.name}**: {lm.info.layers} decoder layers, {lm.info.params:,} parameters. "
+           "Each run compresses a copy; the shared model is never changed.")
+views.source_note(lm.info)
+settings = sections.controls(spec)
+if settings is None:
+    st.stop()
+dense = sections.dense(lm, settings)
+dense_ppl = dense.perplexity if dense is not None else None
+sections.run_section(lm, settings, dense_ppl)
+slot, points = sections.charts(lm, settings, dense_ppl)
+live = sections.live_rtn_first(lm, settings, slot, points, dense_ppl)
+sections.results_table(settings, dense_ppl)
+if dense is not None:
+    st.caption(f"Dense perplexity {dense.perplexity:.2f} on {dense.tokens:,} held-out tokens of "
+               f"{settings.evaluation.name} (dashed line).")
+views.run_details(sections.session_rows(settings), dense_ppl, spec)
+views.outliers(lm, spec, settings.calibration)
+sections.live_rtn_refine(live, settings)

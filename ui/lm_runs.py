@@ -1,0 +1,121 @@
+"""The Language-model page's runs: one background Job compresses, evaluates and samples each chosen method.
+
+The job thread never calls st.*: it yields LMProgress; a finished method comes out as a plain dict (no model is
+kept, so a session holds numbers only), which the page's fragment collects and records in the history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from compression import llm  # llm.compress, llm.generate: names that are also its modules' names
+from compression.core import Drive, run_to_end
+from compression.llm import (
+    CompressionResult,
+    LanguageModel,
+    LayerStep,
+    LMConfig,
+    Perplexity,
+    PruneConfig,
+    QuantizeConfig,
+    SmoothQuantConfig,
+    fp16_size_bytes,
+    pack,
+    packed_size_bytes,
+    perplexity,
+)
+
+METHODS = ("magnitude", "wanda", "sparsegpt", "rtn", "gptq", "awq", "smoothquant")
+PRUNING = ("magnitude", "wanda", "sparsegpt")
+PACKED_KEEP_BYTES = 16 << 20  # packed files up to this size stay in the session for download (the tiny GPT's do)
+
+
+@dataclass(frozen=True)
+class LMProgress:
+    """Method `index` of `total` is at decoder layer `step` (None: evaluated; `row` then holds its measurements)."""
+
+    index: int
+    total: int
+    label: str
+    step: LayerStep | None = None
+    row: dict | None = None
+
+    @property
+    def fraction(self) -> float:
+        within = 1.0 if self.step is None else self.step.fraction * 0.9  # the last tenth: perplexity and sampling
+        return (self.index + within) / self.total
+
+    @property
+    def text(self) -> str:
+        where = "evaluated" if self.step is None else f"layer {self.step.layer + 1}/{self.step.layers}"
+        return f"{self.label} ({self.index + 1} of {self.total}): {where}"
+
+
+def configs_for(methods: Sequence[str], sparsity: float, pattern: str, bits: int, group_size: int,
+                alpha: float) -> list[LMConfig]:
+    """One config per chosen method from the page's sliders (raises InputError on a bad value)."""
+    nm = (2, 4) if pattern == "2:4" else None
+    out: list[LMConfig] = []
+    for method in methods:
+        if method in PRUNING:
+            out.append(PruneConfig(method, sparsity, nm=nm))
+        elif method == "smoothquant":
+            out.append(SmoothQuantConfig(alpha=alpha, weight_bits=max(bits, 4), act_bits=8))
+        else:
+            out.append(QuantizeConfig(method, bits, group_size))
+    return out
+
+
+def method_of(config: LMConfig) -> str:
+    return config.method if not isinstance(config, SmoothQuantConfig) else "smoothquant"
+
+
+def series_of(config: LMConfig) -> str:
+    """The chart line a config's point joins: a method, plus the grid or pattern that makes it a different curve."""
+    if isinstance(config, PruneConfig):
+        return f"{config.method} {config.nm[0]}:{config.nm[1]}" if config.nm else config.method
+    if isinstance(config, QuantizeConfig):
+        return f"{config.method} " + (f"g{config.group_size}" if config.group_size else "per-channel")
+    return f"smoothquant α={config.alpha:g} A{config.act_bits}"
+
+
+def measure(lm: LanguageModel, result: CompressionResult, evaluation: Tensor, prompt: str,
+            new_tokens: int) -> dict:
+    """What the page keeps of one compressed model: numbers and text, never the model."""
+    config = result.config
+    ppl = perplexity(result.lm.model, evaluation)
+    bits = getattr(config, "bits", None) or getattr(config, "weight_bits", None)
+    size_bytes = packed_size_bytes(result)
+    return {
+        "method": method_of(config), "series": series_of(config), "label": config.label,
+        "config": config.to_dict(), "sparsity": result.sparsity(), "bits": bits,
+        "target_sparsity": config.sparsity if isinstance(config, PruneConfig) else None,
+        "perplexity": ppl.perplexity, "tokens": ppl.tokens, "seconds": result.seconds,
+        "size_bytes": size_bytes, "packed": pack(result) if size_bytes <= PACKED_KEEP_BYTES else None,
+        "baseline_size_bytes": fp16_size_bytes(lm),
+        "layer_errors": result.layer_errors(), "notes": list(result.notes),
+        "prompt": prompt, "new_tokens": new_tokens,
+        "generation": llm.generate(result.lm, prompt, new_tokens) if prompt.strip() else "",
+    }
+
+
+def run_methods(lm: LanguageModel, configs: Sequence[LMConfig], calibration: Tensor | None, evaluation: Tensor,
+                prompt: str, new_tokens: int) -> Generator[LMProgress, None, None]:
+    """Compress, evaluate and sample each config in turn; Cancel (close) stops after the current layer."""
+    for index, config in enumerate(configs):
+        run = Drive(llm.compress(lm, config, calibration))
+        for step in run:
+            yield LMProgress(index, len(configs), config.label, step)
+        row = measure(lm, run.result, evaluation, prompt, new_tokens)
+        del run  # the compressed copy goes before the next one is made
+        yield LMProgress(index, len(configs), config.label, row=row)
+
+
+def live_rtn(lm: LanguageModel, config: QuantizeConfig, short: Tensor, full: Tensor) -> Generator[Perplexity]:
+    """RTN needs no calibration: round once, then yield the perplexity on a short slice first, the full one next."""
+    result = run_to_end(llm.compress(lm, config))
+    yield perplexity(result.lm.model, short)
+    yield perplexity(result.lm.model, full)
