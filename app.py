@@ -18,6 +18,7 @@ PAGES = [
 ]
 
 navigation = st.navigation(PAGES)
+common.page_style()
 with common.routing():
     common.model_picker()
     navigation.run()

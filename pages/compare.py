@@ -76,7 +76,7 @@ else:
                 lx, ly = list(timed["latency_ms"]), list(timed["accuracy"])
                 figures.append(plots_compare.pareto_chart(
                     lx, ly, [f"{r.model} · {r.label}" for r in timed.itertuples()], pareto_front(lx, ly),
-                    "latency (ms, batch 1)", "Accuracy vs latency", log_x=False))
+                    "latency (ms, batch 1)", "Accuracy vs latency", log_x=False, x_unit="ms"))
         for fig in figures:
             st.plotly_chart(fig)
         missing = len(shown) - len(plotted)
@@ -203,7 +203,7 @@ if picked is not None:
             st.plotly_chart(plots_compare.pareto_chart(
                 xs, ys, labels, pareto_front(xs, ys), "file size (bytes, log)" if cfg.metric == "size"
                 else "latency (ms)", "Budget search", log_x=cfg.metric == "size", highlight=best,
-                budget=cfg.budget))
+                budget=cfg.budget, x_unit="bytes" if cfg.metric == "size" else "ms"))
             if job.status == "done":
                 if best is None:
                     st.warning("No candidate fits this budget: raise it, or add fine-tuning with the Pipeline page.")

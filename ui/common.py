@@ -87,6 +87,27 @@ def _keep_history_on_page_switch() -> None:
 
 _keep_history_on_page_switch()
 
+# Narrow windows (800 px with the sidebar open leaves ~500 px): columns wrap two to a row instead of squeezing
+# four into it, charts take a row each, and card values, labels and button texts wrap instead of ending in "96.9…".
+_NARROW_CSS = """<style>
+@media (max-width: 1100px) {
+  [data-testid="stMain"] [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
+  [data-testid="stMain"] [data-testid="stColumn"] { min-width: calc(50% - 1rem) !important; }
+  [data-testid="stMain"] [data-testid="stColumn"]:has(.js-plotly-plot) { min-width: 100% !important; }
+  [data-testid="stMetricValue"] { font-size: 1.8rem; }
+}
+[data-testid="stMetric"] .stMarkdownEllipsis, [data-testid="stWidgetLabel"] .stMarkdownEllipsis,
+[data-testid="stButton"] .stMarkdownEllipsis {
+  white-space: normal; overflow: visible; text-overflow: clip;
+}
+</style>"""
+
+
+def page_style() -> None:
+    """The app's few CSS rules (see _NARROW_CSS)."""
+    st.html(_NARROW_CSS)
+
+
 UPLOAD_WEIGHTS = "Upload weights…"
 UPLOAD_ONNX = "Upload ONNX…"
 CUSTOM = "Custom (server)"

@@ -287,7 +287,7 @@ def latency_verdict(view: Preview) -> str:
     shrunk = f" · shrunk {readable.ms(view.shrunk_latency_ms)}" if view.shrunk_latency_ms is not None else ""
     dense = f"dense {readable.ms(view.dense_latency_ms)}"
     if view.same_speed_as_dense:
-        return f"{dense}: same speed within timer noise{shrunk}"
+        return f"{dense}: same speed within timer noise (runs spread {readable.ms(view.latency_spread_ms or 0)}){shrunk}"
     ratio = view.latency_ms / view.dense_latency_ms
     return f"{dense}: {ratio:.2f}× dense, timer noise from other work on this server, not the zeros{shrunk}"
 
