@@ -110,10 +110,14 @@ def _widgets(space: dict) -> dict:
     scope = top[1].radio("Scope", ["global", "layer"], key="prune_scope", horizontal=True, bind="query-params",
                          help="global: one threshold for all layers · layer: the same sparsity in every layer",
                          disabled=method == "nm")
-    if method != "magnitude":
-        st.session_state["prune_by"] = "sparsity"  # structured and N:M have no threshold: show what is in force
-    by = top[2].radio("Prune by", ["sparsity", "threshold"], key="prune_by", horizontal=True, bind="query-params",
-                      disabled=method != "magnitude", help="A target fraction of zeros, or the textbook |w| > τ")
+    if method == "magnitude":
+        by = top[2].radio("Prune by", ["sparsity", "threshold"], key="prune_by", horizontal=True,
+                          bind="query-params", help="A target fraction of zeros, or the textbook |w| > τ")
+    else:  # structured and N:M prune by sparsity: a read-only twin says so (see _disabled_in_force)
+        _keep("prune_by")
+        st.session_state["prune_by_in_force"] = by = "sparsity"
+        top[2].radio("Prune by", ["sparsity", "threshold"], key="prune_by_in_force", horizontal=True, disabled=True,
+                     help="structured and N:M pruning always prune by sparsity")
     exclude = top[3].multiselect("Leave dense (exclude)", layers, key="prune_exclude", bind="query-params",
                                  help="e.g. the first and last layers, which are often the most sensitive")
     by_threshold = method == "magnitude" and by == "threshold"
@@ -134,29 +138,51 @@ def _widgets(space: dict) -> dict:
     return w
 
 
+SPARSITY_LABEL = "Sparsity (fraction of weights removed; structured: of units)"
+THRESHOLD_LABEL = "Threshold τ (keep |w| > τ)"
+
+
 def _sparsity_slider(column, disabled: bool) -> float:
-    return column.slider("Sparsity (fraction of weights removed; structured: of units)", 0.0, 1.0, 0.5, 0.01,
-                         key="sparsity", bind="query-params", disabled=disabled)
+    return column.slider(SPARSITY_LABEL, 0.0, 1.0, 0.5, 0.01, key="sparsity", bind="query-params", disabled=disabled)
 
 
 def _threshold_slider(column, w: dict, disabled: bool) -> float:
     step, top_tau, decimals = w["tau"]
     default = round(round(min(0.05, top_tau / 2) / step) * step, decimals)
-    return column.slider("Threshold τ (keep |w| > τ)", 0.0, top_tau, default, step, format=f"%.{decimals}f",
-                         key="threshold", bind="query-params", disabled=disabled)
+    return column.slider(THRESHOLD_LABEL, 0.0, top_tau, default, step, format=f"%.{decimals}f", key="threshold",
+                         bind="query-params", disabled=disabled)
 
 
 def _disabled_in_force(w: dict, view: Preview) -> None:
-    """Draw the disabled slider showing the value the active control put in force."""
+    """Draw each disabled slider as a read-only twin showing the value the active control put in force.
+
+    The twin has its own key and no URL binding: a value written into the URL-bound slider would lose to the
+    URL on a shared link's first run, and every such write became a browser-history entry. The user's own value
+    of the bound slider is kept in the session for when it is enabled again; the URL holds the active control.
+    """
     left, right = w["columns"]
     step, top_tau, decimals = w["tau"]
     if w["sparsity"] is None:  # by threshold, or N:M: the sparsity is what they produced
-        st.session_state["sparsity"] = round(view.sparsity, 2)
-        w["sparsity"] = _sparsity_slider(left, disabled=True)
+        _keep("sparsity")
+        st.session_state["sparsity_in_force"] = w["sparsity"] = round(view.sparsity, 2)
+        left.slider(SPARSITY_LABEL, 0.0, 1.0, step=0.01, key="sparsity_in_force", disabled=True,
+                    help="in force: the sparsity the threshold or the N:M pattern produces")
     if w["threshold"] is None:
+        _keep("threshold")
         if w["method"] == "magnitude":  # by sparsity: the τ that sparsity needs
-            st.session_state["threshold"] = min(round(round(view.threshold / step) * step, decimals), top_tau)
-        w["threshold"] = _threshold_slider(right, w, disabled=True)
+            tau = min(round(round(view.threshold / step) * step, decimals), top_tau)
+            help_text = "in force: the largest |w| the sparsity removes"
+        else:
+            tau, help_text = 0.0, "structured and N:M pruning use no threshold"
+        st.session_state["threshold_in_force"] = w["threshold"] = tau
+        right.slider(THRESHOLD_LABEL, 0.0, top_tau, step=step, format=f"%.{decimals}f", key="threshold_in_force",
+                     disabled=True, help=help_text)
+
+
+def _keep(key: str) -> None:
+    """Keep a slider's value while it is not drawn (Streamlit forgets the state of widgets not drawn in a run)."""
+    if key in st.session_state:
+        st.session_state[key] = st.session_state[key]
 
 
 def _config(w: dict) -> PruneConfig:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from compression.core import readable
 from compression.core.histogram import Histogram
 from compression.plots.axes import percent_axis
 
@@ -102,9 +103,9 @@ def size_latency_bars(labels: Sequence[str], size_bytes: Sequence[int], latency_
     colors = [_BLUE, _ORANGE, _GREEN, _RED][:len(labels)]
     timed = [(label, ms, c) for label, ms, c in zip(labels, latency_ms, colors) if ms is not None]
     data = [_bar(list(labels), [b / 1024 for b in size_bytes], "size", colors,
-                 text=[f"{b / 1024:,.1f} KiB" for b in size_bytes]),
+                 text=[readable.size(b) for b in size_bytes]),
             _bar([t[0] for t in timed], [t[1] for t in timed], "latency", [t[2] for t in timed],
-                 text=[f"{t[1]:.3f} ms" for t in timed], xaxis="x2", yaxis="y2")]
+                 text=[readable.ms(t[1]) for t in timed], xaxis="x2", yaxis="y2")]
     return _figure(data, title, "", dict(title=dict(text="file size (KiB)")), showlegend=False,
                    xaxis=dict(domain=[0, 0.45], automargin=True), xaxis2=dict(domain=[0.55, 1], automargin=True),
                    yaxis2=dict(title=dict(text="latency (ms per batch)"), anchor="x2"))
