@@ -49,7 +49,8 @@ def pareto_chart(xs: Sequence[float], ys: Sequence[float], labels: Sequence[str]
     fig.update_yaxes(**accuracy_axis)  # accuracy: never 150%, ticks that differ
     shown = [*xs, *([budget] if budget is not None else [])]
     if log_x:
-        ticks = _ticks_1_2_5(min(shown), max(shown))
+        unit = 1024 if x_unit == "bytes" and min(shown) >= 1024 else 1  # 1, 2, 5, 10 KiB rather than 4.9 KiB
+        ticks = [t * unit for t in _ticks_1_2_5(min(shown) / unit, max(shown) / unit)]
         fig.update_xaxes(type="log", tickmode="array", tickvals=ticks, ticktext=[fmt(t) for t in ticks])
     return fig
 
@@ -90,7 +91,10 @@ def curves_side_by_side(series: Sequence[tuple[str, Sequence[float], Sequence[fl
                         y_title: str) -> go.Figure:
     """Several (name, x, y) curves on one chart."""
     fig = go.Figure([go.Scatter(x=list(x), y=list(y), name=name, mode="lines+markers") for name, x, y in series])
-    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=y_title, **_LAYOUT)
+    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=y_title, legend=dict(orientation="h", y=-0.25),
+                      **_LAYOUT)
+    if "accuracy" in y_title:  # in percent, like every card
+        fig.update_yaxes(**percent_axis([v for _, _, ys in series for v in ys]))
     return fig
 
 
