@@ -309,20 +309,30 @@ def _nm_tail_note(view: Preview, config: PruneConfig) -> None:
 
 
 def latency_verdict(view: Preview) -> str:
-    """One reading of the three timings, shared by the card and the text under it."""
-    shrunk = f" · shrunk {readable.ms(view.shrunk_latency_ms)}" if view.shrunk_latency_ms is not None else ""
-    dense = f"dense {readable.ms(view.dense_latency_ms)}"
+    """The card's line: the dense time and one short reading of masked vs dense."""
+    return f"dense {readable.ms(view.dense_latency_ms)} · {_reading(view)}"
+
+
+def _reading(view: Preview) -> str:
+    """Masked vs dense, read once for the card and the text under it."""
+    spread = view.latency_spread_ms or 0.0
+    if spread > 0.5 * min(view.latency_ms, view.dense_latency_ms or view.latency_ms):
+        return "too noisy to compare"
     if view.same_speed_as_dense:
-        return f"{dense}: same speed within timer noise (runs spread {readable.ms(view.latency_spread_ms or 0)}){shrunk}"
-    ratio = view.latency_ms / view.dense_latency_ms
-    return f"{dense}: {ratio:.2f}× dense, timer noise from other work on this server, not the zeros{shrunk}"
+        return "same within timer noise"
+    return f"{view.latency_ms / view.dense_latency_ms:.2f}× dense: timer noise, not the zeros"
+
+
+def _latency_details(view: Preview) -> str:
+    return (f"the runs spread by up to {readable.ms(view.latency_spread_ms or 0.0)} (p10 to p90) while other work "
+            "shares this server's CPU; a dense multiply costs the same with or without zeros")
 
 
 def why_not_faster(view: Preview) -> None:
     """Plain words, with the measured times."""
     st.subheader("Why is the pruned model not faster?")
     if view.latency_ms is not None:
-        verdict = latency_verdict(view)
+        verdict = f"{_reading(view)}: {_latency_details(view)}"
         shrunk_line = (f" The physically shrunk model (units removed, smaller matrices) took "
                        f"**{readable.ms(view.shrunk_latency_ms)}**." if view.shrunk_latency_ms is not None else "")
         st.markdown(
