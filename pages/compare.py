@@ -132,7 +132,8 @@ else:
                            "has no weight histogram below.")
         if with_files:
             names = list(with_files[0][1].weights())
-            layer = st.selectbox("Layer (from the runs' compressed files)", names, key="cmp_layer")
+            layer = st.selectbox("Layer (from the runs' compressed files)", names, key="cmp_layer",
+                                 bind="query-params")
             cols = st.columns(len(with_files))
             for col, (k, m) in zip(cols, with_files):
                 w = m.weights().get(layer)

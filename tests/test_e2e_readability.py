@@ -114,9 +114,8 @@ def test_every_percent_axis_reads_in_order(app_server, page, zoo):
     _open(page, app_server, "?model=mlp")
     for path in ("prune?model=mlp&sparsity=0.9&prune_scan=true", "quantize?model=mlp&bits=3"):
         _open(page, app_server, path)
-        page.wait_for_timeout(500)
-        axes = page.evaluate(PERCENT_TICKS)
-        assert axes, path
+        axes = page.wait_for_function(f"() => {{ const a = ({PERCENT_TICKS})(); return a.length > 0 && a; }}",
+                                      timeout=60_000).json_value()  # charts draw after the run ends
         for texts in axes:
             values = [float(t.rstrip("%")) for t in texts]
             assert values == sorted(values) and len(set(texts)) == len(texts), (path, texts)
