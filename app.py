@@ -22,6 +22,7 @@ PAGES = [
 ]
 
 navigation = st.navigation(PAGES)
+common.page_style()
 with common.routing():
     common.model_picker()
     navigation.run()

@@ -155,12 +155,15 @@ def latency_in_turns(contenders: Sequence[nn.Module | Callable[[], nn.Module]], 
     """Each model's latency, timed one run of each in turn, so a burst of load on a shared CPU hits all alike.
 
     A contender is a module or a function returning one (e.g. a workbench with other weights swapped in).
-    With `budget_ms`, stop after the round that exceeds it (at least three timed rounds): a slider move stays fast.
+    With `budget_ms`, stop after the timed round that exceeds it (at least five timed rounds, the warm-up not
+    counted): a slider move stays fast, and slow first passes cannot cut the timed runs short.
     """
     getters = [(lambda m=c: m) if isinstance(c, nn.Module) else c for c in contenders]
     times: list[list[float]] = [[] for _ in getters]
     begin = time.perf_counter()
     for round_ in range(warmup + repeats):
+        if round_ == warmup:
+            begin = time.perf_counter()
         for get, bucket in zip(getters, times):
             module = get().eval()
             start = time.perf_counter()
@@ -168,7 +171,7 @@ def latency_in_turns(contenders: Sequence[nn.Module | Callable[[], nn.Module]], 
             if round_ >= warmup:
                 bucket.append((time.perf_counter() - start) * 1e3)
         timed = round_ - warmup + 1
-        if budget_ms is not None and timed >= 3 and (time.perf_counter() - begin) * 1e3 > budget_ms:
+        if budget_ms is not None and timed >= 5 and (time.perf_counter() - begin) * 1e3 > budget_ms:
             break
     return [_latency(t, len(example)) for t in times]
 

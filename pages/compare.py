@@ -97,7 +97,7 @@ else:
             lx, ly = list(timed["latency_ms"]), list(timed["accuracy"])
             figures.append(plots_compare.pareto_chart(
                 lx, ly, [f"{r.model} · {r.label}" for r in timed.itertuples()], pareto_front(lx, ly),
-                f"latency (ms, {method})", "Accuracy vs latency", log_x=False))
+                f"latency (ms, {method})", "Accuracy vs latency", log_x=False, x_unit="ms"))
             others = sum(len(v) for k, v in groups.items() if k != method)
             st.caption(f"Latency is compared only between runs measured the same way: {method}."
                        + (f" {others} run(s) timed another way are left out of that chart." if others else ""))
@@ -164,7 +164,8 @@ else:
                            "has no weight histogram below.")
         if with_files:
             names = list(with_files[0][1].weights())
-            layer = st.selectbox("Layer (from the runs' compressed files)", names, key="cmp_layer")
+            layer = st.selectbox("Layer (from the runs' compressed files)", names, key="cmp_layer",
+                                 bind="query-params")
             cols = st.columns(len(with_files))
             for col, (k, m) in zip(cols, with_files):
                 w = m.weights().get(layer)
@@ -232,7 +233,7 @@ if picked is not None:
             st.plotly_chart(plots_compare.pareto_chart(
                 xs, ys, labels, pareto_front(xs, ys), "file size (bytes, log)" if cfg.metric == "size"
                 else "latency (ms)", "Budget search", log_x=cfg.metric == "size", highlight=best,
-                budget=cfg.budget))
+                budget=cfg.budget, x_unit="bytes" if cfg.metric == "size" else "ms"))
             if job.status == "done":
                 if best is None:
                     st.warning("No candidate fits this budget: raise it, or add fine-tuning with the Pipeline page.")

@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from compression.core import readable
+
 from ui import history
 from ui.common import model_with_weights
 from ui.prune_finetune import finetune_section
@@ -13,6 +15,7 @@ model = model_with_weights("This model has no Linear or Conv weights: there is n
 space = workspace(model)
 config, view, state = controls(space, is_onnx=model.onnx is not None)
 metric_cards(view, space["baseline"], state["method"])
+st.caption(readable.one_image(view.evaluation.samples))
 job = st.session_state.get("prune_job")
 training = job is not None and job.running  # the training thread shares the CPU: timings are not the model's
 if training:

@@ -149,6 +149,18 @@ def wait_idle(page) -> None:
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 
 
+def full_page_screenshot(page, name: str) -> None:
+    """The whole page as a PNG under artifacts/screenshots: Streamlit scrolls inside its main section, so
+    full_page alone stops at the window; the window is stretched to the content for the shot."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(height, 16_000))})
+    page.wait_for_timeout(700)  # charts resize to the new window
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+    page.set_viewport_size(size)
+
+
 def pytest_configure(config):
     import torch
 

@@ -69,7 +69,7 @@ def test_compare_shows_runs_pareto_and_deletes(zoo, history_dir):
     import json
 
     pareto = json.loads(at.get("plotly_chart")[0].proto.spec)
-    frontier = pareto["data"][1]
+    frontier = next(t for t in pareto["data"] if t["name"] == "Pareto frontier")
     assert frontier["x"] == [2000, 3000]  # the 4000-byte run is dominated
     victim = store.runs()[0].id
     at.multiselect(key="cmp_delete").set_value([victim]).run()

@@ -43,7 +43,7 @@ def test_moving_bits_changes_figures_and_metrics(name, zoo):
     assert after_metrics[next(k for k in after_metrics if k.startswith("SQNR"))] != \
         before_metrics[next(k for k in before_metrics if k.startswith("SQNR"))]
     bits_chart = chart(at, "q_curve")
-    assert [s["x0"] for s in bits_chart["layout"]["shapes"] if s["line"].get("dash") == "dot"] == [2]
+    assert [t["x"] for t in bits_chart["data"] if t["name"].startswith("in force")] == [[2, 2]]
 
 
 def test_bad_settings_and_the_one_bit_warning(zoo):
@@ -89,7 +89,7 @@ def test_qat_runs_as_a_job_and_adds_a_point_to_the_bits_chart(zoo):
     assert not at.exception
     assert any(label.startswith("QAT 4-bit") for label in metrics(at))
     names = [t["name"] for t in chart(at, "q_curve")["data"]]
-    assert names == ["PTQ", "QAT"]
+    assert names == ["PTQ", "QAT", "in force: 4 bits"]
 
 
 def test_onnx_model_gets_weight_quantization_and_clear_infos(zoo):

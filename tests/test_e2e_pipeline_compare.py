@@ -1,7 +1,9 @@
 """The Pipeline and Compare pages in headless Chromium: run a pipeline, see it on the Pareto chart, get the report."""
 
+import re
+
 import pytest
-from conftest import SCREENSHOTS, wait_idle
+from conftest import SCREENSHOTS, full_page_screenshot, wait_idle
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
@@ -14,6 +16,15 @@ def _set_number(page, label: str, value: int) -> None:
     wait_idle(page)
 
 
+def _assert_reads_as_words(report: str) -> None:
+    """What a stakeholder reads in a report: no snake_case keys, no Python dicts, no bare fractions as accuracy."""
+    visible = re.sub(r"<script.*?</script>", "", report, flags=re.S)
+    visible = re.sub(r"<[^>]+>", " ", visible)
+    assert not re.findall(r"\b[a-z]+_[a-z_]+\b", visible), re.findall(r"\b[a-z]+_[a-z_]+\b", visible)[:5]
+    assert "{'" not in visible and "None" not in visible
+    assert re.search(r"accuracy.{0,80}?\d+\.\d+%", visible, flags=re.S)
+
+
 def test_run_a_pipeline_then_compare_and_download_the_report(app_server, page, zoo, tmp_path):
     zoo("mlp")
     page.goto(f"{app_server}/pipeline?model=mlp")
@@ -24,8 +35,14 @@ def test_run_a_pipeline_then_compare_and_download_the_report(app_server, page, z
     expect(page.get_by_text("Accuracy (decoded file)")).to_be_visible(timeout=180_000)
     wait_idle(page)
     expect(page.get_by_role("button", name="Compressed model (.clab)")).to_be_visible()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="HTML report").click()
+    assert download.value.suggested_filename == "mlp-prune-quantize-encode-report.html"
+    pipeline_report = tmp_path / "pipeline-report.html"
+    download.value.save_as(pipeline_report)
+    _assert_reads_as_words(pipeline_report.read_text())
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "pipeline-mlp.png"), full_page=True)
+    full_page_screenshot(page, "pipeline-mlp.png")
 
     page.goto(f"{app_server}/compare?model=mlp")
     wait_idle(page)
@@ -38,7 +55,8 @@ def test_run_a_pipeline_then_compare_and_download_the_report(app_server, page, z
     download.value.save_as(report)
     text = report.read_text()
     assert "Compression Lab: run comparison" in text and "Plotly.newPlot" in text
-    page.screenshot(path=str(SCREENSHOTS / "compare.png"), full_page=True)
+    _assert_reads_as_words(text)
+    full_page_screenshot(page, "compare.png")
 
     report_page = page.context.new_page()
     report_page.goto(report.as_uri())  # the downloaded report, opened offline

@@ -15,6 +15,7 @@ def test_values_by_unit():
     assert readable.value("latency_ms", 0.05123) == "0.0512 ms"
     assert readable.value("latency_ms", 31.94) == "31.9 ms"
     assert readable.value("params", 26506) == "26,506"
+    assert readable.value("teacher_params", 38282.0) == "38,282"
     assert readable.value("accuracy", None) == ""
 
 

@@ -30,10 +30,15 @@ def test_the_script_runner_still_consults_the_switch():
 def test_page_switch_still_filters_params_in_populate_from_query_string():
     """ui.common._keep_history_on_page_switch wraps this method and shadows _send_query_param_msg during it."""
     from streamlit.runtime.state.query_params import QueryParams
+    from streamlit.runtime.state.session_state import SessionState
 
     import ui.common  # noqa: F401  (applies the wrapper)
 
     assert "valid_script_hashes" in inspect.signature(QueryParams.populate_from_query_string).parameters
     assert QueryParams.populate_from_query_string.keeps_history
     assert "self._send_query_param_msg()" in inspect.getsource(QueryParams.populate_from_query_string.__wrapped__)
+    assert "ctx.enqueue" in inspect.getsource(QueryParams._send_query_param_msg.__wrapped__)
+    assert "self.set_corrected_value(" not in inspect.getsource(QueryParams.populate_from_query_string.__wrapped__)
     assert "populate_from_query_string(" in inspect.getsource(script_runner)
+    assert "on_script_finished" in inspect.getsource(script_runner)  # the clean-up before the switch run
+    assert "remove_stale_bindings(" in inspect.getsource(inspect.getmodule(SessionState))

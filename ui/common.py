@@ -54,39 +54,93 @@ def ensure_routed() -> None:
 
 
 def _keep_history_on_page_switch() -> None:
-    """Stop a page switch from pushing an extra browser-history entry without the old page's settings.
+    """Keep a page switch from rewriting the old page's browser-history entry without its settings.
 
-    On a page switch Streamlit drops the old page's URL-bound params and tells the browser at once, which pushes
-    the old page's path without its query string (/quantize) before the new page (/prune): Back then lands on
-    that bare entry and the settings are gone. Without the message the browser pushes the new page with the query
-    string it holds (/prune?bits=2): Back returns to /quantize?bits=2, and params of other pages ride along
-    (ignored by this page, restored when the user returns to theirs). Pinned by tests/test_streamlit_routing_patch.py.
+    On a page switch Streamlit drops the old page's URL-bound params and corrects the new page's ones, and tells
+    the browser while it still shows the old page: /quantize lost its query string (or /prune became
+    /prune?bits=2) before the new page was pushed, so Back landed on an entry without the settings. During the
+    switch run, from the filtering until the run's closing clean-up, the messages are held back (the run still
+    knows its query string); the browser then pushes the new page with the query string it holds
+    (/prune?bits=2&sparsity=0.84): Back returns to the old entry intact, and other pages' params ride along
+    (ignored here, restored on their page). The next interaction writes this page's URL as usual.
+    Pinned by tests/test_streamlit_routing_patch.py.
     """
-    original = QueryParams.populate_from_query_string
-    if getattr(original, "keeps_history", False):
+    populate, remove_stale = QueryParams.populate_from_query_string, QueryParams.remove_stale_bindings
+    send = QueryParams._send_query_param_msg
+    if getattr(populate, "keeps_history", False):
         return
 
-    def populate(self, query_string: str, valid_script_hashes: set[str] | None = None) -> None:
-        if valid_script_hashes is None:  # not a page switch
-            return original(self, query_string, valid_script_hashes)
-        # An instance attribute shadows the method for this call: the new page's URL carries the filtered params.
-        self._send_query_param_msg = lambda: _set_run_query_string(self)
+    def _send_query_param_msg(self) -> None:
+        if self.__dict__.get("_quiet_cleanups", 0) > 0:
+            ctx = get_script_run_ctx()
+            if ctx is not None:
+                ctx.query_string = urlencode(self._query_params, doseq=True)
+            return None
+        return send(self)
+
+    def populate_from_query_string(self, query_string: str, valid_script_hashes: set[str] | None = None) -> None:
+        if valid_script_hashes is not None:  # a page switch: quiet through the clean-up before the run and after it
+            self.__dict__["_quiet_cleanups"] = 2
+        return populate(self, query_string, valid_script_hashes)
+
+    def remove_stale_bindings(self, *args, **kwargs) -> None:
+        quiet = self.__dict__.get("_quiet_cleanups", 0)
         try:
-            return original(self, query_string, valid_script_hashes)
+            return remove_stale(self, *args, **kwargs)
         finally:
-            del self._send_query_param_msg
+            self.__dict__["_quiet_cleanups"] = max(0, quiet - 1)
+            if quiet == 1:  # the switch run is over and the browser shows the new page: now its URL
+                send(self)
 
-    def _set_run_query_string(params: QueryParams) -> None:
-        ctx = get_script_run_ctx()
-        if ctx is not None:
-            ctx.query_string = urlencode(params._query_params, doseq=True)
-
-    populate.keeps_history = True
-    populate.__wrapped__ = original
-    QueryParams.populate_from_query_string = populate
+    populate_from_query_string.keeps_history = True
+    populate_from_query_string.__wrapped__ = populate
+    remove_stale_bindings.__wrapped__ = remove_stale
+    _send_query_param_msg.__wrapped__ = send
+    QueryParams.populate_from_query_string = populate_from_query_string
+    QueryParams.remove_stale_bindings = remove_stale_bindings
+    QueryParams._send_query_param_msg = _send_query_param_msg
 
 
 _keep_history_on_page_switch()
+
+# Narrow windows (800 px with the sidebar open leaves ~500 px): columns wrap two to a row instead of squeezing
+# four into it, charts take a row each, and card values, labels and button texts wrap instead of ending in "96.9…".
+_NARROW_CSS = """<style>
+@media (max-width: 1100px) {
+  [data-testid="stMain"] [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
+  [data-testid="stMain"] [data-testid="stColumn"] { min-width: calc(50% - 1rem) !important; }
+  [data-testid="stMain"] [data-testid="stColumn"]:has(.js-plotly-plot) { min-width: 100% !important; }
+  [data-testid="stMetricValue"] { font-size: 1.8rem; }
+}
+[data-testid="stMetric"] .stMarkdownEllipsis, [data-testid="stWidgetLabel"] .stMarkdownEllipsis,
+[data-testid="stButton"] .stMarkdownEllipsis {
+  white-space: normal; overflow: visible; text-overflow: clip;
+}
+</style>"""
+
+
+# One browser-history entry per page, not per setting. Streamlit's frontend replaces the URL when a user moves a
+# slider but pushes a new entry when the server rewrites the query string (a value put in force, a default
+# dropped from a shared link): Back then stepped through invisible changes of one page. Within one path, push
+# becomes replace; going to another page still pushes. Our own constant script, never user input.
+_ONE_ENTRY_PER_PAGE_JS = """<script>
+(() => {
+  if (window.__clabOneEntryPerPage) return;
+  window.__clabOneEntryPerPage = true;
+  const push = history.pushState.bind(history);
+  history.pushState = (state, title, url) => {
+    const next = new URL(url, window.location.href);
+    if (next.pathname === window.location.pathname) return history.replaceState(state, title, url);
+    return push(state, title, url);
+  };
+})();
+</script>"""
+
+
+def page_style() -> None:
+    """The app's few CSS rules (see _NARROW_CSS) and its history rule (see _ONE_ENTRY_PER_PAGE_JS)."""
+    st.html(_NARROW_CSS + _ONE_ENTRY_PER_PAGE_JS, unsafe_allow_javascript=True)
+
 
 UPLOAD_WEIGHTS = "Upload weights…"
 UPLOAD_ONNX = "Upload ONNX…"

@@ -110,10 +110,14 @@ def _widgets(space: dict) -> dict:
     scope = top[1].radio("Scope", ["global", "layer"], key="prune_scope", horizontal=True, bind="query-params",
                          help="global: one threshold for all layers · layer: the same sparsity in every layer",
                          disabled=method == "nm")
-    if method != "magnitude":
-        st.session_state["prune_by"] = "sparsity"  # structured and N:M have no threshold: show what is in force
-    by = top[2].radio("Prune by", ["sparsity", "threshold"], key="prune_by", horizontal=True, bind="query-params",
-                      disabled=method != "magnitude", help="A target fraction of zeros, or the textbook |w| > τ")
+    if method == "magnitude":
+        by = top[2].radio("Prune by", ["sparsity", "threshold"], key="prune_by", horizontal=True,
+                          bind="query-params", help="A target fraction of zeros, or the textbook |w| > τ")
+    else:  # structured and N:M prune by sparsity: a read-only twin says so (see _disabled_in_force)
+        _keep("prune_by")
+        st.session_state["prune_by_in_force"] = by = "sparsity"
+        top[2].radio("Prune by", ["sparsity", "threshold"], key="prune_by_in_force", horizontal=True, disabled=True,
+                     help="structured and N:M pruning always prune by sparsity")
     exclude = top[3].multiselect("Leave dense (exclude)", layers, key="prune_exclude", bind="query-params",
                                  help="e.g. the first and last layers, which are often the most sensitive")
     by_threshold = method == "magnitude" and by == "threshold"
@@ -134,29 +138,51 @@ def _widgets(space: dict) -> dict:
     return w
 
 
+SPARSITY_LABEL = "Sparsity (fraction of weights removed; structured: of units)"
+THRESHOLD_LABEL = "Threshold τ (keep |w| > τ)"
+
+
 def _sparsity_slider(column, disabled: bool) -> float:
-    return column.slider("Sparsity (fraction of weights removed; structured: of units)", 0.0, 1.0, 0.5, 0.01,
-                         key="sparsity", bind="query-params", disabled=disabled)
+    return column.slider(SPARSITY_LABEL, 0.0, 1.0, 0.5, 0.01, key="sparsity", bind="query-params", disabled=disabled)
 
 
 def _threshold_slider(column, w: dict, disabled: bool) -> float:
     step, top_tau, decimals = w["tau"]
     default = round(round(min(0.05, top_tau / 2) / step) * step, decimals)
-    return column.slider("Threshold τ (keep |w| > τ)", 0.0, top_tau, default, step, format=f"%.{decimals}f",
-                         key="threshold", bind="query-params", disabled=disabled)
+    return column.slider(THRESHOLD_LABEL, 0.0, top_tau, default, step, format=f"%.{decimals}f", key="threshold",
+                         bind="query-params", disabled=disabled)
 
 
 def _disabled_in_force(w: dict, view: Preview) -> None:
-    """Draw the disabled slider showing the value the active control put in force."""
+    """Draw each disabled slider as a read-only twin showing the value the active control put in force.
+
+    The twin has its own key and no URL binding: a value written into the URL-bound slider would lose to the
+    URL on a shared link's first run, and every such write became a browser-history entry. The user's own value
+    of the bound slider is kept in the session for when it is enabled again; the URL holds the active control.
+    """
     left, right = w["columns"]
     step, top_tau, decimals = w["tau"]
     if w["sparsity"] is None:  # by threshold, or N:M: the sparsity is what they produced
-        st.session_state["sparsity"] = round(view.sparsity, 2)
-        w["sparsity"] = _sparsity_slider(left, disabled=True)
+        _keep("sparsity")
+        st.session_state["sparsity_in_force"] = w["sparsity"] = round(view.sparsity, 2)
+        left.slider(SPARSITY_LABEL, 0.0, 1.0, step=0.01, key="sparsity_in_force", disabled=True,
+                    help="in force: the sparsity the threshold or the N:M pattern produces")
     if w["threshold"] is None:
+        _keep("threshold")
         if w["method"] == "magnitude":  # by sparsity: the τ that sparsity needs
-            st.session_state["threshold"] = min(round(round(view.threshold / step) * step, decimals), top_tau)
-        w["threshold"] = _threshold_slider(right, w, disabled=True)
+            tau = min(round(round(view.threshold / step) * step, decimals), top_tau)
+            help_text = "in force: the largest |w| the sparsity removes"
+        else:
+            tau, help_text = 0.0, "structured and N:M pruning use no threshold"
+        st.session_state["threshold_in_force"] = w["threshold"] = tau
+        right.slider(THRESHOLD_LABEL, 0.0, top_tau, step=step, format=f"%.{decimals}f", key="threshold_in_force",
+                     disabled=True, help=help_text)
+
+
+def _keep(key: str) -> None:
+    """Keep a slider's value while it is not drawn (Streamlit forgets the state of widgets not drawn in a run)."""
+    if key in st.session_state:
+        st.session_state[key] = st.session_state[key]
 
 
 def _config(w: dict) -> PruneConfig:
@@ -285,20 +311,30 @@ def _nm_tail_note(view: Preview, config: PruneConfig) -> None:
 
 
 def latency_verdict(view: Preview) -> str:
-    """One reading of the three timings, shared by the card and the text under it."""
-    shrunk = f" · shrunk {readable.ms(view.shrunk_latency_ms)}" if view.shrunk_latency_ms is not None else ""
-    dense = f"dense {readable.ms(view.dense_latency_ms)}"
+    """The card's line: the dense time and one short reading of masked vs dense."""
+    return f"dense {readable.ms(view.dense_latency_ms)} · {_reading(view)}"
+
+
+def _reading(view: Preview) -> str:
+    """Masked vs dense, read once for the card and the text under it."""
+    spread = view.latency_spread_ms or 0.0
+    if spread > 0.5 * min(view.latency_ms, view.dense_latency_ms or view.latency_ms):
+        return "too noisy to compare"
     if view.same_speed_as_dense:
-        return f"{dense}: same speed within timer noise{shrunk}"
-    ratio = view.latency_ms / view.dense_latency_ms
-    return f"{dense}: {ratio:.2f}× dense, timer noise from other work on this server, not the zeros{shrunk}"
+        return "same within timer noise"
+    return f"{view.latency_ms / view.dense_latency_ms:.2f}× dense: timer noise, not the zeros"
+
+
+def _latency_details(view: Preview) -> str:
+    return (f"the runs spread by up to {readable.ms(view.latency_spread_ms or 0.0)} (p10 to p90) while other work "
+            "shares this server's CPU; a dense multiply costs the same with or without zeros")
 
 
 def why_not_faster(view: Preview) -> None:
     """Plain words, with the measured times."""
     st.subheader("Why is the pruned model not faster?")
     if view.latency_ms is not None:
-        verdict = latency_verdict(view)
+        verdict = f"{_reading(view)}: {_latency_details(view)}"
         shrunk_line = (f" The physically shrunk model (units removed, smaller matrices) took "
                        f"**{readable.ms(view.shrunk_latency_ms)}**." if view.shrunk_latency_ms is not None else "")
         st.markdown(

@@ -138,6 +138,7 @@ def live_views(model: LoadedModel, settings: Settings, result: QuantResult, benc
     cols[2].metric(f"SQNR of {layer}", "exact" if view.sqnr_db == float("inf") else f"{view.sqnr_db:.1f} dB")
     cols[3].metric("Clipped weights in layer", f"{view.clipped_count:,}",
                    f"{view.clipped_count / weights[layer].numel():.2%}", delta_color="off", delta_arrow="off")
+    st.caption(readable.one_image(len(model.dataset.y_test)))
 
     left, right = st.columns(2)
     qt = result.quantized.qtensors[layer]

@@ -84,8 +84,8 @@ def value(key: str, v: object) -> str:
         return percent(v, 2)
     if key.endswith("ratio"):
         return f"{v:.1f}×"
-    if isinstance(v, int):
-        return count(v)
+    if isinstance(v, int) or (abs(v) >= 1000 and float(v).is_integer()):  # 38282.0 parameters, not 3.828e+04
+        return count(int(v))
     return f"{v:.4g}"
 
 

@@ -7,33 +7,62 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
+from compression.core import readable
 from compression.plots.axes import percent_axis
 
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=380, template="plotly_white")
 
 
+_PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac",
+            "#eeca3b")
+
+
 def pareto_chart(xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], front: Sequence[int],
                  x_title: str, title: str, log_x: bool = True, highlight: int | None = None,
-                 budget: float | None = None) -> go.Figure:
-    """Every run as a labelled point, the frontier as a line; optionally a budget line and a best point."""
-    # Text labels only while they stay readable; beyond that, on hover.
-    crowded = len(xs) > 8
-    fig = go.Figure(go.Scatter(x=list(xs), y=list(ys), mode="markers" if crowded else "markers+text",
-                               text=list(labels), hovertemplate="%{text}<br>x=%{x}<br>accuracy=%{y:.2%}<extra></extra>",
-                               textposition="top center", cliponaxis=False, name="runs",
-                               marker=dict(size=9, color="#4c78a8")))
+                 budget: float | None = None, x_unit: str = "bytes") -> go.Figure:
+    """Every run as a point, the frontier as a line; optionally a budget line and a best point.
+
+    Up to ten runs each get a colour and a legend entry (text beside the points overlapped each other, the 100%
+    tick and the right edge); beyond that one trace, named on hover.
+    """
+    fmt = readable.size if x_unit == "bytes" else readable.ms
+    hover = "%{text}<br>%{customdata}<br>accuracy %{y:.2%}<extra></extra>"
+    if len(xs) <= len(_PALETTE):
+        fig = go.Figure([go.Scatter(x=[x], y=[y], mode="markers", name=label, text=[label], customdata=[fmt(x)],
+                                    hovertemplate=hover, marker=dict(size=10, color=_PALETTE[i]))
+                         for i, (x, y, label) in enumerate(zip(xs, ys, labels))])
+    else:
+        fig = go.Figure(go.Scatter(x=list(xs), y=list(ys), mode="markers", text=list(labels), name="runs",
+                                   customdata=[fmt(x) for x in xs], hovertemplate=hover,
+                                   marker=dict(size=9, color="#4c78a8")))
     fig.add_trace(go.Scatter(x=[xs[i] for i in front], y=[ys[i] for i in front], mode="lines",
-                             name="Pareto frontier", line=dict(color="#e45756", dash="dash", shape="hv")))
+                             name="Pareto frontier", hoverinfo="skip", line=dict(color="#e45756", dash="dash", shape="hv")))
     if highlight is not None:
         fig.add_trace(go.Scatter(x=[xs[highlight]], y=[ys[highlight]], mode="markers", name="best under budget",
                                  marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(color="#54a24b", width=3))))
-    if budget is not None:
-        fig.add_vline(x=budget, line_color="#54a24b", annotation_text="budget")
-    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title="accuracy (held-out)", **_LAYOUT)
-    fig.update_yaxes(**percent_axis(ys, pad=0.03))  # accuracy: never 150%, ticks that differ
+    accuracy_axis = percent_axis(ys, pad=0.03)
+    if budget is not None:  # a trace, not add_vline: its label sits in the legend, and shapes misplace on log axes
+        fig.add_trace(go.Scatter(x=[budget, budget], y=accuracy_axis["range"], mode="lines",
+                                 name=f"budget {fmt(budget)}", line=dict(color="#54a24b", width=2)))
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title="accuracy (held-out)",
+                      legend=dict(orientation="h", y=-0.25), **{**_LAYOUT, "height": 420})
+    fig.update_yaxes(**accuracy_axis)  # accuracy: never 150%, ticks that differ
+    shown = [*xs, *([budget] if budget is not None else [])]
     if log_x:
-        fig.update_xaxes(type="log")
+        unit = 1024 if x_unit == "bytes" and min(shown) >= 1024 else 1  # 1, 2, 5, 10 KiB rather than 4.9 KiB
+        ticks = [t * unit for t in _ticks_1_2_5(min(shown) / unit, max(shown) / unit)]
+        fig.update_xaxes(type="log", tickmode="array", tickvals=ticks, ticktext=[fmt(t) for t in ticks])
     return fig
+
+
+def _ticks_1_2_5(low: float, high: float) -> list[float]:
+    """1, 2, 5 × 10^k from just below `low` to just above `high`: log ticks that read in order."""
+    ticks, k = [], math.floor(math.log10(max(low, 1e-9))) - 1
+    while not ticks or ticks[-1] < high:
+        ticks += [m * 10 ** k for m in (1, 2, 5)]
+        k += 1
+    inside = [t for t in ticks if low / 2.5 <= t <= high * 2.5]
+    return inside or ticks
 
 
 def stage_label(name: str) -> str:
@@ -62,7 +91,10 @@ def curves_side_by_side(series: Sequence[tuple[str, Sequence[float], Sequence[fl
                         y_title: str) -> go.Figure:
     """Several (name, x, y) curves on one chart."""
     fig = go.Figure([go.Scatter(x=list(x), y=list(y), name=name, mode="lines+markers") for name, x, y in series])
-    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=y_title, **_LAYOUT)
+    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=y_title, legend=dict(orientation="h", y=-0.25),
+                      **_LAYOUT)
+    if "accuracy" in y_title:  # in percent, like every card
+        fig.update_yaxes(**percent_axis([v for _, _, ys in series for v in ys]))
     return fig
 
 

@@ -46,7 +46,7 @@ def pruning_histogram(before: Histogram, after: Histogram, threshold: float, log
         shapes=shapes,
         xaxis=dict(title=dict(text="weight value")),
         yaxis=dict(title=dict(text="count"), type="log" if log_y else "linear", dtick=1 if log_y else None),
-        legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom")))
+        legend=dict(orientation="h", y=-0.25)))  # under the plot: above it, it covered the title
 
 
 def layer_sparsity_bars(layer_sparsity: Mapping[str, float], sizes: Mapping[str, int]) -> go.Figure:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from compression.core import readable
 from compression.core.histogram import Histogram
 from compression.plots.axes import percent_axis
 
@@ -58,7 +59,9 @@ def sqnr_bars(layers: Sequence[str], sqnr_db: Sequence[float], bits: Sequence[in
                    dict(title=dict(text="SQNR (dB)")), showlegend=False)
 
 
-BITS_TICKS = (1, 2, 3, 4, 6, 8, 12, 16)  # not every bit: at 800 px sixteen ticks pile up
+BITS_TICKS = (1, 2, 3, 4, 6, 8, 12, 16)
+# A log axis for bits: 1-4 bits, where accuracy changes, get room; at 800 px sixteen linear ticks piled up.
+_BITS_RANGE = [math.log10(0.85), math.log10(18)]
 
 
 def accuracy_vs_bits(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], baseline: float,
@@ -83,12 +86,14 @@ def accuracy_vs_bits(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]]
         data.append(dict(type="scatter", x=[current[0]], y=[current[1]], mode="markers", name=current[2],
                          marker=dict(color=_RED, size=13, symbol="diamond")))
     shapes = [_hline(baseline)]
-    if current_bits is not None:
-        shapes.append(_vline(current_bits, _RED, dash="dot"))
+    if current_bits is not None:  # a trace, not a shape: shapes on a log axis take log10 positions
+        data.append(dict(type="scatter", x=[current_bits, current_bits], y=[0, 1.02], mode="lines", hoverinfo="skip",
+                         name=f"in force: {current_bits:.3g} bits", line=dict(color=_RED, dash="dot", width=1)))
     annotations = [dict(x=1, xref="paper", y=baseline, text=f"fp32 {baseline:.1%}", showarrow=False,
                         xanchor="right", yanchor="bottom")]
     return _figure(data, title, "bits", dict(title=dict(text="accuracy (held-out)"), range=[0, 1.02], tickformat=".0%"),
-                   xaxis=dict(title=dict(text="bits per weight"), tickmode="array", tickvals=list(BITS_TICKS)),
+                   xaxis=dict(title=dict(text="bits per weight (log scale)"), type="log", range=_BITS_RANGE,
+                              tickmode="array", tickvals=list(BITS_TICKS), tickangle=0),
                    shapes=shapes, annotations=annotations)
 
 
@@ -98,11 +103,11 @@ def size_latency_bars(labels: Sequence[str], size_bytes: Sequence[int], latency_
     colors = [_BLUE, _ORANGE, _GREEN, _RED][:len(labels)]
     timed = [(label, ms, c) for label, ms, c in zip(labels, latency_ms, colors) if ms is not None]
     data = [_bar(list(labels), [b / 1024 for b in size_bytes], "size", colors,
-                 text=[f"{b / 1024:,.1f} KiB" for b in size_bytes]),
+                 text=[readable.size(b) for b in size_bytes]),
             _bar([t[0] for t in timed], [t[1] for t in timed], "latency", [t[2] for t in timed],
-                 text=[f"{t[1]:.3f} ms" for t in timed], xaxis="x2", yaxis="y2")]
+                 text=[readable.ms(t[1]) for t in timed], xaxis="x2", yaxis="y2")]
     return _figure(data, title, "", dict(title=dict(text="file size (KiB)")), showlegend=False,
-                   xaxis=dict(domain=[0, 0.45]), xaxis2=dict(domain=[0.55, 1]),
+                   xaxis=dict(domain=[0, 0.45], automargin=True), xaxis2=dict(domain=[0.55, 1], automargin=True),
                    yaxis2=dict(title=dict(text="latency (ms per batch)"), anchor="x2"))
 
 
