@@ -31,6 +31,7 @@ from compression.plots import language_model as plots_lm
 from ui import history, jobs
 from ui.common import current_model, ensure_routed
 
+
 def readable_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The table as a stakeholder reads it: words for columns, %, KiB and ms in the cells, blanks for missing."""
     return pd.DataFrame({readable.name(c): [readable.value(c, v) for v in frame[c]] for c in frame.columns})

@@ -3,11 +3,11 @@
 import streamlit as st
 
 from compression.core import readable
-
 from ui import history
 from ui.common import model_with_weights
 from ui.prune_finetune import finetune_section
-from ui.prune_sections import concept, controls, figures, metric_cards, sensitivity, why_not_faster, workspace
+from ui.prune_sections import concept, controls, workspace
+from ui.prune_views import figures, metric_cards, sensitivity, why_not_faster
 
 st.title("Pruning")
 concept()

@@ -5,7 +5,6 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from compression.core.errors import InputError
 from compression.llm import (FORTUNES, KJV, calibration_ids, corpus_available, evaluation_ids, load_hf_folder,

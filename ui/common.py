@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from urllib.parse import urlencode
 from contextlib import contextmanager
+from urllib.parse import urlencode
 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager

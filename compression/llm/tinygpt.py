@@ -11,7 +11,6 @@ import math
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Generator
 from contextlib import contextmanager
 from dataclasses import dataclass
