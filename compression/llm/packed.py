@@ -20,6 +20,9 @@ import torch
 from torch import Tensor
 
 from compression.core.errors import InputError
+from compression.formats.bitpack import pack as pack_codes
+from compression.formats.bitpack import packed_size
+from compression.formats.bitpack import unpack as unpack_codes
 from compression.llm.compressor import CompressionResult
 from compression.llm.configs import PruneConfig
 from compression.llm.layers import get_weight, is_conv1d, linear_names
@@ -89,9 +92,9 @@ def _checked_size(entry) -> int:
             if len(shape) != 2 or not 1 <= bits <= 16 or group < 1 or shape[1] % group:
                 raise ValueError
             groups = count // group
-            expected = _packed_len(count, bits) + _packed_len(groups, bits) + 2 * groups
+            expected = packed_size(count, bits) + packed_size(groups, bits) + 2 * groups
         elif kind == "sparse":
-            keep_len = _packed_len(count, 1)
+            keep_len = packed_size(count, 1)
             if len(shape) != 2 or size < keep_len or (size - keep_len) % 2:
                 raise ValueError
             expected = size  # the kept values are counted from the mask when decoding
@@ -100,7 +103,7 @@ def _checked_size(entry) -> int:
             if len(shape) != 2 or not 0 < n < m <= 64 or count % m:
                 raise ValueError
             kept = count * n // m
-            expected = 2 * kept + _packed_len(kept, max(1, math.ceil(math.log2(m))))
+            expected = 2 * kept + packed_size(kept, max(1, math.ceil(math.log2(m))))
         else:
             raise ValueError
         if size != expected or not isinstance(entry.get("transposed", False), bool):
@@ -108,22 +111,6 @@ def _checked_size(entry) -> int:
         return size
     except (KeyError, TypeError, ValueError, OverflowError):
         raise InputError(f"packed file has a malformed tensor entry: {str(entry)[:80]}") from None
-
-
-def pack_bits(values: np.ndarray, bits: int) -> bytes:
-    """Unsigned integers < 2^bits, `bits` each, little-endian bit order."""
-    values = np.asarray(values, dtype=np.uint32).ravel()
-    planes = ((values[:, None] >> np.arange(bits, dtype=np.uint32)) & 1).astype(np.uint8)
-    return np.packbits(planes.ravel(), bitorder="little").tobytes()
-
-
-def unpack_bits(data: bytes, bits: int, count: int) -> np.ndarray:
-    planes = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")[: count * bits]
-    return (planes.reshape(count, bits).astype(np.uint32) << np.arange(bits, dtype=np.uint32)).sum(1)
-
-
-def _packed_len(count: int, bits: int) -> int:
-    return (count * bits + 7) // 8
 
 
 def _header(entries) -> bytes:
@@ -154,13 +141,13 @@ def _grid_entry(name: str, module, grid: GroupGrid):
     cols = groups * grid.group_size
     entry = {"name": name, "kind": "grid", "shape": [rows, cols], "bits": grid.bits, "group_size": grid.group_size,
              "transposed": is_conv1d(module),
-             "bytes": _packed_len(rows * cols, grid.bits) + _packed_len(groups * rows, grid.bits) + 2 * groups * rows}
+             "bytes": packed_size(rows * cols, grid.bits) + packed_size(groups * rows, grid.bits) + 2 * groups * rows}
 
     def payload() -> bytes:
         w = get_weight(module).cpu()  # only now: sizes alone need no weights
         scale, zero = grid.scale.cpu(), grid.zero.cpu()
         cpu_grid = GroupGrid(scale, zero, grid.bits, grid.group_size)
-        return (pack_bits(codes(w, cpu_grid).numpy(), grid.bits) + pack_bits(zero.to(torch.int32).numpy(), grid.bits)
+        return (pack_codes(codes(w, cpu_grid).numpy(), grid.bits) + pack_codes(zero.to(torch.int32).numpy(), grid.bits)
                 + scale.half().numpy().tobytes())
     return entry, payload
 
@@ -172,18 +159,18 @@ def _sparse_entry(name: str, w: Tensor, nm: tuple[int, int] | None, transposed: 
     if nm:
         index_bits = max(1, math.ceil(math.log2(nm[1])))
         kept = w.numel() * nm[0] // nm[1]
-        entry.update(kind="nm", n=nm[0], m=nm[1], bytes=2 * kept + _packed_len(kept, index_bits))
+        entry.update(kind="nm", n=nm[0], m=nm[1], bytes=2 * kept + packed_size(kept, index_bits))
 
         def payload() -> bytes:
             groups = w.reshape(-1, nm[1])
             index = groups.abs().topk(nm[0], dim=1).indices.sort(dim=1).values  # zeros pruned; ties keep order
             values = groups.gather(1, index)
-            return values.half().numpy().tobytes() + pack_bits(index.numpy(), index_bits)
+            return values.half().numpy().tobytes() + pack_codes(index.numpy(), index_bits)
     else:
-        entry.update(kind="sparse", bytes=_packed_len(w.numel(), 1) + 2 * kept)
+        entry.update(kind="sparse", bytes=packed_size(w.numel(), 1) + 2 * kept)
 
         def payload() -> bytes:
-            return pack_bits(keep.flatten().numpy(), 1) + w[keep].half().numpy().tobytes()
+            return pack_codes(keep.flatten().numpy().astype(np.uint8), 1) + w[keep].half().numpy().tobytes()
     return entry, payload
 
 
@@ -201,14 +188,14 @@ def _decode(entry: dict, blob: bytes) -> Tensor:
     if kind == "grid":
         bits, size = entry["bits"], entry["group_size"]
         groups = count // size
-        code_len, zero_len = _packed_len(count, bits), _packed_len(groups, bits)
-        q = torch.from_numpy(unpack_bits(blob[:code_len], bits, count).astype(np.float32)).view(rows, -1, size)
-        zero = torch.from_numpy(unpack_bits(blob[code_len:code_len + zero_len], bits, groups).astype(np.float32))
+        code_len, zero_len = packed_size(count, bits), packed_size(groups, bits)
+        q = torch.from_numpy(unpack_codes(blob[:code_len], bits, count).astype(np.float32)).view(rows, -1, size)
+        zero = torch.from_numpy(unpack_codes(blob[code_len:code_len + zero_len], bits, groups).astype(np.float32))
         scale = torch.from_numpy(np.frombuffer(blob[code_len + zero_len:], dtype=np.float16).copy()).float()
         w = ((q - zero.view(rows, -1, 1)) * scale.view(rows, -1, 1)).reshape(rows, cols)
     elif kind == "sparse":
-        keep = torch.from_numpy(unpack_bits(blob[:_packed_len(count, 1)], 1, count).astype(bool)).view(rows, cols)
-        values = torch.from_numpy(np.frombuffer(blob[_packed_len(count, 1):], dtype=np.float16).copy()).float()
+        keep = torch.from_numpy(unpack_codes(blob[:packed_size(count, 1)], 1, count).astype(bool)).view(rows, cols)
+        values = torch.from_numpy(np.frombuffer(blob[packed_size(count, 1):], dtype=np.float16).copy()).float()
         if values.numel() != int(keep.sum()):
             raise InputError(f"packed file: {entry['name']!r} has {values.numel()} values for {int(keep.sum())} kept")
         w = torch.zeros(rows, cols)
@@ -218,7 +205,7 @@ def _decode(entry: dict, blob: bytes) -> Tensor:
         kept = count * n // m
         values = torch.from_numpy(np.frombuffer(blob[:2 * kept], dtype=np.float16).copy()).float().view(-1, n)
         bits = max(1, math.ceil(math.log2(m)))
-        index = torch.from_numpy(unpack_bits(blob[2 * kept:], bits, kept).astype(np.int64)).view(-1, n)
+        index = torch.from_numpy(unpack_codes(blob[2 * kept:], bits, kept).astype(np.int64)).view(-1, n)
         if index.numel() and int(index.max()) >= m:
             raise InputError(f"packed file: {entry['name']!r} has an N:M position outside its group")
         w = torch.zeros(count // m, m).scatter_(1, index, values).reshape(rows, cols)
