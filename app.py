@@ -3,7 +3,7 @@
 import streamlit as st
 
 from compression.metrics import use_server_threads
-from ui import common
+from ui import common, routing
 
 use_server_threads()  # one torch thread per request unless $COMPRESSION_LAB_TORCH_THREADS says otherwise (README)
 
@@ -22,7 +22,7 @@ PAGES = [
 ]
 
 navigation = st.navigation(PAGES)
-common.page_style()
-with common.routing():
+routing.page_style()
+with routing.routing():
     common.model_picker()
     navigation.run()

@@ -29,7 +29,8 @@ from compression.plots import common as plots
 from compression.plots import compare as plots_compare
 from compression.plots import language_model as plots_lm
 from ui import history, jobs
-from ui.common import current_model, ensure_routed
+from ui.common import current_model
+from ui.routing import ensure_routed
 
 
 def readable_table(frame: pd.DataFrame) -> pd.DataFrame:

@@ -20,7 +20,8 @@ from compression.distillation import (
 from compression.metrics import count_params
 from compression.plots import distill as plots_distill
 from ui import jobs
-from ui.common import current_model, ensure_routed
+from ui.common import current_model
+from ui.routing import ensure_routed
 
 JOB, META, REFUSED, RUNS = "kd_job", "kd_meta", "kd_refused", "kd_runs"
 

@@ -4,9 +4,9 @@ import streamlit as st
 
 from ui import lm_sections as sections
 from ui import lm_views as views
-from ui.common import ensure_routed
 from ui.lm_choices import TINY_GPT, lm_spec
 from ui.lm_models import current_lm
+from ui.routing import ensure_routed
 
 ensure_routed()
 st.title("Language models")

@@ -5,12 +5,12 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
+from llm_helpers import TEXT, tiny_llama
 
 from compression.cli import main
 from compression.history.store import RunStore
 from compression.llm import load_hf_folder, load_tiny_gpt, perplexity, unpack
-from conftest import ROOT
-from llm_helpers import TEXT, tiny_llama
 
 KEYS = {"perplexity", "baseline_perplexity", "size_bytes", "baseline_size_bytes", "seconds", "config", "tokens",
         "layer_errors"}

@@ -2,14 +2,27 @@
 
 import pytest
 import torch
-
-from compression.core.errors import InputError
-from compression.llm import (PruneConfig, QuantizeConfig, SmoothQuantConfig, channel_max, compress, config_from_dict,
-                             fp16_size_bytes, generate, load_hf_folder, pack, packed_size_bytes, perplexity,
-                             save_hf_folder, unpack)
-from compression.llm.layers import family_of
 from conftest import drain, state_checksum
 from llm_helpers import tiny_gpt2, tiny_llama, token_ids
+
+from compression.core.errors import InputError
+from compression.llm import (
+    PruneConfig,
+    QuantizeConfig,
+    SmoothQuantConfig,
+    channel_max,
+    compress,
+    config_from_dict,
+    fp16_size_bytes,
+    generate,
+    load_hf_folder,
+    pack,
+    packed_size_bytes,
+    perplexity,
+    save_hf_folder,
+    unpack,
+)
+from compression.llm.layers import family_of
 
 CONFIGS = [
     PruneConfig("magnitude", 0.5), PruneConfig("wanda", 0.5), PruneConfig("sparsegpt", 0.5),

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from llm_helpers import tiny_gpt2, tiny_llama, token_ids
 
 from compression.core.errors import InputError
 from compression.llm.calibrate import capture_layer_call, linear_inputs
@@ -12,7 +13,6 @@ from compression.llm.layers import decoder_layers, family_of, layer_linears
 from compression.llm.methods import apply_awq_scales, smooth_layer
 from compression.llm.pruning import keep_nm, magnitude_prune, sparsegpt_prune, wanda_prune
 from compression.llm.rounding import apply_grid, codes, rtn
-from llm_helpers import tiny_gpt2, tiny_llama, token_ids
 
 
 def random_layer(seed: int, out: int = 48, inp: int = 128, tokens: int = 512):

@@ -5,12 +5,24 @@ import json
 
 import pytest
 import torch
-
-from compression.core.errors import InputError
-from compression.llm import (FORTUNES, KJV, calibration_ids, corpus_available, evaluation_ids, load_hf_folder,
-                             load_language_model, load_smollm2, load_text, perplexity, save_hf_folder, split_text)
 from conftest import require
 from llm_helpers import TEXT, tiny_gpt2, tiny_llama, tokenizer
+
+from compression.core.errors import InputError
+from compression.llm import (
+    FORTUNES,
+    KJV,
+    calibration_ids,
+    corpus_available,
+    evaluation_ids,
+    load_hf_folder,
+    load_language_model,
+    load_smollm2,
+    load_text,
+    perplexity,
+    save_hf_folder,
+    split_text,
+)
 
 
 @pytest.mark.parametrize("name, words", [(KJV, "In the beginning God created"), (FORTUNES, "")])

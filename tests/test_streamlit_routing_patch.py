@@ -1,4 +1,4 @@
-"""ui.common.ensure_routed sets one private Streamlit attribute; these tests pin the behaviour it relies on.
+"""ui.routing.ensure_routed sets one private Streamlit attribute; these tests pin the behaviour it relies on.
 
 Streamlit treats an app with a pages/ folder as a legacy folder app until a script calls st.navigation:
 `PagesManager.uses_pages_directory` starts as None, becomes True when pages/ exists, and then the script
@@ -28,11 +28,11 @@ def test_the_script_runner_still_consults_the_switch():
 
 
 def test_page_switch_still_filters_params_in_populate_from_query_string():
-    """ui.common._keep_history_on_page_switch wraps this method and shadows _send_query_param_msg during it."""
+    """ui.routing._keep_history_on_page_switch wraps this method and shadows _send_query_param_msg during it."""
     from streamlit.runtime.state.query_params import QueryParams
     from streamlit.runtime.state.session_state import SessionState
 
-    import ui.common  # noqa: F401  (applies the wrapper)
+    import ui.routing  # noqa: F401  (applies the wrapper)
 
     assert "valid_script_hashes" in inspect.signature(QueryParams.populate_from_query_string).parameters
     assert QueryParams.populate_from_query_string.keeps_history

@@ -18,8 +18,8 @@ from compression.llm import (
     perplexity,
     split_text,
 )
-from ui.common import ensure_routed
 from ui.lm_choices import is_lm, lm_spec
+from ui.routing import ensure_routed
 
 UPLOADED_TEXT = "uploaded .txt"
 
