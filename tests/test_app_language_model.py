@@ -85,6 +85,18 @@ def test_a_run_completes_and_its_points_reach_the_charts_table_and_history():
     assert any(m.value == "*dense*" for m in at.markdown)  # generations: dense beside the compressed ones
 
 
+def test_the_job_records_each_method_with_no_page_watching():
+    at = lm_page(lm_methods=["rtn"])
+    at.button(key="lm_run").click().run()
+    job = at.session_state["lm_job"]  # the tab is left alone from here: no rerun polls the job
+    job.join(timeout=240)
+    assert job.status == "done"
+    (row,) = [s.row for s in job.steps if s.row is not None]
+    saved = RunStore().get(row["run_id"])
+    assert saved.label == "rtn 4-bit g64" and saved.metrics["perplexity"] > 1
+    assert saved.owner == at.session_state["visitor"]
+
+
 def test_cancel_stops_the_run():
     at = lm_page(lm_methods=["sparsegpt", "gptq"])
     at.button(key="lm_run").click().run()

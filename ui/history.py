@@ -52,6 +52,14 @@ def record(run: Run) -> str | None:
     return run_id
 
 
+def record_as(run: Run, who: str) -> tuple[str | None, str | None]:
+    """Record `run` for `who` from a job's thread (no st.* here): (run id, None), or (None, why it failed)."""
+    try:
+        return RunStore().record(dataclasses.replace(run, owner=who)), None
+    except HistoryError as exc:
+        return None, str(exc)
+
+
 def show_error() -> None:
     if st.session_state.get("history_error"):
         st.warning(f"This run was not saved to the history: {st.session_state['history_error']}")

@@ -1,12 +1,12 @@
 """The Language-model page's runs: one background Job compresses, evaluates and samples each chosen method.
 
 The job thread never calls st.*: it yields LMProgress; a finished method comes out as a plain dict (no model is
-kept, so a session holds numbers only), which the page's fragment collects and records in the history.
+kept, so a session holds numbers only), recorded in the history by the job itself and collected by the page.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 
 from torch import Tensor
@@ -103,15 +103,20 @@ def measure(lm: LanguageModel, result: CompressionResult, evaluation: Tensor, pr
 
 
 def run_methods(lm: LanguageModel, configs: Sequence[LMConfig], calibration: Tensor | None, evaluation: Tensor,
-                prompt: str, new_tokens: int) -> Generator[LMProgress, None, None]:
-    """Compress, evaluate and sample each config in turn; Cancel (close) stops after the current layer."""
+                prompt: str, new_tokens: int, record: Callable[[dict], dict] | None = None
+                ) -> Generator[LMProgress, None, None]:
+    """Compress, evaluate and sample each config in turn; Cancel (close) stops after the current layer.
+
+    `record(row)` runs in the job's thread as each method finishes, so its run reaches the history even when no
+    page is watching; it returns the row as the page keeps it.
+    """
     for index, config in enumerate(configs):
         run = Drive(llm.compress(lm, config, calibration))
         for step in run:
             yield LMProgress(index, len(configs), config.label, step)
         row = measure(lm, run.result, evaluation, prompt, new_tokens)
         del run  # the compressed copy goes before the next one is made
-        yield LMProgress(index, len(configs), config.label, row=row)
+        yield LMProgress(index, len(configs), config.label, row=record(row) if record else row)
 
 
 def live_rtn(lm: LanguageModel, config: QuantizeConfig, short: Tensor, full: Tensor) -> Generator[Perplexity]:

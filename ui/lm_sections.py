@@ -134,8 +134,9 @@ def run_section(lm: LanguageModel, settings: LMSettings, dense_ppl: float | None
                                   "eval_key": settings.eval_key, "calibration": settings.calibration.name,
                                   "evaluation": settings.evaluation.name, "seen": 0,
                                   "dense_perplexity": dense_ppl}
+        record = _recorder(dict(st.session_state[META]), history.owner())
         st.session_state[JOB] = Job(lambda: run_methods(lm, configs, calib, evaluation, settings.prompt,
-                                                        settings.new_tokens), label="lm")
+                                                        settings.new_tokens, record), label="lm")
 
     st.button("Run", type="primary", key="lm_run", on_click=start, disabled=not settings.methods,
               help="Compress a copy of the model with each chosen method, layer by layer, in the background")
@@ -158,17 +159,25 @@ def live() -> None:
     jobs.ended(job, "Cancelled: the methods that had finished stay on the charts.")
 
 
+def _recorder(meta: dict, who: str):
+    """What the job does with each finished method, in its own thread: record it as an "lm" run for `who`."""
+    def record(row: dict) -> dict:
+        row = {**row, **{k: meta[k] for k in ("spec", "model", "eval_key", "calibration", "evaluation")},
+               "baseline_perplexity": meta.get("dense_perplexity")}
+        kept = {k: v for k, v in row.items() if k not in ("spec", "eval_key", "series", "method", "label", "packed")}
+        row["run_id"], row["history_error"] = history.record_as(run_from_result("lm", row["model"], kept,
+                                                                                row["label"]), who)
+        return row
+    return record
+
+
 def collect(steps: list[LMProgress], meta: dict) -> None:
-    """Keep the rows of methods finished since the last poll, recording each as an "lm" run."""
+    """Keep the rows of methods finished since the last poll (the job has already recorded each)."""
     results = st.session_state.setdefault(RESULTS, [])
     rows = [s.row for s in steps if s.row is not None]
     for row in rows[meta["seen"]:]:
-        row = {**row, **{k: meta[k] for k in ("spec", "model", "eval_key", "calibration", "evaluation")}}
-        dense_ppl = meta.get("dense_perplexity")
-        row["baseline_perplexity"] = dense_ppl
-        record = {k: v for k, v in row.items()
-                  if k not in ("spec", "eval_key", "series", "method", "label", "packed")}
-        row["run_id"] = history.record(run_from_result("lm", row["model"], record, row["label"]))
+        if row["history_error"]:
+            st.session_state["history_error"] = row["history_error"]
         results.append(row)
     meta["seen"] = len(rows)
 
