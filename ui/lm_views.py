@@ -37,8 +37,10 @@ CONCEPTS = {
             "source file: at 8 bits RTN changes nothing there.")),
     "GPTQ": (r"\delta W_{:,q+1:} = -\frac{w_q - \widehat w_q}{[H^{-1}]_{qq}}\,H^{-1}_{q,q+1:}",
              ("Quantize one column at a time and push its rounding error onto the columns not yet quantized, "
-             "weighted by the inverse Hessian: the same second-order compensation as SparseGPT. Wins at 3–4 bits, "
-             "with or without outliers.")),
+             "weighted by the inverse Hessian: the same second-order compensation as SparseGPT. Columns go in "
+             "order of decreasing Hessian diagonal (act-order), so the most-used inputs are rounded while the most "
+             "freedom is left to absorb their error; each group's grid is fixed first, so the file layout is the "
+             "same. Wins at 3–4 bits, with or without outliers.")),
     "AWQ": ((r"\widehat W = Q\big(W\,\mathrm{diag}(s)\big)\,\mathrm{diag}(s)^{-1}, \quad "
             r"s_j = \overline{|X_j|}^{\,\alpha}"),
             ("Scale up the weights of the channels with large activations before rounding, so their relative "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def register(sub) -> None:
     parser.add_argument("--scope", choices=("row", "matrix"), default="row", help="magnitude: rank per row or matrix")
     parser.add_argument("--bits", type=int, default=4, help="rtn/gptq/awq: weight bits")
     parser.add_argument("--group-size", type=int, default=64, help="rtn/gptq/awq: input columns per group (0: per row)")
-    parser.add_argument("--act-order", action="store_true", help="gptq: columns by decreasing diag H")
+    parser.add_argument("--act-order", action=argparse.BooleanOptionalAction, default=True,
+                        help="gptq: columns by decreasing diag H (default on)")
     parser.add_argument("--percdamp", type=float, default=0.01, help="sparsegpt/gptq: dampening (of mean diag H)")
     parser.add_argument("--alpha", type=float, default=0.5, help="smoothquant: migration strength")
     parser.add_argument("--weight-bits", type=int, default=8, help="smoothquant/naive: weight bits")

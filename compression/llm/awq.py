@@ -9,7 +9,6 @@ from torch import Tensor
 
 from compression.llm.rounding import check_group_size, rtn
 
-SEARCH_TOKENS = 2048  # tokens used to compare outputs while searching α
 CLIP_MAX_SHRINK = 0.5  # clipping ratios tried: 1, 1 − 1/grid, ... down to 1 − max_shrink
 
 
@@ -23,16 +22,17 @@ def search_scale(x: Tensor, weights: list[Tensor], bits: int, group_size: int, g
                  symmetric: bool = False) -> tuple[Tensor, float]:
     """The s (in,) and α whose Q(W·diag(s))·diag(s)⁻¹ best reproduces X Wᵀ for all `weights` together."""
     x = x.float()
-    if x.shape[0] > SEARCH_TOKENS:
-        x = x[:: -(-x.shape[0] // SEARCH_TOKENS)]
     x_mean = x.abs().mean(0)
-    reference = torch.cat([x @ w.float().t() for w in weights], 1)
+    # ‖XΔᵀ‖² = Σ_rows Δ (XᵀX) Δᵀ: one (in, in) Gram over every token instead of a token matmul per candidate
+    gram_x = x.t() @ x
     best = (float("inf"), torch.ones_like(x_mean), 0.0)
     for step in range(grid):
         alpha = step / grid
         s = candidate_scales(x_mean, alpha)
-        out = torch.cat([x @ (rtn(w.float() * s, bits, group_size, symmetric)[0] / s).t() for w in weights], 1)
-        loss = (reference - out).pow(2).mean().item()
+        loss = 0.0
+        for w in weights:
+            delta = w.float() - rtn(w.float() * s, bits, group_size, symmetric)[0] / s
+            loss += ((delta @ gram_x) * delta).sum().item()
         if loss < best[0]:
             best = (loss, s, alpha)
     return best[1], best[2]
