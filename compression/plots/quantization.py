@@ -41,11 +41,15 @@ def quant_histogram(hist: Histogram, clipped: Histogram | None, levels: Sequence
 
 
 def error_view(original: Sequence[float], quantized: Sequence[float], title: str) -> go.Figure:
-    """Quantized against original value for a sample of weights: a staircase around the diagonal."""
+    """Quantized against original value for a sample of weights: a staircase around the diagonal.
+
+    SVG, not WebGL: a browser without a GPU (a classroom VM, headless Chromium) renders WebGL in software, and
+    2,000 WebGL points cost 240 CPU-ms per slider move there against 75 for 600 SVG points (bench/classroom.py).
+    """
     lo, hi = min(original, default=0.0), max(original, default=0.0)
     data = [dict(type="scatter", x=[lo, hi], y=[lo, hi], mode="lines", name="no error (y = x)",
                  line=dict(color=_GREY, dash="dash")),
-            dict(type="scattergl", x=np.asarray(original), y=np.asarray(quantized), mode="markers", name="weights",
+            dict(type="scatter", x=np.asarray(original), y=np.asarray(quantized), mode="markers", name="weights",
                  marker=dict(size=4, color=_BLUE, opacity=0.5))]
     return _figure(data, title, "original weight", dict(title=dict(text="quantized weight")))
 

@@ -188,7 +188,7 @@ class LayerView:
     clipped_count: int
 
 
-def layer_view(original: Tensor, qtensor: QTensor, bins: int = 100, sample: int = 2000) -> LayerView:
+def layer_view(original: Tensor, qtensor: QTensor, bins: int = 100, sample: int = 600) -> LayerView:
     """Histograms on the server (only `bins` numbers reach the browser) and a fixed sample of weights."""
     x = original.detach().float()
     deq = qtensor.dequantize()
