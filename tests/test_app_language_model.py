@@ -85,6 +85,19 @@ def test_a_run_completes_and_its_points_reach_the_charts_table_and_history():
     assert any(m.value == "*dense*" for m in at.markdown)  # generations: dense beside the compressed ones
 
 
+def test_smoothquant_and_its_naive_baseline_run_at_the_chosen_w_a_bits():
+    at = lm_page(lm_methods=["smoothquant", "naive"], lm_wa_bits=6, lm_act_scales="per-tensor", lm_alpha=0.8)
+    at.button(key="lm_run").click().run()
+    poll_until_done(at)
+    assert not at.exception and at.session_state["lm_job"].status == "done"
+    rows = at.session_state["lm_results"]
+    assert [r["config"]["smooth"] for r in rows] == [True, False]
+    assert all((r["config"]["weight_bits"], r["config"]["act_bits"], r["config"]["act_granularity"])
+               == (6, 6, "per-tensor") for r in rows)
+    lines = {trace["name"]: trace["x"] for trace in chart(at, "lm_chart_bits")["data"]}
+    assert lines["smoothquant α=0.8 A6 per-tensor"] == [6] and lines["naive A6 per-tensor"] == [6]
+
+
 def test_the_job_records_each_method_with_no_page_watching():
     at = lm_page(lm_methods=["rtn"])
     at.button(key="lm_run").click().run()
@@ -157,7 +170,10 @@ def test_compare_shows_lm_runs_with_perplexity():
 def test_sliders_become_one_config_per_method_and_a_chart_line_each():
     from ui.lm_runs import configs_for, series_of
 
-    configs = configs_for(["wanda", "gptq", "smoothquant"], 0.3, "2:4", 2, 0, 0.7)
+    configs = configs_for(["wanda", "gptq", "smoothquant", "naive"], 0.3, "2:4", 2, 0, 0.7, 6, "per-tensor")
     assert configs[0].nm == (2, 4) and configs[0].sparsity == 0.5  # 2:4 fixes the sparsity at 50%
-    assert configs[2].weight_bits == 4 and configs[2].alpha == 0.7  # SmoothQuant's weights: at least 4 bits
-    assert [series_of(c) for c in configs] == ["wanda 2:4", "gptq per-channel", "smoothquant α=0.7 A8"]
+    assert configs[1].bits == 2  # the bits slider is for weight-only methods
+    assert (configs[2].weight_bits, configs[2].act_bits, configs[2].alpha, configs[2].smooth) == (6, 6, 0.7, True)
+    assert not configs[3].smooth and configs[3].act_granularity == "per-tensor"  # the baseline: no migration
+    assert [series_of(c) for c in configs] == ["wanda 2:4", "gptq per-channel", "smoothquant α=0.7 A6 per-tensor",
+                                               "naive A6 per-tensor"]

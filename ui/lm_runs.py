@@ -28,7 +28,7 @@ from compression.llm import (
     perplexity,
 )
 
-METHODS = ("magnitude", "wanda", "sparsegpt", "rtn", "gptq", "awq", "smoothquant")
+METHODS = ("magnitude", "wanda", "sparsegpt", "rtn", "gptq", "awq", "smoothquant", "naive")  # naive: W·A, no migration
 PRUNING = ("magnitude", "wanda", "sparsegpt")
 PACKED_KEEP_BYTES = 16 << 20  # packed files up to this size stay in the session for download (the tiny GPT's do)
 
@@ -55,22 +55,27 @@ class LMProgress:
 
 
 def configs_for(methods: Sequence[str], sparsity: float, pattern: str, bits: int, group_size: int,
-                alpha: float) -> list[LMConfig]:
-    """One config per chosen method from the page's sliders (raises InputError on a bad value)."""
+                alpha: float, wa_bits: int = 8, act_granularity: str = "per-token") -> list[LMConfig]:
+    """One config per chosen method from the page's sliders (raises InputError on a bad value).
+
+    SmoothQuant and its naive baseline quantize weights and activations to `wa_bits` (W8A8, W6A6).
+    """
     nm = (2, 4) if pattern == "2:4" else None
     out: list[LMConfig] = []
     for method in methods:
         if method in PRUNING:
             out.append(PruneConfig(method, sparsity, nm=nm))
-        elif method == "smoothquant":
-            out.append(SmoothQuantConfig(alpha=alpha, weight_bits=max(bits, 4), act_bits=8))
+        elif method in ("smoothquant", "naive"):
+            out.append(SmoothQuantConfig(alpha, method == "smoothquant", wa_bits, wa_bits, act_granularity))
         else:
             out.append(QuantizeConfig(method, bits, group_size))
     return out
 
 
 def method_of(config: LMConfig) -> str:
-    return config.method if not isinstance(config, SmoothQuantConfig) else "smoothquant"
+    if isinstance(config, SmoothQuantConfig):
+        return "smoothquant" if config.smooth else "naive"
+    return config.method
 
 
 def series_of(config: LMConfig) -> str:
@@ -79,7 +84,8 @@ def series_of(config: LMConfig) -> str:
         return f"{config.method} {config.nm[0]}:{config.nm[1]}" if config.nm else config.method
     if isinstance(config, QuantizeConfig):
         return f"{config.method} " + (f"g{config.group_size}" if config.group_size else "per-channel")
-    return f"smoothquant α={config.alpha:g} A{config.act_bits}"
+    name = f"smoothquant α={config.alpha:g}" if config.smooth else "naive"
+    return f"{name} A{config.act_bits} {config.act_granularity}"
 
 
 def measure(lm: LanguageModel, result: CompressionResult, evaluation: Tensor, prompt: str,

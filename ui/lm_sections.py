@@ -10,6 +10,7 @@ import streamlit as st
 from compression.core import InputError, Job
 from compression.history import run_from_result
 from compression.llm import (
+    ACT_GRANULARITIES,
     CORPORA,
     LanguageModel,
     QuantizeConfig,
@@ -25,6 +26,7 @@ from ui.lm_runs import METHODS, PRUNING, LMProgress, configs_for, live_rtn, run_
 
 JOB, META, RESULTS, LIVE, ERROR = "lm_job", "lm_meta", "lm_results", "lm_live", "lm_error"
 GROUP_SIZES = (0, 32, 64, 128)
+WA_BITS = (8, 6)
 SHORT = (2, 64)  # the live RTN's first, quick evaluation slice: samples x tokens
 
 
@@ -39,6 +41,8 @@ class LMSettings:
     bits: int
     group_size: int
     alpha: float
+    wa_bits: int  # SmoothQuant and naive: weights and activations both at this many bits
+    act_granularity: str
     calibration: TextSplit
     evaluation: TextSplit
     calib_samples: int
@@ -68,8 +72,14 @@ def controls(spec: str) -> LMSettings | None:
                             help="One scale and zero point per group of weights in a row; smaller groups fit better "
                                  "and cost more bytes.")
     alpha = smooth.slider("SmoothQuant α", 0.0, 1.0, 0.5, 0.05, key="lm_alpha", bind="query-params",
-                          help="How much of the activations' range moves into the weights (weights at the bits "
-                               "above, at least 4; activations 8-bit per token).")
+                          help="How much of the activations' range moves into the weights.")
+    wa_bits = smooth.radio("Weights · activations", WA_BITS, horizontal=True, key="lm_wa_bits", bind="query-params",
+                           format_func=lambda b: f"W{b}A{b}",
+                           help="SmoothQuant and naive quantize the norm-fed linears' weights (per output "
+                                "channel) and their input activations to this many bits.")
+    granularity = smooth.radio("Activation scales", ACT_GRANULARITIES, horizontal=True, key="lm_act_scales",
+                               bind="query-params", help="One scale per token, or one for the whole tensor (the "
+                               "cheapest kernel, and the one outliers hurt most).")
     texts = [c for c in CORPORA if corpus_available(c)] + [UPLOADED_TEXT]
     t = st.columns([1, 1, 2])
     calib_name = t[0].selectbox("Calibration text", texts, key="lm_calib_text", bind="query-params",
@@ -96,7 +106,8 @@ def controls(spec: str) -> LMSettings | None:
     except InputError as exc:
         st.error(str(exc))
         return None
-    return LMSettings(spec, tuple(methods), sparsity, pattern, bits, group, alpha, calibration, evaluation,
+    return LMSettings(spec, tuple(methods), sparsity, pattern, bits, group, alpha, int(wa_bits), granularity,
+                      calibration, evaluation,
                       int(calib_samples), int(eval_samples), int(seq_len), prompt, int(new_tokens))
 
 
@@ -121,7 +132,7 @@ def run_section(lm: LanguageModel, settings: LMSettings, dense_ppl: float | None
             if not settings.methods:
                 raise InputError("choose at least one method")
             configs = configs_for(settings.methods, settings.sparsity, settings.pattern, settings.bits,
-                                  settings.group_size, settings.alpha)
+                                  settings.group_size, settings.alpha, settings.wa_bits, settings.act_granularity)
             calib = calibration_ids(lm.tokenizer, settings.calibration.calibration, settings.calib_samples,
                                     settings.seq_len)
             evaluation = evaluation_ids(lm.tokenizer, settings.evaluation.evaluation, settings.eval_samples,

@@ -51,7 +51,8 @@ CONCEPTS = {
                     ("To quantize activations too (W·A·), move their outliers into the weights: divide channel j "
                      "of X "
                     "by s_j (folded into the preceding norm) and multiply the weights by it. α = 0 leaves the "
-                    "activations alone; α = 1 moves everything. Without outliers there is little to smooth.")),
+                    "activations alone; α = 1 moves everything. Without outliers there is little to smooth. Run **naive** "
+                    "beside it: the same W·A bits without the migration.")),
 }
 
 
