@@ -74,7 +74,7 @@ def test_a_missing_model_is_one_line_from_a_real_process():
 
 
 def test_the_tiny_gpt_trains_once_and_reads_english_text():
-    lm = load_tiny_gpt()  # trained on first use (one to two minutes), then cached
+    lm = load_tiny_gpt()  # trained on first use (under a minute), then cached
     assert 0.5e6 < lm.info.params < 1.5e6 and lm.info.architecture == "gpt2"
     ids = lm.tokenizer("And God said, Let there be light: and there was light. And God saw the light, that it was good",
                        return_tensors="pt")["input_ids"]
