@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SESSIONS = 8
 TRAINERS = 4  # sessions that start a job at once
 MOVES = 6  # per page and session
+MOVES_ALONE = 24  # per page for the one-session reference: a single move varies from 80 to 280 ms, so it needs many
 PAUSES_S = (1.0, 3.0, 5.0)  # a student looks at the redrawn page before the next move
 EPOCHS = 8  # of each distillation job
 METRICS_JS = "() => Array.from(document.querySelectorAll('[data-testid=stMetricValue]')).map(e => e.innerText).join('|')"
@@ -142,22 +143,25 @@ async def _move(page, slider: str, key: str) -> float:
     return elapsed
 
 
-async def _student(page, slider: str, index: int, times: list[float], pause_s: float, sessions: int) -> None:
+async def _student(page, slider: str, index: int, times: list[float], pause_s: float, sessions: int,
+                   moves: int) -> None:
     """Move the open page's slider back and forth, pausing between moves like a student reading the chart."""
     await asyncio.sleep(index * pause_s / sessions)  # students do not press in lockstep
-    for i in range(MOVES):
+    for i in range(moves):
         times.append(await _move(page, slider, "ArrowRight" if i % 2 == 0 else "ArrowLeft"))
         await asyncio.sleep(pause_s)
 
 
-async def _class(pages: list, url: str, times: list[float], pause_s: float, meter: CpuMeter) -> tuple[float, ...]:
+async def _class(pages: list, url: str, times: list[float], pause_s: float, meter: CpuMeter,
+                 moves: int = MOVES) -> tuple[float, ...]:
     """Every page opens each of PAGES (all loads first, so no move waits behind another tab's first load), then
     every student moves its slider. Returns (wall s, server CPU s, browsers' CPU s) of the moves alone."""
     used = [0.0, 0.0, 0.0]
     for path, slider in PAGES:
         await asyncio.gather(*(_open(pg, f"{url}/{path}") for pg in pages))
         start = meter.sample()
-        await asyncio.gather(*(_student(pg, slider, i, times, pause_s, len(pages)) for i, pg in enumerate(pages)))
+        await asyncio.gather(*(_student(pg, slider, i, times, pause_s, len(pages), moves)
+                               for i, pg in enumerate(pages)))
         used = [u + b - a for u, a, b in zip(used, start, meter.sample())]
     return tuple(used)
 
@@ -196,7 +200,7 @@ async def _classroom(url: str, pid: int, data: Path) -> None:
             await _open(pages[0], f"{url}/{path}")
         meter = CpuMeter(pid)
         alone: list[float] = []
-        used = await _class(pages[:1], url, alone, PAUSES_S[0], meter)
+        used = await _class(pages[:1], url, alone, PAUSES_S[0], meter, MOVES_ALONE)
         one_median, one_p95 = _stats(alone)
         rss_one = _rss_mb(pid)
         print(f"1 session : slider move -> metric redrawn: median {one_median:6.0f} ms, p95 {one_p95:6.0f} ms "
