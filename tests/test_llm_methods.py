@@ -131,3 +131,21 @@ def test_rescalings_leave_the_float_output_unchanged(build, method):
             hidden = call.run(layer, hidden)
         after = lm.model(input_ids=ids).logits
     torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("tokens", [300, 40])  # more tokens than inputs (scored through XᵀX) and fewer (through X)
+def test_awq_scale_search_picks_the_alpha_with_the_least_output_error(tokens):
+    from compression.llm.awq import candidate_scales, search_scale
+
+    torch.manual_seed(0)
+    x = torch.randn(tokens, 64) * torch.linspace(0.1, 8, 64)  # a few loud channels, as in real LLMs
+    weights = [torch.randn(32, 64), torch.randn(16, 64)]
+    s, alpha = search_scale(x, weights, bits=3, group_size=16, grid=10)
+
+    def error(a: float) -> float:
+        scale = candidate_scales(x.abs().mean(0), a)
+        return sum((x @ w.t() - x @ (rtn(w * scale, 3, 16)[0] / scale).t()).pow(2).sum().item() for w in weights)
+
+    errors = {step / 10: error(step / 10) for step in range(10)}
+    assert errors[alpha] == pytest.approx(min(errors.values()), rel=1e-4)
+    assert torch.allclose(s, candidate_scales(x.abs().mean(0), alpha))

@@ -23,8 +23,8 @@ def search_scale(x: Tensor, weights: list[Tensor], bits: int, group_size: int, g
     """The s (in,) and α whose Q(W·diag(s))·diag(s)⁻¹ best reproduces X Wᵀ for all `weights` together."""
     x = x.float()
     x_mean = x.abs().mean(0)
-    # ‖XΔᵀ‖² = Σ_rows Δ (XᵀX) Δᵀ: one (in, in) Gram over every token instead of a token matmul per candidate
-    gram_x = x.t() @ x
+    # ‖XΔᵀ‖² over every token; with more tokens than inputs it is cheaper as Σ_rows Δ (XᵀX) Δᵀ
+    gram_x = x.t() @ x if x.shape[0] > x.shape[1] else None
     best = (float("inf"), torch.ones_like(x_mean), 0.0)
     for step in range(grid):
         alpha = step / grid
@@ -32,7 +32,8 @@ def search_scale(x: Tensor, weights: list[Tensor], bits: int, group_size: int, g
         loss = 0.0
         for w in weights:
             delta = w.float() - rtn(w.float() * s, bits, group_size, symmetric)[0] / s
-            loss += ((delta @ gram_x) * delta).sum().item()
+            error = ((delta @ gram_x) * delta).sum() if gram_x is not None else (x @ delta.t()).pow(2).sum()
+            loss += error.item()
         if loss < best[0]:
             best = (loss, s, alpha)
     return best[1], best[2]

@@ -1,7 +1,8 @@
 """The tiny GPT: a character-level GPT-2 of about 0.8M parameters trained here on the King James text.
 
-It trains in under a minute here (fixed seed; held-out loss about 1.73 nats per character) and is cached as a Hugging Face folder, like the zoo models. Trained
-from scratch and small, it has no activation outliers, which is the teaching contrast with SmolLM2.
+It trains in under a minute here (fixed seed; held-out loss about 1.73 nats per character) and is cached as a
+Hugging Face folder, like the zoo models. Trained from scratch and small, it has no activation outliers, which is
+the teaching contrast with SmolLM2.
 """
 
 from __future__ import annotations
