@@ -99,7 +99,7 @@ def run(args) -> int:
         save_hf_folder(result.lm, Path(args.out))
         payload["out"] = args.out
     if args.packed_out:
-        Path(args.packed_out).write_bytes(pack(result))
+        common.write_bytes_atomic(Path(args.packed_out), pack(result))
         payload["packed_out"] = args.packed_out
     payload["run_id"] = common.record(args, "lm", lm.info.name, payload, config.label)
     if args.json:

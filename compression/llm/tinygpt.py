@@ -21,6 +21,7 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
+from compression.core.progress import run_to_end
 from compression.core.settings import cache_dir
 from compression.llm.evaluate import perplexity
 from compression.llm.models import LanguageModel, load_hf_folder
@@ -63,8 +64,7 @@ def tiny_gpt_folder() -> Path:
 def load_tiny_gpt() -> LanguageModel:
     """The cached tiny GPT, trained first (under a minute) if needed."""
     if not (tiny_gpt_folder() / "config.json").is_file():
-        for _ in train_tiny_gpt():
-            pass
+        run_to_end(train_tiny_gpt())
     return load_hf_folder(tiny_gpt_folder(), name=TINY_GPT)
 
 

@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from compression.core.errors import InputError
+from compression.core.progress import run_to_end
 from compression.core.settings import cache_dir
 from compression.data import load_dataset
 from compression.metrics import evaluate, state_dict_of
@@ -69,8 +70,7 @@ def train_zoo_model(name: str) -> Iterator[Step]:
 
 def load_zoo_module(name: str) -> nn.Module:
     """The trained zoo model (training it first if needed), in eval mode. Callers must not mutate it."""
-    for _ in train_zoo_model(name):
-        pass
+    run_to_end(train_zoo_model(name))
     arch = get_architecture(name)
     model = arch.build()
     model.load_state_dict(load_file(str(zoo_path(name))))
