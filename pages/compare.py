@@ -8,6 +8,7 @@ import streamlit as st
 
 from compression.core import InputError, readable
 from compression.core.settings import shared_mode
+from compression.data import load_dataset
 from compression.history import (
     Run,
     latency_groups,
@@ -19,6 +20,7 @@ from compression.history import (
     write_csv,
 )
 from compression.metrics import LATENCY_METHOD, histogram
+from compression.models import ARCHITECTURES
 from compression.pipeline import (
     BudgetConfig,
     best_run,
@@ -36,6 +38,19 @@ from ui.routing import ensure_routed
 def readable_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The table as a stakeholder reads it: words for columns, %, KiB and ms in the cells, blanks for missing."""
     return pd.DataFrame({readable.name(c): [readable.value(c, v) for v in frame[c]] for c in frame.columns})
+
+
+def _test_sizes(models) -> dict[str, int]:
+    """{dataset: held-out images} of the zoo architectures among `models` (whose datasets are on this machine)."""
+    sizes = {}
+    for name in models:
+        arch = ARCHITECTURES.get(name)
+        if arch is not None and arch.dataset not in sizes:
+            try:
+                sizes[arch.dataset] = len(load_dataset(arch.dataset).y_test)
+            except InputError:
+                continue
+    return sizes
 
 
 def run_name(run: Run) -> str:
@@ -61,8 +76,9 @@ else:
     keep = table["kind"].isin(kinds or table["kind"]) & table["model"].isin(models or table["model"])
     shown = table[keep]
     st.dataframe(readable_table(shown), hide_index=True, key="cmp_table")
-    st.caption("How big a difference means anything: on the digits models one test image is 0.28 points (360 "
-               "held-out images), on lenet-300-100 0.01 points (10,000): a gap of a few images is chance.")
+    test_sizes = _test_sizes(shown["model"].unique())
+    if test_sizes:
+        st.caption(readable.one_image_each(test_sizes))
     d = st.columns([3, 1, 1, 1])
     mine = {r.id for r in history.deletable(runs)}
     doomed = d[0].multiselect("Delete runs", [i for i in shown["id"] if i in mine], key="cmp_delete",
@@ -150,20 +166,19 @@ else:
         if layers:
             st.plotly_chart(plots_compare.layer_bars(layers, "Per-layer sparsity"))
 
-        def decoded(run: Run):
+        def decoded(key: str, run: Run):
             full = store.get(run.id)
+            if not full.file:
+                st.caption(f"Run {key} was recorded without a model file (settings and measurements only), so it "
+                           "has no weight histogram below.")
             try:
                 return model_from_run_file(full.file_name, full.file, full.model)
             except InputError as exc:
                 st.warning(f"Run {run.id}: its stored file cannot be decoded ({exc})")
                 return None
 
-        models_ab = [(k, decoded(run)) for k, run in (("A", left), ("B", right))]
+        models_ab = [(k, decoded(k, run)) for k, run in (("A", left), ("B", right))]
         with_files = [(k, m) for k, m in models_ab if m is not None]
-        for k, m in models_ab:
-            if m is None and not store.get(by_id[a if k == "A" else b].id).file:
-                st.caption(f"Run {k} was recorded without a model file (settings and measurements only), so it "
-                           "has no weight histogram below.")
         if with_files:
             names = list(with_files[0][1].weights())
             layer = st.selectbox("Layer (from the runs' compressed files)", names, key="cmp_layer",

@@ -27,10 +27,10 @@ views.source_note(lm.info)
 settings = sections.controls(spec)
 if settings is None:
     st.stop()
-dense = sections.dense(lm, settings)
+dense = sections.dense(settings)
 dense_ppl = dense.perplexity if dense is not None else None
 sections.run_section(lm, settings, dense_ppl)
-slot, points = sections.charts(lm, settings, dense_ppl)
+slot, points = sections.charts(settings, dense_ppl)
 live = sections.live_rtn_first(lm, settings, slot, points, dense_ppl)
 sections.results_table(settings, dense_ppl)
 if dense is not None:

@@ -66,6 +66,8 @@ def test_compare_shows_runs_pareto_and_deletes(zoo, history_dir):
     at = page("compare")
     assert not at.exception
     assert len(at.dataframe[0].value) == 3
+    # the size of one test image, from the shown runs' own test set (360 digits), not a figure written in the page
+    assert any("on digits one test image is 0.28 points (360 held-out images)" in c.value for c in at.caption)
     import json
 
     pareto = json.loads(at.get("plotly_chart")[0].proto.spec)

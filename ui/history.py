@@ -43,12 +43,7 @@ def store() -> RunStore | None:
 
 def record(run: Run) -> str | None:
     """Record `run`; on failure say why and keep going (the result stays on the page)."""
-    try:
-        run_id = RunStore().record(dataclasses.replace(run, owner=owner()))
-    except HistoryError as exc:
-        st.session_state["history_error"] = str(exc)
-        return None
-    st.session_state["history_error"] = None
+    run_id, st.session_state["history_error"] = record_as(run, owner())
     return run_id
 
 

@@ -30,6 +30,7 @@ from compression.llm import (
 
 METHODS = ("magnitude", "wanda", "sparsegpt", "rtn", "gptq", "awq", "smoothquant", "naive")  # naive: W·A, no migration
 PRUNING = ("magnitude", "wanda", "sparsegpt")
+SHORT = (2, 64)  # the live RTN's first, quick evaluation slice: samples x tokens
 PACKED_KEEP_BYTES = 16 << 20  # packed files up to this size stay in the session for download (the tiny GPT's do)
 
 
@@ -55,7 +56,7 @@ class LMProgress:
 
 
 def configs_for(methods: Sequence[str], sparsity: float, pattern: str, bits: int, group_size: int,
-                alpha: float, wa_bits: int = 8, act_granularity: str = "per-token") -> list[LMConfig]:
+                alpha: float, wa_bits: int, act_granularity: str) -> list[LMConfig]:
     """One config per chosen method from the page's sliders (raises InputError on a bad value).
 
     SmoothQuant and its naive baseline quantize weights and activations to `wa_bits` (W8A8, W6A6).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import pandas as pd
 import streamlit as st
@@ -22,12 +23,11 @@ from compression.llm import (
 from compression.plots import language_model as plots_lm
 from ui import history, jobs
 from ui.lm_models import UPLOADED_TEXT, dense_perplexity, text_key, text_split
-from ui.lm_runs import METHODS, PRUNING, LMProgress, configs_for, live_rtn, run_methods, series_of
+from ui.lm_runs import METHODS, PRUNING, SHORT, LMProgress, configs_for, live_rtn, run_methods, series_of
 
 JOB, META, RESULTS, LIVE, ERROR = "lm_job", "lm_meta", "lm_results", "lm_live", "lm_error"
 GROUP_SIZES = (0, 32, 64, 128)
 WA_BITS = (8, 6)
-SHORT = (2, 64)  # the live RTN's first, quick evaluation slice: samples x tokens
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class LMSettings:
     prompt: str
     new_tokens: int
 
-    @property
+    @cached_property
     def eval_key(self) -> str:
         """Points are comparable only on the same evaluation tokens: this names them."""
         return f"{text_key(self.evaluation)}|{self.eval_samples}x{self.seq_len}"
@@ -111,7 +111,7 @@ def controls(spec: str) -> LMSettings | None:
                       int(calib_samples), int(eval_samples), int(seq_len), prompt, int(new_tokens))
 
 
-def dense(lm: LanguageModel, settings: LMSettings):
+def dense(settings: LMSettings):
     """The uncompressed model's perplexity on the evaluation tokens (cached), or None with the reason shown."""
     try:
         return dense_perplexity(settings.spec, settings.evaluation, settings.eval_key, settings.eval_samples,
@@ -199,7 +199,7 @@ def session_rows(settings: LMSettings) -> list[dict]:
             if r["spec"] == settings.spec and r["eval_key"] == settings.eval_key]
 
 
-def charts(lm: LanguageModel, settings: LMSettings, dense_ppl: float | None):
+def charts(settings: LMSettings, dense_ppl: float | None):
     """Perplexity vs sparsity and vs bits; returns the bits chart's placeholder and the points it drew."""
     rows = session_rows(settings)
     left, right = st.columns(2)

@@ -12,6 +12,7 @@ from compression.llm import (
     calibration_ids,
     channel_max,
     corpus_available,
+    fp16_size_bytes,
     layer_roles,
 )
 from compression.plots import language_model as plots_lm
@@ -183,7 +184,7 @@ def model_page() -> None:
     cols[1].metric("Parameters", f"{info.params:,}")
     cols[2].metric("Perplexity (held-out)", f"{ppl.perplexity:.2f}",
                    help=f"{evaluation.name}, last tenth: {ppl.tokens:,} predicted tokens")
-    cols[3].metric("fp16 file", f"{2 * info.params / 2**20:.1f} MiB")
+    cols[3].metric("fp16 file", f"{fp16_size_bytes(lm) / 2**20:.1f} MiB")
     st.caption(f"{info.name} · {info.architecture} · hidden size {info.hidden_size} · {info.heads} heads "
                f"({info.kv_heads} key/value) · vocabulary {info.vocab_size:,} · perplexity on {ppl.tokens:,} tokens "
                f"of {evaluation.name} · source: {info.source}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 
 import streamlit as st
 
@@ -16,6 +15,7 @@ from compression.pruning import (
     preview,
     weights_histogram,
 )
+from ui.caching import session_lock
 
 # Labels are what the URL keeps (?prune_method=structured), so they stay short.
 METHODS = {"magnitude": "magnitude", "structured": "structured", "N:M": "nm"}
@@ -45,16 +45,15 @@ def concept() -> None:
 
 def workspace(model) -> dict:
     """This session's working copy of the model, its dense measurements and cached curves (one model at a time)."""
-    # Fast reruns may start a new script thread before the interrupted one has finished: one lock per session
-    # keeps two runs from swapping weights into the same working copy at once.
-    lock = st.session_state.setdefault("prune_lock", threading.Lock())
+    lock = session_lock("prune")
     with lock:
         cache = st.session_state.setdefault("prune_workspace", {})
         if cache.get("model") is not model:
             bench = Workbench(model)
             cache.clear()
             cache.update(model=model, bench=bench, baseline=measure_baseline(bench), curves={}, scan=None,
-                         rankings={}, before=weights_histogram(bench.base), lock=lock)
+                         rankings={}, before=weights_histogram(bench.base), lock=lock,
+                         tau=threshold_grid(max(float(w.abs().max()) for w in bench.base.values())))
     return cache
 
 
@@ -93,7 +92,6 @@ def _widgets(space: dict) -> dict:
     """The pruning controls, each bound to the URL; the disabled slider is drawn later, by _disabled_in_force."""
     bench = space["bench"]
     layers = [k.rsplit(".", 1)[0] for k in bench.base]
-    max_abs = max(float(w.abs().max()) for w in bench.base.values())
     top = st.columns([3, 2, 2, 3])
     method = METHODS[top[0].selectbox("Method", list(METHODS), key="prune_method", bind="query-params",
                                       help="magnitude: single weights (unstructured) · structured: whole neurons, "
@@ -113,10 +111,9 @@ def _widgets(space: dict) -> dict:
                                  help="e.g. the first and last layers, which are often the most sensitive")
     by_threshold = method == "magnitude" and by == "threshold"
     left, right = st.columns(2)
-    step, top_tau, decimals = threshold_grid(max_abs)
     w = {"method": method, "scope": scope, "by_threshold": by_threshold, "exclude": tuple(exclude),
          "sparsity": None, "threshold": None, "nm": "2:4", "norm": 1, "columns": (left, right),
-         "tau": (step, top_tau, decimals)}
+         "tau": space["tau"]}
     if not (method == "nm" or by_threshold):
         w["sparsity"] = _sparsity_slider(left, disabled=False)
     if by_threshold:

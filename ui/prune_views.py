@@ -19,7 +19,6 @@ from compression.pruning import (
     sensitivity_scan,
     suggest_allocation,
 )
-from ui.prune_sections import threshold_grid
 
 
 def metric_cards(view: Preview, baseline: Baseline, method: str) -> None:
@@ -76,7 +75,7 @@ def figures(space: dict, view: Preview, config: PruneConfig, sparsity: float) ->
     before = space["before"]
     after = kept_histogram({k: view.weights.get(k, w) for k, w in bench.base.items()}, before)
     # N:M and structured have no single τ; otherwise the τ in force, written as the slider writes it
-    decimals = threshold_grid(max(float(w.abs().max()) for w in bench.base.values()))[2]
+    decimals = space["tau"][2]
     tau = round(config.threshold if config.threshold is not None else view.threshold, decimals) \
         if config.method == "magnitude" else 0.0
     row1[0].plotly_chart(plots.pruning_histogram(before, after, tau, log_y=log_y, decimals=decimals))

@@ -159,7 +159,7 @@ def qat_section(model: LoadedModel, config: QuantConfig) -> None:
         _qat_done(job)
 
 
-@st.fragment(run_every=0.5)
+@st.fragment(run_every=jobs.POLL_S)
 def _qat_live() -> None:
     job = st.session_state["qat_job"]
     if not job.running:
@@ -174,11 +174,8 @@ def _qat_live() -> None:
 
 
 def _qat_done(job: Job) -> None:
-    if job.status == "failed":
-        st.error(f"QAT failed: {job.error}")
-        return
-    if job.status == "cancelled":
-        st.info("QAT was cancelled.")
+    jobs.ended(job, "QAT was cancelled.", "QAT failed")  # and whether its run reached the history
+    if job.status != "done":
         return
     result = job.result
     meta = st.session_state["qat_meta"]

@@ -89,6 +89,12 @@ def value(key: str, v: object) -> str:
     return f"{v:.4g}"
 
 
+def one_image_each(samples: dict[str, int]) -> str:
+    """`one_image` for several test sets at once: {dataset: held-out images}."""
+    parts = [f"on {name} one test image is {100 / n:.2f} points ({n:,} held-out images)" for name, n in samples.items()]
+    return "How big a difference means anything: " + "; ".join(parts) + ". A gap of a few images is chance."
+
+
 def one_image(samples: int) -> str:
     """How much one test image moves an accuracy: the smallest difference that can mean anything."""
     return (f"One test image is {100 / samples:.2f} points on these {samples:,} held-out images: differences of "
