@@ -55,3 +55,9 @@ def test_truncated_files_are_refused():
     for data in packed_files():
         with pytest.raises(InputError):
             unpack(data[:-1])
+
+
+def test_a_deeply_nested_header_is_refused_not_recursed_into():
+    header = b"[" * 100_000 + b"]" * 100_000  # json.loads would raise RecursionError, which is no InputError
+    with pytest.raises(InputError, match="nested too deeply"):
+        unpack(b"CLLM" + struct.pack("<II", 1, len(header)) + header)

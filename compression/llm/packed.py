@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from compression.core.errors import InputError
+from compression.formats import limits
 from compression.formats.bitpack import pack as pack_codes
 from compression.formats.bitpack import packed_size
 from compression.formats.bitpack import unpack as unpack_codes
@@ -61,10 +62,7 @@ def unpack(data: bytes) -> dict[str, Tensor]:
         raise InputError(f"packed file version {version} is not supported (expected {VERSION})")
     if header_len > len(data) - 12:
         raise InputError("packed file is truncated (header)")
-    try:
-        entries = json.loads(data[12:12 + header_len])
-    except (UnicodeDecodeError, ValueError):
-        raise InputError("packed file header is not valid JSON") from None
+    entries = limits.parse_json(data[12:12 + header_len], "packed file")  # a deep nesting is refused, not recursed
     if not isinstance(entries, list):
         raise InputError("packed file header must list tensors")
     offset = 12 + header_len
