@@ -149,3 +149,16 @@ def test_awq_scale_search_picks_the_alpha_with_the_least_output_error(tokens):
     errors = {step / 10: error(step / 10) for step in range(10)}
     assert errors[alpha] == pytest.approx(min(errors.values()), rel=1e-4)
     assert torch.allclose(s, candidate_scales(x.abs().mean(0), alpha))
+
+
+@pytest.mark.parametrize("make", [tiny_llama, tiny_gpt2])
+def test_linears_fed_the_same_tensor_share_one_input_object_and_no_others_do(make):
+    lm = make()
+    layer = decoder_layers(lm.model)[0]
+    call = capture_layer_call(lm.model, token_ids(lm))
+    seen = linear_inputs(layer, layer_linears(family_of(lm.model), layer), call, call.hidden)
+    groups = {}
+    for role, x in seen.items():
+        groups.setdefault(id(x), []).append(role)
+    expected = [["q", "k", "v"], ["o"], ["gate", "up"], ["down"]] if "q" in seen else [["qkv"], ["o"], ["up"], ["down"]]
+    assert sorted(groups.values()) == sorted(expected)  # Hessians are cached by this identity

@@ -86,10 +86,14 @@ def linear_inputs(layer: nn.Module, linears: dict[str, nn.Module], call: LayerCa
                   hidden: Tensor) -> dict[str, Tensor]:
     """role -> the inputs its linear sees, (tokens, in), with the layer as it is now."""
     seen: dict[str, Tensor] = {}
+    # Linears fed the same tensor (q, k, v) get one flattened object, so statistics can be cached by its id. The
+    # input itself is kept too: a freed one's id could be reused by the next linear's input.
+    flat: dict[int, tuple[Tensor, Tensor]] = {}
 
     def hook_for(role):
         def hook(module, args):
-            seen[role] = args[0].reshape(-1, args[0].shape[-1])
+            x = args[0]
+            seen[role] = flat.setdefault(id(x), (x, x.reshape(-1, x.shape[-1])))[1]
         return hook
 
     handles = [module.register_forward_pre_hook(hook_for(role)) for role, module in linears.items()]

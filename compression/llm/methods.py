@@ -20,16 +20,22 @@ CLIP_TOKENS = 2048  # AWQ: tokens whose XᵀX scores the clipping ratios
 
 
 class _Hessians:
-    """H = 2XᵀX/n per input tensor, computed once for linears that share an input (q, k and v)."""
+    """H = 2XᵀX/n (and Wanda's ‖X_j‖₂) per input tensor, computed once for linears that share an input (q, k, v)."""
 
     def __init__(self, inputs: dict[str, Tensor]):
         self._inputs, self._done = inputs, {}
 
-    def __call__(self, role: str) -> Tensor:
+    def _once(self, what: str, role: str, compute) -> Tensor:
         x = self._inputs[role]
-        if id(x) not in self._done:
-            self._done[id(x)] = hessian(x)
-        return self._done[id(x)]
+        if (what, id(x)) not in self._done:
+            self._done[(what, id(x))] = compute(x)
+        return self._done[(what, id(x))]
+
+    def __call__(self, role: str) -> Tensor:
+        return self._once("hessian", role, hessian)
+
+    def column_norms(self, role: str) -> Tensor:
+        return self._once("norms", role, lambda x: x.float().pow(2).sum(0).sqrt())
 
 
 def prune_process(config: PruneConfig) -> LayerProcess:
@@ -41,7 +47,7 @@ def prune_process(config: PruneConfig) -> LayerProcess:
             if config.method == "magnitude":
                 new = magnitude_prune(w, config.sparsity, config.scope, config.nm)
             elif config.method == "wanda":
-                new = wanda_prune(w, inputs[role].float().pow(2).sum(0).sqrt(), config.sparsity, config.nm)
+                new = wanda_prune(w, hessians.column_norms(role), config.sparsity, config.nm)
             else:
                 new, note = sparsegpt_prune(w, hessians(role), config.sparsity, config.nm, config.percdamp)
                 notes += [f"layer {index} {role}: {note}"] if note else []
