@@ -67,7 +67,7 @@ def quantize_process(config: QuantizeConfig, grids: dict[tuple[int, str], GroupG
         cols = apply_awq_scales(family, layer, inputs, config) if config.method == "awq" else {}
         errors, notes = {}, []
         for role, module in linears.items():
-            w = get_weight(module)
+            w = get_weight(module) if cols else original[role]  # only AWQ has rescaled the weights since
             if config.method == "gptq":
                 new, grid, note = gptq_quantize(w, hessians(role), config.bits, config.group_size, config.act_order,
                                                 config.percdamp, config.symmetric)

@@ -27,22 +27,17 @@ from compression.quantization.qat_training import QATConfig, qat, qat_with_contr
 from compression.quantization.speed import SpeedComparison, compare_speed
 
 __all__ = [
-    "Int8Measure",
-    "SpeedComparison",
-    "compare_speed",
-    "MODES",
-    "Int8Config",
-    "deploy_int8",
-    "large_mlp_int8",
-    "load_packed",
     "accuracy_vs_bits",
     "ActivationQuantConfig",
+    "compare_speed",
     "deploy_int8",
     "GRANULARITIES",
     "Int8Config",
+    "Int8Measure",
     "LARGE_MLP",
     "large_mlp_int8",
     "layer_view",
+    "load_packed",
     "MODES",
     "OBSERVERS",
     "qat",
@@ -55,6 +50,7 @@ __all__ = [
     "RANGES",
     "SCHEMES",
     "sensitivity",
+    "SpeedComparison",
     "TorchAOQuantization",
     "worked_example",
 ]
