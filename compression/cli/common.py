@@ -107,3 +107,12 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".partial")
     tmp.write_bytes(data)
     tmp.replace(path)
+
+
+def parse_nm(text: str) -> tuple[int, int]:
+    """--nm N:M as two integers (the config checks their values)."""
+    try:
+        n, m = (int(p) for p in text.split(":"))
+    except ValueError:
+        raise InputError(f"--nm must look like 2:4, got {text!r}") from None
+    return n, m

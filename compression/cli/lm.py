@@ -8,8 +8,11 @@ from pathlib import Path
 
 import compression.cli.common as common
 from compression.core import Drive
-from compression.core.errors import InputError
 from compression.llm import (
+    ACT_GRANULARITIES,
+    PRUNE_METHODS,
+    QUANT_METHODS,
+    SCOPES,
     PruneConfig,
     QuantizeConfig,
     SmoothQuantConfig,
@@ -27,18 +30,16 @@ from compression.llm import (
     save_hf_folder,
 )
 
-PRUNE = ("magnitude", "wanda", "sparsegpt")
-QUANT = ("rtn", "gptq", "awq")
 WA = ("smoothquant", "naive")  # naive: the same W·A· without migrating the outliers
 
 
 def register(sub) -> None:
     parser = sub.add_parser("lm", help="compress a language model and measure its perplexity")
     parser.add_argument("--model", default="tiny-gpt", help="tiny-gpt, smollm2, a Hugging Face folder or a .gguf file")
-    parser.add_argument("--method", required=True, choices=PRUNE + QUANT + WA)
+    parser.add_argument("--method", required=True, choices=PRUNE_METHODS + QUANT_METHODS + WA)
     parser.add_argument("--sparsity", type=float, default=0.5, help="pruning: fraction of weights removed")
     parser.add_argument("--nm", metavar="N:M", help="pruning: keep N of every M inputs, e.g. 2:4")
-    parser.add_argument("--scope", choices=("row", "matrix"), default="row", help="magnitude: rank per row or matrix")
+    parser.add_argument("--scope", choices=SCOPES, default="row", help="magnitude: rank per row or matrix")
     parser.add_argument("--bits", type=int, default=4, help="rtn/gptq/awq: weight bits")
     parser.add_argument("--group-size", type=int, default=64, help="rtn/gptq/awq: input columns per group (0: per row)")
     parser.add_argument("--act-order", action=argparse.BooleanOptionalAction, default=True,
@@ -47,7 +48,7 @@ def register(sub) -> None:
     parser.add_argument("--alpha", type=float, default=0.5, help="smoothquant: migration strength")
     parser.add_argument("--weight-bits", type=int, default=8, help="smoothquant/naive: weight bits")
     parser.add_argument("--act-bits", type=int, default=8, help="smoothquant/naive: activation bits")
-    parser.add_argument("--act-granularity", choices=("per-token", "per-tensor"), default="per-token")
+    parser.add_argument("--act-granularity", choices=ACT_GRANULARITIES, default="per-token")
     parser.add_argument("--text", default="kjv", help="evaluation text: kjv, fortunes or a .txt (its last tenth)")
     parser.add_argument("--calibration-text", help="calibration text (default: --text; its first nine tenths)")
     parser.add_argument("--samples", type=int, default=16, help="calibration windows")
@@ -64,9 +65,10 @@ def register(sub) -> None:
 
 
 def build_config(args):
-    if args.method in PRUNE:
-        return PruneConfig(args.method, args.sparsity, _parse_nm(args.nm), args.scope, args.percdamp)
-    if args.method in QUANT:
+    if args.method in PRUNE_METHODS:
+        return PruneConfig(args.method, args.sparsity, common.parse_nm(args.nm) if args.nm else None, args.scope,
+                           args.percdamp)
+    if args.method in QUANT_METHODS:
         return QuantizeConfig(args.method, args.bits, args.group_size, args.act_order, args.percdamp)
     return SmoothQuantConfig(args.alpha, args.method == "smoothquant", args.weight_bits, args.act_bits,
                              args.act_granularity)
@@ -113,13 +115,3 @@ def run(args) -> int:
     if args.prompt:
         print(f"  {args.prompt!r} -> {payload['generation']!r}")
     return 0
-
-
-def _parse_nm(text: str | None) -> tuple[int, int] | None:
-    if not text:
-        return None
-    try:
-        n, m = (int(p) for p in text.split(":"))
-    except ValueError:
-        raise InputError(f"--nm must look like 2:4, got {text!r}") from None
-    return n, m

@@ -37,7 +37,7 @@ def run(args) -> int:
         raise InputError("--out must end in .safetensors")
     if args.method != "nm" and args.sparsity is None and args.threshold is None:
         raise InputError("give --sparsity S or --threshold T")
-    n, m = _parse_nm(args.nm)
+    n, m = common.parse_nm(args.nm)
     config = PruneConfig(amount=args.sparsity, threshold=args.threshold, method=args.method, scope=args.scope,
                          exclude=tuple(args.exclude), n=n, m=m, norm=args.norm)
     model = common.resolve_model(args)
@@ -73,11 +73,3 @@ def run(args) -> int:
     if args.out:
         print(f"  wrote {args.out}")
     return 0
-
-
-def _parse_nm(text: str) -> tuple[int, int]:
-    try:
-        n, m = (int(p) for p in text.split(":"))
-    except ValueError:
-        raise InputError(f"--nm must look like 2:4, got {text!r}") from None
-    return n, m

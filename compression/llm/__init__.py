@@ -10,8 +10,8 @@
 
 from compression.llm.calibrate import LayerStep
 from compression.llm.compressor import CompressionResult, compress
-from compression.llm.configs import (ACT_GRANULARITIES, PRUNE_METHODS, QUANT_METHODS, LMConfig, PruneConfig,
-                                     QuantizeConfig, SmoothQuantConfig, config_from_dict)
+from compression.llm.configs import (ACT_GRANULARITIES, PRUNE_METHODS, QUANT_METHODS, SCOPES, LMConfig,
+                                     PruneConfig, QuantizeConfig, SmoothQuantConfig, config_from_dict)
 from compression.llm.evaluate import Perplexity, perplexity
 from compression.llm.generation import channel_max, generate, layer_roles, max_positions
 from compression.llm.loading import MODEL_NAMES, load_language_model
@@ -23,7 +23,7 @@ from compression.llm.text import (CORPORA, FORTUNES, KJV, TextSplit, calibration
 from compression.llm.tinygpt import TINY_GPT, TrainStep, load_tiny_gpt, train_tiny_gpt
 
 __all__ = [
-    "ACT_GRANULARITIES",
+    "ACT_GRANULARITIES", "SCOPES",
     "CORPORA", "FORTUNES", "KJV", "MODEL_NAMES", "PRUNE_METHODS", "QUANT_METHODS", "SMOLLM2", "TINY_GPT",
     "CompressionResult", "LMConfig", "LanguageModel", "LayerStep", "ModelInfo", "Perplexity", "PruneConfig",
     "QuantizeConfig", "SmoothQuantConfig", "TextSplit", "TrainStep",
