@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from compression.core import InputError
+from compression.core import InputError, files
 from compression.formats import check_file_size
 from compression.history import HistoryError, RunStore, run_from_result
 from compression.models import (
@@ -104,9 +104,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write via a temporary file and rename, so an interrupted write never leaves a half file."""
     if path.parent and not path.parent.exists():
         raise InputError(f"folder {path.parent} does not exist")
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    files.write_bytes_atomic(path, data)
 
 
 def parse_nm(text: str) -> tuple[int, int]:

@@ -10,9 +10,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
-import shutil
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +21,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 from transformers.utils import logging as hf_logging
 
 from compression.core.errors import InputError
+from compression.core.files import atomic_folder
 from compression.core.settings import cache_dir
 from compression.llm.layers import FAMILIES, decoder_layers, family_of
 
@@ -122,9 +120,7 @@ def _dequantize_to_folder(path: Path, folder: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, local_files_only=True)
     config = model.config.to_dict()
     config.pop("quantization_config", None)  # the cached weights are plain floats
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
-    try:
+    with atomic_folder(folder) as tmp:
         state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
         if model.config.tie_word_embeddings:
             state.pop("lm_head.weight", None)  # tied to the embedding; safetensors refuses shared tensors
@@ -133,13 +129,6 @@ def _dequantize_to_folder(path: Path, folder: Path) -> None:
         tokenizer.save_pretrained(tmp)
         # written last: its presence marks a complete folder (reading the GGUF's tensor types takes seconds)
         (tmp / SOURCE_FILE).write_text(json.dumps({"source": str(path), "source_quantization": gguf_weight_type(path)}))
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process cached it first
-            shutil.rmtree(tmp, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_hf_folder(folder: Path, name: str | None = None) -> LanguageModel:

@@ -6,10 +6,8 @@ never overlap when both come from the same text. Calibrating on a different text
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import torch
 from torch import Tensor
 
 from compression.core.errors import InputError
+from compression.core.files import write_bytes_atomic
 from compression.core.settings import cache_dir
 
 KJV = "kjv"
@@ -119,9 +118,7 @@ def _kjv() -> str:
             raise InputError("the King James text needs Debian's bible-kjv (sudo apt-get install bible-kjv)")
         text = subprocess.run(["bible", "gen1:1-rev22:21"], capture_output=True, text=True, check=True).stdout
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8") as tmp:
-            tmp.write(text)
-        os.replace(tmp.name, path)
+        write_bytes_atomic(path, text.encode("utf-8"))
     return path.read_text(encoding="utf-8")
 
 

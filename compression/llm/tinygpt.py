@@ -7,13 +7,8 @@ the teaching contrast with SmolLM2.
 
 from __future__ import annotations
 
-import fcntl
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Generator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +16,7 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
+from compression.core.files import atomic_folder, file_lock
 from compression.core.progress import run_to_end
 from compression.core.settings import cache_dir
 from compression.llm.evaluate import perplexity
@@ -80,7 +76,7 @@ def char_tokenizer(text: str) -> PreTrainedTokenizerFast:
 def train_tiny_gpt(recipe: TinyGPTRecipe = TinyGPTRecipe()) -> Generator[TrainStep, None, None]:
     """Train the tiny GPT from its fixed seed and cache it, yielding progress; nothing if already cached."""
     folder = tiny_gpt_folder()
-    with _lock(folder):
+    with file_lock(folder.parent / f".{folder.name}.lock"):  # one trainer per cache: others wait, then find it
         if (folder / "config.json").is_file():
             return
         split = split_text(KJV, load_corpus(KJV))
@@ -120,23 +116,6 @@ def _fit(model, data, held_out, recipe: TinyGPTRecipe) -> Generator[TrainStep, N
 
 
 def _save(model, tokenizer, folder: Path) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
-    try:
+    with atomic_folder(folder) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-@contextmanager
-def _lock(folder: Path):
-    """One trainer per cache: others wait, then find the folder ready."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f".{folder.name}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from compression.core.errors import InputError
+from compression.core.files import file_lock, write_bytes_atomic
 from compression.core.progress import run_to_end
 from compression.core.settings import cache_dir
 from compression.data import load_dataset
@@ -49,7 +47,7 @@ def train_zoo_model(name: str) -> Iterator[Step]:
     if name not in RECIPES:
         raise InputError(f"unknown zoo model {name!r}; choose one of {', '.join(ZOO)}")
     path = zoo_path(name)
-    with _lock(path):
+    with file_lock(path.with_suffix(".lock")):  # one trainer per model across processes and sessions
         if path.is_file():  # another session finished it while we waited for the lock
             return
         arch, recipe = get_architecture(name), RECIPES[name]
@@ -63,9 +61,8 @@ def train_zoo_model(name: str) -> Iterator[Step]:
         meta = {"name": name, "dataset": arch.dataset, "accuracy": result.accuracy, "loss": result.loss,
                 "train_seconds": round(seconds, 2), "epochs": recipe.epochs, "seed": recipe.seed,
                 "torch": torch.__version__, "zoo_version": ZOO_VERSION}
-        tmp = path.with_suffix(".tmp")
-        save_file(state_dict_of(model), str(tmp), metadata={"compression_lab": json.dumps(meta)})
-        os.replace(tmp, path)  # atomic: a killed run never leaves a half-written cache file
+        # atomic: a killed run never leaves a half-written cache file
+        write_bytes_atomic(path, save(state_dict_of(model), metadata={"compression_lab": json.dumps(meta)}))
 
 
 def load_zoo_module(name: str) -> nn.Module:
@@ -81,17 +78,6 @@ def training_record(name: str) -> dict:
     """What was recorded when the cached model was trained (accuracy, seconds, seed, versions)."""
     with safe_open(str(zoo_path(name)), framework="pt") as f:
         return json.loads((f.metadata() or {}).get("compression_lab", "{}"))
-
-
-@contextmanager
-def _lock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # one trainer per model across processes and sessions
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 assert set(RECIPES) == set(ARCHITECTURES), "every architecture needs a training recipe"

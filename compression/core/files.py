@@ -1,0 +1,51 @@
+"""Cache and output files written so that a killed or concurrent writer never leaves half a file or folder."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def file_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_path` (created if needed): one writer across processes and sessions."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write a temporary file beside `path`, then rename it over `path`."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@contextmanager
+def atomic_folder(folder: Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `folder`; once the block succeeds it becomes `folder` (if another
+    process got there first, its folder is kept). Leftovers are removed either way."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+    try:
+        yield tmp
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process cached it first
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
