@@ -26,7 +26,7 @@ def metric_cards(view: Preview, baseline: Baseline, method: str) -> None:
     acc, base_acc = view.evaluation.accuracy, baseline.evaluation.accuracy
     cards = [c for row in (st.columns(3), st.columns(3)) for c in row]
     cards[0].metric("Accuracy (held-out)", readable.percent(acc, 2), f"{readable.points(acc - base_acc)} vs dense",
-                    help=f"dense {readable.percent(base_acc, 2)}. {readable.one_image(view.evaluation.samples)}")
+                    help=f"dense {readable.percent(base_acc, 2)}")  # one image's worth: the caption below
     cards[1].metric("Non-zero parameters", f"{view.nonzero_params:,}", f"of {baseline.params:,} · "
                     f"{view.sparsity:.1%} of weights pruned", delta_color="off", delta_arrow="off")
     if view.latency_ms is not None:

@@ -128,8 +128,7 @@ def live_views(model: LoadedModel, settings: Settings, result: QuantResult, benc
                       lambda: layer_view(weights[layer], result.quantized.qtensors[layer]))
     cols = st.columns(4)
     cols[0].metric("Accuracy (held-out)", readable.percent(result.accuracy, 2),
-                   f"{readable.points(result.accuracy - result.baseline_accuracy)} vs fp32", delta_color="normal",
-                   help=readable.one_image(len(model.dataset.y_test)))
+                   f"{readable.points(result.accuracy - result.baseline_accuracy)} vs fp32", delta_color="normal")
     cols[1].metric("Packed file", readable.size(result.size_bytes),
                    f"{result.baseline_size_bytes / result.size_bytes:.1f}× smaller than fp32", delta_color="off",
                    delta_arrow="off",

@@ -154,11 +154,12 @@ def build_and_load(build: Callable[[Mapping[str, Tensor]], nn.Module], state: Ma
     """
     with torch.device("meta"):
         skeleton = build(state)
-    params = sum(t.numel() for t in skeleton.state_dict().values())
+    shapes = skeleton.state_dict()
+    params = sum(t.numel() for t in shapes.values())
     if params > settings.max_elements():
         raise LimitExceeded(f"{label}: these shapes would build a model of {params:,} parameters; the limit is "
                             f"{settings.max_elements():,} (${settings.MAX_ELEMENTS_ENV})")
-    _check_fits(skeleton.state_dict(), state, label)
+    _check_fits(shapes, state, label)  # a mismatch is refused before the real model is allocated
     return load_into(build(state), state, label)
 
 
