@@ -162,3 +162,13 @@ def test_linears_fed_the_same_tensor_share_one_input_object_and_no_others_do(mak
         groups.setdefault(id(x), []).append(role)
     expected = [["q", "k", "v"], ["o"], ["gate", "up"], ["down"]] if "q" in seen else [["qkv"], ["o"], ["up"], ["down"]]
     assert sorted(groups.values()) == sorted(expected)  # Hessians are cached by this identity
+
+
+@pytest.mark.parametrize("act_order", [False, True])
+def test_gptq_groups_that_straddle_a_block_end_on_their_own_grid(act_order):
+    torch.manual_seed(5)
+    w, x = torch.randn(24, 192), torch.randn(400, 192)
+    w_hat, grid, _ = gptq_quantize(w, hessian(x), 3, 48, act_order, block_size=128)  # group 96..143 straddles 128
+    assert grid.scale.shape == (24, 4)
+    assert torch.equal(apply_grid(w_hat, grid), w_hat)  # every weight sits on its group's 3-bit grid
+    assert output_error(w, w_hat, x) <= output_error(w, rtn(w, 3, 48)[0], x)

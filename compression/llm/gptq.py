@@ -55,7 +55,7 @@ def _quantize_columns(w: Tensor, hinv: Tensor, bits: int, size: int, perm: Tenso
             if grid is not None:
                 scale, zero = grid.scale[:, column // size], grid.zero[:, column // size]
             elif (i1 + i) % size == 0:  # a new group: its grid comes from the weights as updated so far
-                block = torch.cat([w1[:, i:], w[:, i2:]], 1)[:, :size]
+                block = torch.cat([w1[:, i:i + size], w[:, i2:i2 + max(0, size - (i2 - i1 - i))]], 1)
                 found = group_grid(block, bits, size, symmetric)
                 scale, zero = found.scale[:, 0], found.zero[:, 0]
                 scales.append(scale)
