@@ -107,9 +107,7 @@ else:
 
 def start(config: DistillConfig) -> None:
     """Start a run unless one is already running in this session (refused with a message)."""
-    job = st.session_state.get(JOB)
-    if job is not None and job.running:
-        st.session_state[REFUSED] = "A distillation is already running: wait for it to finish or press Cancel."
+    if jobs.busy(JOB, REFUSED, "A distillation"):
         return
     st.session_state[REFUSED] = None
     label = f"student {student_layout(config, teacher.dataset)} α={config.alpha:g} T={config.temperature:g}"

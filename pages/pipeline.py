@@ -72,9 +72,7 @@ def file_stem(model_name: str, result) -> str:
 
 
 def start() -> None:
-    job = st.session_state.get(JOB)
-    if job is not None and job.running:
-        st.session_state["pipe_refused"] = "A pipeline is already running: wait for it or press Cancel."
+    if jobs.busy(JOB, "pipe_refused", "A pipeline"):
         return
     st.session_state["pipe_refused"] = None
     label = " → ".join(config.steps)

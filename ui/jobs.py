@@ -22,6 +22,15 @@ def start(work: Callable[[], Iterator[Any]], kind: str, model: str, label: str, 
     return recorded_job(work, run, finish)
 
 
+def busy(job_key: str, refused_key: str, what: str) -> bool:
+    """One job per session and page: True, with the reason under `refused_key`, while the one under `job_key` runs."""
+    job = st.session_state.get(job_key)
+    if job is not None and job.running:
+        st.session_state[refused_key] = f"{what} is already running: wait for it to finish or press Cancel."
+        return True
+    return False
+
+
 def poll_every(job: Job | None) -> float | None:
     """The fragment's run_every: poll only while the job is queued or runs."""
     return POLL_S if job is not None and job.running else None

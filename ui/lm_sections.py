@@ -124,9 +124,7 @@ def dense(settings: LMSettings):
 def run_section(lm: LanguageModel, settings: LMSettings, dense_ppl: float | None) -> None:
     """The Run button; the job itself is polled by `live` below."""
     def start() -> None:
-        job = st.session_state.get(JOB)
-        if job is not None and job.running:
-            st.session_state[ERROR] = "A run is already going: wait for it or press Cancel."
+        if jobs.busy(JOB, ERROR, "A run"):
             return
         try:
             if not settings.methods:

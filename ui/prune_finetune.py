@@ -19,9 +19,7 @@ JOB, META, RUNS, REFUSED = "prune_job", "prune_job_meta", "prune_runs", "prune_r
 
 def _start(kind: str, model, config: PruneConfig, sparsity: float, epochs: int, lr: float) -> None:
     """Start a run unless one is already running in this session."""
-    job = st.session_state.get(JOB)
-    if job is not None and job.running:
-        st.session_state[REFUSED] = "A pruning run is already running: wait for it or press Cancel."
+    if jobs.busy(JOB, REFUSED, "A pruning run"):
         return
     train = TrainConfig(epochs=epochs, lr=lr)
     try:
