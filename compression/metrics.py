@@ -141,7 +141,7 @@ def latency_method(latency: Latency, stat: str) -> dict[str, str | int]:
     comparable only when all three agree."""
     if stat not in ("median", "best"):
         raise ValueError(f"stat must be median or best, got {stat!r}")
-    return {"latency_stat": stat, "latency_batch": latency.batch_size, "latency_threads": latency.threads}
+    return dict(zip(LATENCY_METHOD, (stat, latency.batch_size, latency.threads), strict=True))
 
 
 def measure_latency(model: nn.Module, example: Tensor, warmup: int = 5, repeats: int = 30) -> Latency:

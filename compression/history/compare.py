@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from compression.metrics import LATENCY_METHOD
 from compression.models.architectures import ARCHITECTURES, student_architecture
 from compression.models.loading import LoadedModel, load_clab, load_weights
 
@@ -25,7 +26,7 @@ UNKNOWN_METHOD = "measured an unrecorded way"
 
 def latency_method_label(row: Mapping) -> str:
     """How a run's latency_ms was measured, in words: "median at batch 1, 1 thread"."""
-    stat, batch, threads = (row.get(k) for k in ("latency_stat", "latency_batch", "latency_threads"))
+    stat, batch, threads = (row.get(k) for k in LATENCY_METHOD)
     if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (stat, batch, threads)):
         return UNKNOWN_METHOD
     return f"{stat} at batch {int(batch)}, {int(threads)} thread{'s' if int(threads) != 1 else ''}"
