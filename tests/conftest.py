@@ -72,42 +72,16 @@ def state_checksum(module) -> float:
 @contextlib.contextmanager
 def serve_app():
     """The real app served by `streamlit run` on a free localhost port; yields its base URL."""
-    import signal
-    import socket
-    import subprocess
-    import sys
     import time
-    import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from bench._server import serve
+
     (ROOT / ".cache").mkdir(exist_ok=True)
-    log = open(ROOT / ".cache" / f"e2e-server-{port}.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",
-         "--server.address=127.0.0.1", f"--server.port={port}", "--browser.gatherUsageStats=false",
-         "--server.fileWatcherType=none"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy())
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with {proc.returncode}; see .cache/e2e-server-{port}.log")
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                pytest.fail("streamlit did not become healthy in 60 s")
-            time.sleep(0.3)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-        log.close()
+        with serve(ROOT / ".cache" / f"e2e-server-{time.time_ns()}.log") as (_, url):
+            yield url
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")
@@ -120,10 +94,10 @@ def app_server(chromium_path):
 def browser(chromium_path):
     from playwright.sync_api import sync_playwright
 
+    from bench._server import CHROMIUM_ARGS
+
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_path, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        b = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         yield b
         b.close()
 
