@@ -17,55 +17,22 @@ import asyncio
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from bench._server import CHROMIUM_ARGS, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 SESSIONS = 8
 TRAINERS = 4  # sessions that start a job at once
 MOVES = 6  # per page and session
-MOVES_ALONE = 24  # per page for the one-session reference: a single move varies from 80 to 280 ms, so it needs many
+MOVES_ALONE = 24  # per page for the one-session reference: a single move varies from 80 to 600 ms, so it needs many
 PAUSES_S = (1.0, 3.0, 5.0)  # a student looks at the redrawn page before the next move
 EPOCHS = 8  # of each distillation job
 METRICS_JS = "() => Array.from(document.querySelectorAll('[data-testid=stMetricValue]')).map(e => e.innerText).join('|')"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PAGES = (("prune?model=mlp&sparsity=0.5", "Sparsity"), ("quantize?model=mlp&bits=4", "Bits"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(data: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = {**os.environ, "COMPRESSION_LAB_DATA": str(data), "COMPRESSION_LAB_SHARED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true", "--server.address=127.0.0.1",
-         f"--server.port={port}", "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"],
-        cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log}")
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return proc, url
-        except OSError:
-            pass
-        if time.time() > deadline:
-            raise RuntimeError("streamlit did not become healthy in 60 s")
-        time.sleep(0.3)
 
 
 def _descendants(root: int) -> set[int]:
@@ -131,16 +98,30 @@ async def _open(page, url: str, metrics: bool = True) -> None:
         await page.wait_for_function(f"() => ({METRICS_JS})().length > 0", timeout=180_000)
 
 
+# Timed inside the page, on its own clock: from the keydown event to the first animation frame after any metric's
+# text changed. Timing from Python would add the Playwright driver's round trips, which queue for the same CPU.
+ARM_TIMER_JS = """before => {
+    const clock = window.__clabMove = {start: null, end: null};
+    document.addEventListener('keydown', () => { clock.start = performance.now(); }, {capture: true, once: true});
+    const observer = new MutationObserver(() => {
+        if (clock.start === null || (%s)() === before) return;
+        observer.disconnect();
+        requestAnimationFrame(() => { clock.end = performance.now(); });
+    });
+    observer.observe(document.body, {subtree: true, childList: true, characterData: true});
+}""" % METRICS_JS
+
+
 async def _move(page, slider: str, key: str) -> float:
-    """Seconds from the key press on `slider` to the first change of any metric's text."""
+    """Seconds from the key press on `slider` to the frame that shows the first change of any metric's text."""
     before = await page.evaluate(METRICS_JS)
     await page.get_by_role("slider", name=re.compile(slider)).focus()
-    start = time.perf_counter()
+    await page.evaluate(ARM_TIMER_JS, before)
     await page.keyboard.press(key)
-    await page.wait_for_function(f"before => ({METRICS_JS})() !== before", arg=before, timeout=180_000)
-    elapsed = time.perf_counter() - start
+    await page.wait_for_function("() => window.__clabMove.end !== null", timeout=180_000)
+    elapsed_ms = await page.evaluate("() => window.__clabMove.end - window.__clabMove.start")
     await _idle(page)
-    return elapsed
+    return elapsed_ms / 1e3
 
 
 async def _student(page, slider: str, index: int, times: list[float], pause_s: float, sessions: int,
@@ -253,10 +234,7 @@ def main() -> None:
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} before the run")
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder)
-        proc, url = _serve(data, data / "server.log")
-        try:
+        env = {"COMPRESSION_LAB_DATA": str(data), "COMPRESSION_LAB_SHARED": "1"}
+        with serve(data / "server.log", env) as (proc, url):
             asyncio.run(_classroom(url, proc.pid, data))
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
     print(f"load average {os.getloadavg()[0]:.1f} after the run")
