@@ -121,6 +121,28 @@ def test_every_percent_axis_reads_in_order(app_server, page, zoo):
             assert values == sorted(values) and len(set(texts)) == len(texts), (path, texts)
 
 
+# Each chart's margins as its figure gives them and as plotly laid it out ([l, r, t, b] px).
+MARGINS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).filter(gd => gd._fullLayout?._size).map(gd => {
+    const m = gd.layout.margin || {}, s = gd._fullLayout._size;
+    return {title: gd._fullLayout.title?.text, given: [m.l, m.r, m.t, m.b], final: [s.l, s.r, s.t, s.b].map(Math.round)};
+})"""
+
+
+def test_the_charts_a_slider_redraws_are_laid_out_once(app_server, page, zoo):
+    """Their margins already fit their labels at 1400 px: plotly's automargin grows none, which would lay the figure
+    out a second time on every move (a third of plotly's drawing time, bench/classroom.py)."""
+    zoo("mlp")
+    _open(page, app_server, "?model=mlp")
+    for path, charts in (("prune?model=mlp&sparsity=0.5", 4), ("quantize?model=mlp&bits=4", 5)):
+        _open(page, app_server, path)
+        page.wait_for_function(f"() => ({MARGINS})().length >= {charts}", timeout=60_000)
+        page.wait_for_timeout(1000)  # a grown margin is applied by a second layout, after the first
+        margins = page.evaluate(MARGINS)
+        assert len(margins) >= charts, (path, margins)
+        grown = [m for m in margins if m["final"] != m["given"]]
+        assert not grown, (path, grown)
+
+
 def test_every_page_reads_at_1400_and_800_px(app_server, browser, zoo):
     zoo("mlp")
     for width in (1400, 800):

@@ -23,3 +23,13 @@ def percent_axis(values: Sequence[float | None], pad: float = 0.02, top: float =
     decimals = max(0, -math.floor(math.log10(step * 100) + 1e-9))
     low = math.floor(low / step) * step
     return dict(range=[low, high], tickformat=f".{decimals}%", tickmode="linear", tick0=0, dtick=step)
+
+
+def margin(left: int = 10, bottom: int = 10, right: int = 10, top: int = 40) -> dict:
+    """Plot margins in px. A figure redrawn on every slider move gets the margins its labels take in the browser.
+
+    Streamlit's chart theme turns on plotly's automargin: margins too narrow for the tick labels, axis titles and
+    legend are grown after a first layout, and the figure is laid out again, about a third of plotly's drawing time
+    (bench/classroom.py). Margins already wide enough leave it nothing to grow; longer labels still grow them.
+    """
+    return dict(l=left, r=right, t=top, b=bottom)

@@ -12,14 +12,14 @@ import numpy as np
 import plotly.graph_objects as go
 
 from compression.core.histogram import Histogram
-from compression.plots.axes import percent_axis
+from compression.plots.axes import margin, percent_axis
 
 _COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d")
 
 
 def _figure(data: list[dict], layout: dict) -> go.Figure:
     # No named template: it would need validation to resolve, and Streamlit's chart theme styles the figure anyway.
-    base = dict(margin=dict(l=10, r=10, t=40, b=10), height=320)
+    base = dict(margin=margin(), height=320)
     return go.Figure({"data": data, "layout": {**base, **layout}}, _validate=False)
 
 
@@ -43,6 +43,7 @@ def pruning_histogram(before: Histogram, after: Histogram, threshold: float, log
               for x in ((-threshold, threshold) if threshold > 0 else ())]
     return _figure(data, dict(
         title=dict(text=f"{title} (τ = {threshold:.{decimals}f})" if threshold > 0 else title), barmode="overlay", bargap=0,
+        margin=margin(left=80, bottom=90),
         shapes=shapes,
         xaxis=dict(title=dict(text="weight value")),
         yaxis=dict(title=dict(text="count"), type="log" if log_y else "linear", dtick=1 if log_y else None),
@@ -56,7 +57,7 @@ def layer_sparsity_bars(layer_sparsity: Mapping[str, float], sizes: Mapping[str,
                  text=[f"{layer_sparsity[n]:.0%}" for n in names], textposition="outside",
                  customdata=[sizes.get(n, 0) for n in names],
                  hovertemplate="%{x}<br>sparsity %{y:.1%}<br>%{customdata:,} weights<extra></extra>")]
-    return _figure(data, dict(title=dict(text="Sparsity per layer"),
+    return _figure(data, dict(title=dict(text="Sparsity per layer"), margin=margin(left=84, bottom=38),
                               yaxis=dict(title=dict(text="sparsity"), range=[0, 1.1], tickformat=".0%")))
 
 
@@ -71,7 +72,7 @@ def accuracy_curve(amounts: Sequence[float], accuracies: Sequence[float], curren
                          marker=dict(color="#e45756", size=14, symbol="diamond")))
     shape, note = _hline(baseline, "dense")
     return _figure(data, dict(
-        title=dict(text=title), shapes=[shape], annotations=[note],
+        title=dict(text=title), shapes=[shape], annotations=[note], margin=margin(left=84, bottom=90, right=20),
         xaxis=dict(title=dict(text="sparsity"), tickformat=".0%", range=[-0.02, 1.02]),
         yaxis=dict(title=dict(text="held-out accuracy"), tickformat=".0%", range=[0, 1.02]),
         legend=dict(orientation="h", y=-0.25)))
@@ -89,6 +90,7 @@ def mask_heatmap(grid: Sequence[Sequence[float]], layer: str, shape: Sequence[in
                  colorscale=[[0, "#f4f4f4"], [1, "#1f4e79"]], showscale=False,
                  hovertemplate="unit %{y}, input %{x}<br>kept: %{z}<extra></extra>")]
     return _figure(data, dict(title=dict(text=f"Mask of {layer} ({' x '.join(map(str, shape))}{note})"),
+                              margin=margin(left=75, bottom=75),
                               xaxis=dict(title=dict(text="input (dark: kept, light: removed)")),
                               yaxis=dict(title=dict(text="output unit"), autorange="reversed")))
 

@@ -10,12 +10,12 @@ import plotly.graph_objects as go
 
 from compression.core import readable
 from compression.core.histogram import Histogram
-from compression.plots.axes import percent_axis
+from compression.plots.axes import margin, percent_axis
 
 # A slider move redraws five figures, so they are built in one go from plain dicts and arrays: an empty template
 # (plotly's default one is a large dict deep-copied on every to_dict; st.plotly_chart applies its own theme),
 # no add_vline or make_subplots, and no per-property validation (tests/test_plots_quant.py re-validates instead).
-_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=320, template=dict())
+_LAYOUT = dict(margin=margin(), height=320, template=dict())
 MAX_GRID_LINES = 64  # above this the grid is drawn as its two ends only (the lines would fill the plot)
 _BLUE, _ORANGE, _RED, _GREEN, _GREY = "#4c78a8", "#f58518", "#e45756", "#54a24b", "#9d9d9d"
 
@@ -37,7 +37,7 @@ def quant_histogram(hist: Histogram, clipped: Histogram | None, levels: Sequence
                          name=f"grid ({len(levels)} levels{', ends only' if dense else ''})"))
     return _figure(data, title, "weight value", dict(title=dict(text="count"), type="log" if log_y else "linear",
                                                            dtick=1 if log_y else None),
-                   bargap=0, barmode="overlay", shapes=shapes)
+                   bargap=0, barmode="overlay", shapes=shapes, margin=margin(left=80, bottom=90))
 
 
 def error_view(original: Sequence[float], quantized: Sequence[float], title: str) -> go.Figure:
@@ -51,7 +51,8 @@ def error_view(original: Sequence[float], quantized: Sequence[float], title: str
                  line=dict(color=_GREY, dash="dash")),
             dict(type="scatter", x=np.asarray(original), y=np.asarray(quantized), mode="markers", name="weights",
                  marker=dict(size=4, color=_BLUE, opacity=0.5))]
-    return _figure(data, title, "original weight", dict(title=dict(text="quantized weight")))
+    return _figure(data, title, "original weight", dict(title=dict(text="quantized weight")),
+                   margin=margin(left=77, bottom=90))
 
 
 def sqnr_bars(layers: Sequence[str], sqnr_db: Sequence[float], bits: Sequence[int],
@@ -60,7 +61,7 @@ def sqnr_bars(layers: Sequence[str], sqnr_db: Sequence[float], bits: Sequence[in
     shown = [v if math.isfinite(v) else 200.0 for v in sqnr_db]
     text = [f"{v:.1f} dB · {b}b" if math.isfinite(v) else f"exact · {b}b" for v, b in zip(sqnr_db, bits)]
     return _figure([_bar(list(layers), shown, "SQNR", _GREEN, text=text)], title, "layer",
-                   dict(title=dict(text="SQNR (dB)")), showlegend=False)
+                   dict(title=dict(text="SQNR (dB)")), showlegend=False, margin=margin(left=68, bottom=68))
 
 
 BITS_TICKS = (1, 2, 3, 4, 6, 8, 12, 16)
@@ -98,7 +99,7 @@ def accuracy_vs_bits(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]]
     return _figure(data, title, "bits", dict(title=dict(text="accuracy (held-out)"), range=[0, 1.02], tickformat=".0%"),
                    xaxis=dict(title=dict(text="bits per weight (log scale)"), type="log", range=_BITS_RANGE,
                               tickmode="array", tickvals=list(BITS_TICKS), tickangle=0),
-                   shapes=shapes, annotations=annotations)
+                   shapes=shapes, annotations=annotations, margin=margin(left=84, bottom=90))
 
 
 def size_latency_bars(labels: Sequence[str], size_bytes: Sequence[int], latency_ms: Sequence[float | None],
@@ -110,7 +111,7 @@ def size_latency_bars(labels: Sequence[str], size_bytes: Sequence[int], latency_
                  text=[readable.size(b) for b in size_bytes]),
             _bar([t[0] for t in timed], [t[1] for t in timed], "latency", [t[2] for t in timed],
                  text=[readable.ms(t[1]) for t in timed], xaxis="x2", yaxis="y2")]
-    return _figure(data, title, "", dict(title=dict(text="file size (KiB)")), showlegend=False,
+    return _figure(data, title, "", dict(title=dict(text="file size (KiB)")), showlegend=False, margin=margin(74, 38),
                    xaxis=dict(domain=[0, 0.45], automargin=True), xaxis2=dict(domain=[0.55, 1], automargin=True),
                    yaxis2=dict(title=dict(text="latency (ms per batch)"), anchor="x2"))
 
@@ -147,5 +148,5 @@ def _figure(data: list[dict], title: str, x_title: str, yaxis: dict, **layout) -
     # _validate=False: plotly's per-property validation costs ~10 ms per figure; the tests validate instead
     layout.setdefault("xaxis", dict(title=dict(text=x_title)))
     layout.setdefault("legend", dict(orientation="h", y=-0.25))
-    return go.Figure(dict(data=data, layout=dict(title=dict(text=title), yaxis=yaxis, **layout, **_LAYOUT)),
+    return go.Figure(dict(data=data, layout={**_LAYOUT, "title": dict(text=title), "yaxis": yaxis, **layout}),
                      _validate=False)
