@@ -108,15 +108,30 @@ _NARROW_CSS = """<style>
 # One browser-history entry per page, not per setting. Streamlit's frontend replaces the URL when a user moves a
 # slider but pushes a new entry when the server rewrites the query string (a value put in force, a default
 # dropped from a shared link): Back then stepped through invisible changes of one page. Within one path, push
-# becomes replace; going to another page still pushes. Our own constant script, never user input.
+# becomes replace; going to another page still pushes.
+# And the page left keeps the URL it had when the user clicked away: on a page switch the frontend sometimes
+# replaces the old entry's URL (without its settings, or with the new page's) just before it pushes the new page,
+# a race _keep_history_on_page_switch narrows but cannot close from the server, so Back lost the settings in about
+# half the runs here. Our own constant script, never user input.
 _ONE_ENTRY_PER_PAGE_JS = """<script>
 (() => {
   if (window.__clabOneEntryPerPage) return;
   window.__clabOneEntryPerPage = true;
+  let leaving = null;  // this entry's URL when a link to another page was clicked
+  document.addEventListener('click', event => {
+    const link = event.target.closest && event.target.closest('a[href]');
+    if (link && new URL(link.href, window.location.href).pathname !== window.location.pathname) {
+      leaving = window.location.href;
+    }
+  }, true);
   const push = history.pushState.bind(history);
   history.pushState = (state, title, url) => {
     const next = new URL(url, window.location.href);
     if (next.pathname === window.location.pathname) return history.replaceState(state, title, url);
+    if (leaving !== null && new URL(leaving).pathname === window.location.pathname) {
+      history.replaceState(history.state, '', leaving);
+    }
+    leaving = null;
     return push(state, title, url);
   };
 })();
