@@ -23,6 +23,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from bench._server import CHROMIUM_ARGS, serve
 
@@ -138,9 +139,16 @@ ARM_TIMER_JS = """before => {
 QUIET_JS = "ms => window.__clabMove.first !== null && performance.now() - window.__clabMove.changed > ms"
 
 
-async def _move(page, slider: str, key: str) -> tuple[float, float]:
-    """Seconds from the key press on `slider` to the frame that shows the first change of any metric's text, and to
-    the frame that ends the redraw (the page's last change)."""
+class Move(NamedTuple):
+    """Seconds from the key press to the frame showing the first change of any metric's text, and to the frame that
+    ends the redraw (the page's last change)."""
+
+    first_s: float
+    redraw_s: float
+
+
+async def _move(page, slider: str, key: str) -> Move:
+    """Press `key` on `slider` and time the page's answer."""
     before = await page.evaluate(METRICS_JS)
     await page.get_by_role("slider", name=re.compile(slider)).focus()
     await page.evaluate(ARM_TIMER_JS, before)
@@ -150,10 +158,10 @@ async def _move(page, slider: str, key: str) -> tuple[float, float]:
     await _wait(page, QUIET_JS, QUIET_MS)
     first, last = await page.evaluate("() => { const c = window.__clabMove; c.stop(); "
                                       "return [c.first - c.start, c.last - c.start]; }")
-    return first / 1e3, last / 1e3
+    return Move(first / 1e3, last / 1e3)
 
 
-async def _student(page, slider: str, index: int, times: list[tuple[float, float]], pause_s: float, sessions: int,
+async def _student(page, slider: str, index: int, times: list[Move], pause_s: float, sessions: int,
                    moves: int) -> None:
     """Move the open page's slider back and forth, pausing between moves like a student reading the chart.
 
@@ -167,7 +175,7 @@ async def _student(page, slider: str, index: int, times: list[tuple[float, float
         await asyncio.sleep(pause_s * rng.uniform(0.5, 1.5))
 
 
-async def _class(pages: list, url: str, times: list[tuple[float, float]], pause_s: float, meter: CpuMeter,
+async def _class(pages: list, url: str, times: list[Move], pause_s: float, meter: CpuMeter,
                  moves: int = MOVES) -> tuple[float, ...]:
     """Every page opens each of PAGES (all loads first, so no move waits behind another tab's first load), then
     every student moves its slider. Returns (wall s, server, browsers' and driver CPU s) of the moves alone."""
@@ -189,14 +197,14 @@ def _cpu_line(used: tuple[float, ...], moves: int) -> str:
             f"{100 * (server + browsers + driver) / (wall * cores):.0f}% busy")
 
 
-def _stats(times: list[tuple[float, float]], which: int = 1) -> tuple[float, float]:
-    """(median, p95) in ms of the full redraw (which=1) or of the first metric change (which=0)."""
-    ms = sorted(t[which] * 1e3 for t in times)
+def _stats(times: list[Move], field: str = "redraw_s") -> tuple[float, float]:
+    """(median, p95) in ms of one field of the moves: the full redraw, or the first metric change."""
+    ms = sorted(getattr(t, field) * 1e3 for t in times)
     return statistics.median(ms), ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
 
 
-def _first_line(times: list[tuple[float, float]], reference: float | None = None) -> str:
-    median, p95 = _stats(times, which=0)
+def _first_line(times: list[Move], reference: float | None = None) -> str:
+    median, p95 = _stats(times, "first_s")
     ratio = f", {median / reference:.2f}x" if reference else ""
     return f"first metric change: median {median:.0f} ms{ratio}, p95 {p95:.0f} ms"
 
@@ -224,12 +232,12 @@ async def _classroom(url: str, pid: int, data: Path) -> None:
         meter = CpuMeter(pid)
         # The one-session reference is taken before and after the crowds, so a drift of the machine during the run
         # shows as two different halves instead of moving every ratio.
-        alone: list[tuple[float, float]] = []
+        alone: list[Move] = []
         used = await _class(pages[:1], url, alone, PAUSES_S[0], meter, MOVES_ALONE // 2)
         rss_one = _rss_mb(pid)
         crowds = []
         for pause_s in PAUSES_S:
-            crowd: list[tuple[float, float]] = []
+            crowd: list[Move] = []
             crowds.append((pause_s, crowd, await _class(pages, url, crowd, pause_s, meter)))
             print(f"  {SESSIONS} sessions at a {pause_s:.0f} s pause measured", flush=True)
         await asyncio.sleep(3)  # every session idle
@@ -237,13 +245,13 @@ async def _classroom(url: str, pid: int, data: Path) -> None:
         # The other students leave (their server sessions end), so the second half is one session again.
         await asyncio.gather(*(pg.goto("about:blank") for pg in pages[1:]))
         await asyncio.sleep(2)
-        later: list[tuple[float, float]] = []
+        later: list[Move] = []
         used = tuple(a + b for a, b in zip(used, await _class(pages[:1], url, later, PAUSES_S[0], meter,
                                                                MOVES_ALONE // 2)))
         halves = f"halves {_stats(alone)[0]:.0f} before and {_stats(later)[0]:.0f} ms after the crowds"
         alone += later
         one_median, one_p95 = _stats(alone)
-        one_first = _stats(alone, which=0)[0]
+        one_first = _stats(alone, "first_s")[0]
         print(f"1 session : slider move -> page redrawn: median {one_median:6.0f} ms ({halves}), p95 "
               f"{one_p95:6.0f} ms ({len(alone)} moves; {_first_line(alone)}); {_cpu_line(used, len(alone))}; "
               f"server RSS {rss_one:.0f} MB", flush=True)
@@ -262,7 +270,7 @@ async def _classroom(url: str, pid: int, data: Path) -> None:
         await asyncio.gather(*(_start_job(pg, url) for pg in pages[:TRAINERS]))
         for context in contexts[:2]:  # two students close their tab right away: their runs must not be lost
             await context.close()
-        during: list[tuple[float, float]] = []
+        during: list[Move] = []
         await _class(pages[TRAINERS:], url, during, PAUSES_S[-1], meter)
         store = RunStore(data / "runs.sqlite")
         deadline = time.time() + 600
