@@ -100,7 +100,8 @@ def run_details(rows: list[dict], dense_ppl: float | None, spec: str) -> None:
                   "positions instead). Embeddings and norms stay fp16 in every file.")
     if row["packed"] is not None:
         right.download_button(f"Download the packed file ({len(row['packed']):,} bytes)", row["packed"],
-                              f"{row['model']}-{row['label'].replace(' ', '-')}.cllm", key="lm_packed_download")
+                              f"{row['model']}-{row['label'].replace(' ', '-')}.cllm", key="lm_packed_download",
+                              on_click="ignore")
     else:
         right.caption(f"The packed file ({row['size_bytes']:,} bytes) is measured, not kept: above 16 MiB a "
                       "session keeps numbers only.")
