@@ -132,7 +132,8 @@ else:
         st.info("None of these runs has both an accuracy and a size to plot.")
     if not lm_runs.empty:
         figures.append(plots_lm.perplexity_vs_size(list(lm_runs["size_bytes"]), list(lm_runs["perplexity"]),
-                                                   [f"{r.model} · {r.label}" for r in lm_runs.itertuples()]))
+                                                   [f"{r.model} · {r.label}" for r in lm_runs.itertuples()],
+                                                   list(lm_runs["model"])))
         st.plotly_chart(figures[-1])
     # "ignore": a download changes nothing on the page, and the rerun a click would start replaces the button's
     # deferred file id, so the download itself could fail with "Deferred file ... not found".

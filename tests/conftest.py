@@ -120,6 +120,23 @@ def wait_idle(page) -> None:
                                                           timeout=120_000)
 
 
+# Per chart: the x-axis titles and tick labels that a legend box covers.
+LEGEND_OVERLAPS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap(gd => {
+    const legend = gd.querySelector('g.legend'), box = legend && legend.getBoundingClientRect();
+    if (!box || !box.width) return [];
+    return Array.from(gd.querySelectorAll('text.xtitle, text.x2title, .xtick text, .x2tick text')).filter(t => {
+        const r = t.getBoundingClientRect();
+        return r.width && r.left < box.right && box.left < r.right && r.top < box.bottom && box.top < r.bottom;
+    }).map(t => `${gd._fullLayout.title?.text}: ${t.textContent}`);
+})"""
+
+
+def assert_legends_clear(page, where="") -> None:
+    """No chart's legend covers an x-axis title or tick label (a legend placed in plot coordinates did, at 800 px)."""
+    covered = page.evaluate(LEGEND_OVERLAPS)
+    assert not covered, (where, covered)
+
+
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 
 

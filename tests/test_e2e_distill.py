@@ -3,7 +3,7 @@
 import time
 
 import pytest
-from conftest import SCREENSHOTS, wait_idle
+from conftest import SCREENSHOTS, assert_legends_clear, wait_idle
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
@@ -40,6 +40,7 @@ def test_short_distillation_curve_grows_and_result_stays(app_server, page, zoo):
     wait_idle(page)
     assert page.evaluate(CURVE_POINTS) >= growing[-1]  # the curves stay after the run
     expect(page.get_by_text("pts vs scratch")).to_be_visible()
+    assert_legends_clear(page, "distill")
     page.screenshot(path=str(SCREENSHOTS / "distill-curves.png"), full_page=True)
     result_metric.scroll_into_view_if_needed()  # Streamlit scrolls its main block, so full_page stops at the fold
     page.screenshot(path=str(SCREENSHOTS / "distill-result.png"), full_page=True)

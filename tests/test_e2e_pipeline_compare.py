@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from conftest import SCREENSHOTS, full_page_screenshot, wait_idle
+from conftest import SCREENSHOTS, assert_legends_clear, full_page_screenshot, wait_idle
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
@@ -59,6 +59,7 @@ def test_run_a_pipeline_then_compare_and_download_the_report(app_server, page, z
     pipeline_report = tmp_path / "pipeline-report.html"
     download.save_as(pipeline_report)
     _assert_reads_as_words(pipeline_report.read_text())
+    assert_legends_clear(page, "pipeline")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     full_page_screenshot(page, "pipeline-mlp.png")
 
@@ -67,6 +68,7 @@ def test_run_a_pipeline_then_compare_and_download_the_report(app_server, page, z
     expect(page.get_by_text("Accuracy vs size")).to_be_visible()
     chart = page.locator(".js-plotly-plot").first
     assert chart.evaluate("gd => gd.data[0].x.length") >= 1
+    assert_legends_clear(page, "compare")
     report = tmp_path / "report.html"
     _download(page, "HTML report").save_as(report)
     text = report.read_text()

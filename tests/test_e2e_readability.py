@@ -4,7 +4,7 @@ controls show the value in force, percent axes read in order, and every page rea
 import re
 
 import pytest
-from conftest import full_page_screenshot, wait_idle
+from conftest import assert_legends_clear, full_page_screenshot, wait_idle
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
@@ -160,4 +160,5 @@ def test_every_page_reads_at_1400_and_800_px(app_server, browser, zoo):
                     || (e.closest('[data-baseweb="select"]') && e.children.length === 0)))
                 .map(e => e.textContent)""")
             assert not cut, (name, width, cut)
+            assert_legends_clear(page, (name, width))
         context.close()

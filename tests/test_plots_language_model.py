@@ -19,6 +19,7 @@ FIGURES = {
     "heatmap": lambda: plots_lm.layer_error_heatmap(ERRORS, "t"),
     "channels": lambda: plots_lm.channel_max_chart([1.0, 2.0, 90.0, 1.5], "t", top=1),
     "sizes": lambda: plots_lm.size_bars(["fp16", "rtn 4-bit"], [1000, 300]),
+    "runs": lambda: plots_lm.perplexity_vs_size([90_000, 1.2e6], [70.0, 5.2], ["a · rtn", "b · gptq"], ["a", "b"]),
 }
 
 
@@ -54,3 +55,25 @@ def test_outlier_channels_are_marked():
 def test_size_bars_say_the_fraction_of_fp16():
     fig = plots_lm.size_bars(["fp16", "rtn 4-bit"], [1000, 300])
     assert fig.data[0].text[1].endswith("(30%)")
+
+
+def test_up_to_ten_runs_are_named_in_the_legend_and_more_are_coloured_by_model():
+    sizes, ppl = [1000.0 * (i + 1) for i in range(12)], [5.0 + i for i in range(12)]
+    labels = [f"m{i % 2} · run {i}" for i in range(12)]
+    few = plots_lm.perplexity_vs_size(sizes[:3], ppl[:3], labels[:3], [f"m{i % 2}" for i in range(3)])
+    assert [t.name for t in few.data] == labels[:3]
+    many = plots_lm.perplexity_vs_size(sizes, ppl, labels, [f"m{i % 2}" for i in range(12)])
+    assert [t.name for t in many.data] == ["m0", "m1"]
+    assert sorted(x for t in many.data for x in t.x) == sizes  # every run is on the chart, once
+    assert list(many.data[1].text) == [labels[i] for i in range(1, 12, 2)]  # and named on hover
+    crowd = plots_lm.perplexity_vs_size(sizes, ppl, labels, [f"m{i}" for i in range(12)])
+    assert [t.name for t in crowd.data] == ["runs"] and len(crowd.data[0].x) == 12
+    assert all("text" not in t.mode for fig in (few, many, crowd) for t in fig.data)  # no labels to pile up
+
+
+def test_run_sizes_are_ticked_in_sizes_that_read_in_order():
+    fig = plots_lm.perplexity_vs_size([90_000, 400_000, 1.2e6], [70.0, 6.0, 5.2], ["a", "b", "c"])
+    ticks = list(fig.layout.xaxis.tickvals)
+    assert fig.layout.xaxis.type == "log" and ticks == sorted(ticks)
+    assert ticks[0] <= 90_000 and ticks[-1] >= 1.2e6
+    assert list(fig.layout.xaxis.ticktext) == ["50 KiB", "100 KiB", "200 KiB", "500 KiB", "1 MiB", "2 MiB"]

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from compression.core import readable
+
+# One colour per run or model where a chart names up to ten of them in its legend.
+PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac",
+           "#eeca3b")
 
 
 def percent_axis(values: Sequence[float | None], pad: float = 0.02, top: float = 1.0) -> dict:
@@ -33,3 +39,48 @@ def margin(left: int = 10, bottom: int = 10, right: int = 10, top: int = 40) -> 
     (bench/classroom.py). Margins already wide enough leave it nothing to grow; longer labels still grow them.
     """
     return dict(l=left, r=right, t=top, b=bottom)
+
+
+def legend_below() -> dict:
+    """A horizontal legend on the figure's bottom edge, under the x-axis title, whatever the plot's height.
+
+    In plot coordinates (y=-0.25) the legend's distance from the axis moved with the plot's height and, in some
+    layouts, sat on the x-axis title. In container coordinates it is the last row of the figure: plotly's automargin
+    makes room for it above, and an explicit bottom margin must hold ticks, axis title and legend.
+    """
+    return dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left")
+
+
+def ticks_1_2_5(low: float, high: float) -> list[float]:
+    """1, 2, 5 × 10^k from just below `low` to just above `high`: log ticks that read in order."""
+    ticks, k = [], math.floor(math.log10(max(low, 1e-9))) - 1
+    while not ticks or ticks[-1] < high:
+        ticks += [m * 10 ** k for m in (1, 2, 5)]
+        k += 1
+    inside = [t for t in ticks if low / 2.5 <= t <= high * 2.5]
+    return inside or ticks
+
+
+def log_axis(values: Sequence[float], fmt: Callable[[float], str] = readable.ms) -> dict:
+    """A log axis (plain dict) with 1-2-5 ticks labelled by `fmt`: plotly's own log ticks label the minor ones with
+    bare digits (5 6 7 8 9 100k 2 3)."""
+    shown = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    if not shown:
+        return dict(type="log")
+    ticks = ticks_1_2_5(min(shown), max(shown))
+    return dict(type="log", tickmode="array", tickvals=ticks, ticktext=[fmt(t) for t in ticks])
+
+
+_SIZE_TICKS = [(m * 10 ** k * 1024 ** p, f"{m * 10 ** k} {unit}")
+               for p, unit in enumerate(("B", "KiB", "MiB", "GiB")) for k in range(3) for m in (1, 2, 5)]
+
+
+def size_axis(values: Sequence[float]) -> dict:
+    """A log axis (plain dict) for byte counts, ticked 1, 2, 5, 10… 500 in B, KiB, MiB or GiB: 5 KiB, not 4.9 KiB
+    or 5,120 B, and 1 MiB after 500 KiB, not 1,000 KiB."""
+    shown = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    if not shown:
+        return dict(type="log")
+    low, high = min(shown), max(shown)
+    ticks = [t for t in _SIZE_TICKS if low / 2.5 <= t[0] <= high * 2.5]
+    return dict(type="log", tickmode="array", tickvals=[t[0] for t in ticks], ticktext=[t[1] for t in ticks])

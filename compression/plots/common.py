@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from compression.core.histogram import Histogram
+from compression.plots.axes import legend_below
 
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=320, template="plotly_white")
 
@@ -40,7 +41,7 @@ def training_curves(steps: Sequence[dict], title: str = "Training") -> go.Figure
     fig.update_layout(title=title, xaxis_title="epoch", yaxis=dict(title="loss"),
                       yaxis2=dict(title="test accuracy", overlaying="y", side="right", range=[0, 1.02],
                                   tickmode="linear", tick0=0, dtick=0.2, tickformat=".0%", showgrid=False),
-                      legend=dict(orientation="h", y=-0.25), **_LAYOUT)
+                      legend=legend_below(), **_LAYOUT)
     return fig
 
 

@@ -8,13 +8,9 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from compression.core import readable
-from compression.plots.axes import percent_axis
+from compression.plots.axes import PALETTE, legend_below, log_axis, percent_axis, size_axis
 
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=380, template="plotly_white")
-
-
-_PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac",
-            "#eeca3b")
 
 
 def pareto_chart(xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], front: Sequence[int],
@@ -27,9 +23,9 @@ def pareto_chart(xs: Sequence[float], ys: Sequence[float], labels: Sequence[str]
     """
     fmt = readable.size if x_unit == "bytes" else readable.ms
     hover = "%{text}<br>%{customdata}<br>accuracy %{y:.2%}<extra></extra>"
-    if len(xs) <= len(_PALETTE):
+    if len(xs) <= len(PALETTE):
         fig = go.Figure([go.Scatter(x=[x], y=[y], mode="markers", name=label, text=[label], customdata=[fmt(x)],
-                                    hovertemplate=hover, marker=dict(size=10, color=_PALETTE[i]))
+                                    hovertemplate=hover, marker=dict(size=10, color=PALETTE[i]))
                          for i, (x, y, label) in enumerate(zip(xs, ys, labels))])
     else:
         fig = go.Figure(go.Scatter(x=list(xs), y=list(ys), mode="markers", text=list(labels), name="runs",
@@ -45,24 +41,12 @@ def pareto_chart(xs: Sequence[float], ys: Sequence[float], labels: Sequence[str]
         fig.add_trace(go.Scatter(x=[budget, budget], y=accuracy_axis["range"], mode="lines",
                                  name=f"budget {fmt(budget)}", line=dict(color="#54a24b", width=2)))
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title="accuracy (held-out)",
-                      legend=dict(orientation="h", y=-0.25), **{**_LAYOUT, "height": 420})
+                      legend=legend_below(), **{**_LAYOUT, "height": 420})
     fig.update_yaxes(**accuracy_axis)  # accuracy: never 150%, ticks that differ
     shown = [*xs, *([budget] if budget is not None else [])]
-    if log_x:
-        unit = 1024 if x_unit == "bytes" and min(shown) >= 1024 else 1  # 1, 2, 5, 10 KiB rather than 4.9 KiB
-        ticks = [t * unit for t in _ticks_1_2_5(min(shown) / unit, max(shown) / unit)]
-        fig.update_xaxes(type="log", tickmode="array", tickvals=ticks, ticktext=[fmt(t) for t in ticks])
+    if log_x:  # 1, 2, 5, 10 KiB rather than 4.9 KiB
+        fig.update_xaxes(**(size_axis(shown) if x_unit == "bytes" else log_axis(shown, fmt)))
     return fig
-
-
-def _ticks_1_2_5(low: float, high: float) -> list[float]:
-    """1, 2, 5 × 10^k from just below `low` to just above `high`: log ticks that read in order."""
-    ticks, k = [], math.floor(math.log10(max(low, 1e-9))) - 1
-    while not ticks or ticks[-1] < high:
-        ticks += [m * 10 ** k for m in (1, 2, 5)]
-        k += 1
-    inside = [t for t in ticks if low / 2.5 <= t <= high * 2.5]
-    return inside or ticks
 
 
 def stage_label(name: str) -> str:
@@ -83,7 +67,7 @@ def stage_bars(names: Sequence[str], sizes: Sequence[int], accuracies: Sequence[
     fig.update_layout(title="After each step",
                       yaxis=dict(title="bytes (log)", type="log", dtick=1, range=[low - 0.5, high + 0.4]),
                       yaxis2=dict(title="accuracy", overlaying="y", side="right", type="linear", showgrid=False,
-                                  **accuracy_axis), legend=dict(orientation="h", y=-0.15), **_LAYOUT)
+                                  **accuracy_axis), legend=legend_below(), **_LAYOUT)
     return fig
 
 
@@ -91,7 +75,7 @@ def curves_side_by_side(series: Sequence[tuple[str, Sequence[float], Sequence[fl
                         y_title: str) -> go.Figure:
     """Several (name, x, y) curves on one chart."""
     fig = go.Figure([go.Scatter(x=list(x), y=list(y), name=name, mode="lines+markers") for name, x, y in series])
-    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=y_title, legend=dict(orientation="h", y=-0.25),
+    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=y_title, legend=legend_below(),
                       **_LAYOUT)
     if "accuracy" in y_title:  # in percent, like every card
         fig.update_yaxes(**percent_axis([v for _, _, ys in series for v in ys]))
@@ -102,5 +86,5 @@ def layer_bars(series: Sequence[tuple[str, Sequence[str], Sequence[float]]], tit
     """Grouped bars per layer for several runs (e.g. per-layer sparsity)."""
     fig = go.Figure([go.Bar(x=list(x), y=list(y), name=name) for name, x, y in series])
     fig.update_layout(title=title, barmode="group", yaxis_title="sparsity", yaxis_tickformat=".0%", showlegend=True,
-                      legend=dict(orientation="h", y=-0.2), **_LAYOUT)
+                      legend=legend_below(), **_LAYOUT)
     return fig

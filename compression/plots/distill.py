@@ -10,7 +10,7 @@ from functools import cache
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from compression.plots.axes import percent_axis
+from compression.plots.axes import legend_below, percent_axis
 
 _LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), template="plotly_white")
 STUDENT, SCRATCH, TEACHER = "#4c78a8", "#f58518", "#54a24b"
@@ -70,7 +70,7 @@ def _curves_layout_once() -> dict:
     # Powers of ten as 10⁻⁴, not "100µ": a loss has no unit, and SI prefixes read as one.
     fig.update_yaxes(title_text="loss (log)", type="log", dtick=1, exponentformat="power", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", tickformat=".0%", range=[0, 1.02], row=1, col=2)
-    fig.update_layout(height=380, legend=dict(orientation="h", y=-0.2), **_LAYOUT)
+    fig.update_layout(height=380, legend=legend_below(), **_LAYOUT)
     return fig.to_plotly_json()["layout"]
 
 
@@ -95,7 +95,7 @@ def soft_targets_bars(classes: Sequence[str], probs_t1: Sequence[float], probs_t
     fig.update_layout(title=f"Teacher's soft targets for a test image of class {label}", barmode="group",
                       xaxis_title="class", yaxis=dict(title="probability (log)", type="log", range=[low, 0.05],
                                                       dtick=1, exponentformat="power"),
-                      height=340, legend=dict(orientation="h", y=-0.25), **_LAYOUT)
+                      height=340, legend=legend_below(), **_LAYOUT)
     return fig
 
 

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 
+from compression.core import readable
+from compression.plots.axes import PALETTE, legend_below, size_axis
 from compression.plots.common import _LAYOUT
 
 # One colour per method on every chart: magnitude → Wanda → SparseGPT and RTN → GPTQ/AWQ read at a glance
@@ -93,12 +95,26 @@ def size_bars(labels: Sequence[str], sizes_bytes: Sequence[int], title: str = "F
 
 
 def perplexity_vs_size(sizes_bytes: Sequence[float], perplexities: Sequence[float], labels: Sequence[str],
+                       models: Sequence[str] | None = None,
                        title: str = "Language models: perplexity vs size") -> go.Figure:
-    """Recorded language-model runs: lower-left is better (smaller file, lower perplexity)."""
-    fig = go.Figure(go.Scatter(x=list(sizes_bytes), y=list(perplexities), mode="markers+text", text=list(labels),
-                               textposition="top center", cliponaxis=False, marker={"size": 9, "color": "#4c78a8"},
-                               hovertemplate="%{text}<br>%{x:,} bytes<br>perplexity %{y:.2f}<extra></extra>"))
+    """Recorded language-model runs: lower-left is better (smaller file, lower perplexity).
+
+    Up to ten runs each get a colour and a legend entry; more runs get a colour per model (up to ten models),
+    else one trace. Each run is named on hover: text beside the points piled up where runs have similar sizes.
+    """
+    groups = list(labels) if len(labels) <= len(PALETTE) else list(models or [])
+    if not groups or len(set(groups)) > len(PALETTE):
+        groups = ["runs"] * len(labels)
+    hover = "%{text}<br>%{customdata}<br>perplexity %{y:.2f}<extra></extra>"
+    data = []
+    for i, group in enumerate(dict.fromkeys(groups)):
+        members = [j for j, g in enumerate(groups) if g == group]
+        data.append(go.Scatter(x=[sizes_bytes[j] for j in members], y=[perplexities[j] for j in members],
+                               mode="markers", name=group, text=[labels[j] for j in members],
+                               customdata=[readable.size(sizes_bytes[j]) for j in members], hovertemplate=hover,
+                               marker={"size": 10, "color": PALETTE[i % len(PALETTE)]}))
+    fig = go.Figure(data)
     fig.update_layout(title=title, xaxis_title="packed file (bytes, log)", yaxis_title="perplexity (held-out)",
-                      **_LAYOUT)
-    fig.update_xaxes(type="log")
+                      legend=legend_below(), **_LAYOUT)
+    fig.update_xaxes(**size_axis(sizes_bytes))
     return fig

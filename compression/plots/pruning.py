@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from compression.core.histogram import Histogram
-from compression.plots.axes import margin, percent_axis
+from compression.plots.axes import legend_below, margin, percent_axis
 
 _COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d")
 
@@ -43,11 +43,11 @@ def pruning_histogram(before: Histogram, after: Histogram, threshold: float, log
               for x in ((-threshold, threshold) if threshold > 0 else ())]
     return _figure(data, dict(
         title=dict(text=f"{title} (τ = {threshold:.{decimals}f})" if threshold > 0 else title), barmode="overlay", bargap=0,
-        margin=margin(left=80, bottom=90),
+        margin=margin(left=80, bottom=100),
         shapes=shapes,
         xaxis=dict(title=dict(text="weight value")),
         yaxis=dict(title=dict(text="count"), type="log" if log_y else "linear", dtick=1 if log_y else None),
-        legend=dict(orientation="h", y=-0.25)))  # under the plot: above it, it covered the title
+        legend=legend_below()))  # under the plot: above it, it covered the title
 
 
 def layer_sparsity_bars(layer_sparsity: Mapping[str, float], sizes: Mapping[str, int]) -> go.Figure:
@@ -72,10 +72,10 @@ def accuracy_curve(amounts: Sequence[float], accuracies: Sequence[float], curren
                          marker=dict(color="#e45756", size=14, symbol="diamond")))
     shape, note = _hline(baseline, "dense")
     return _figure(data, dict(
-        title=dict(text=title), shapes=[shape], annotations=[note], margin=margin(left=84, bottom=90, right=20),
+        title=dict(text=title), shapes=[shape], annotations=[note], margin=margin(left=84, bottom=100, right=20),
         xaxis=dict(title=dict(text="sparsity"), tickformat=".0%", range=[-0.02, 1.02]),
         yaxis=dict(title=dict(text="held-out accuracy"), tickformat=".0%", range=[0, 1.02]),
-        legend=dict(orientation="h", y=-0.25)))
+        legend=legend_below()))
 
 
 def mask_heatmap(grid: Sequence[Sequence[float]], layer: str, shape: Sequence[int]) -> go.Figure:
@@ -111,7 +111,7 @@ def finetune_curves(runs: Mapping[str, Sequence[dict]], baseline: float | None =
     values = [y for trace in data for y in trace["y"]] + [v for v in (baseline, oneshot) if v is not None]
     return _figure(data, dict(title=dict(text="Fine-tuning: test accuracy per epoch"),
                               shapes=[s for s, _ in lines], annotations=[a for _, a in lines],
-                              xaxis=dict(title=dict(text="epoch")), legend=dict(orientation="h", y=-0.25),
+                              xaxis=dict(title=dict(text="epoch")), legend=legend_below(),
                               yaxis=dict(title=dict(text="held-out accuracy"), **percent_axis(values))))
 
 
@@ -127,7 +127,7 @@ def run_progress(steps: Sequence[dict], title: str) -> go.Figure:
                          y=[s["parts"].get("sparsity") for s in steps], name="sparsity", mode="lines",
                          yaxis="y2", line=dict(color="#e45756", dash="dot")))
     return _figure(data, dict(title=dict(text=title), xaxis=dict(title=dict(text="epoch")),
-                              yaxis=dict(title=dict(text="loss")), legend=dict(orientation="h", y=-0.25),
+                              yaxis=dict(title=dict(text="loss")), legend=legend_below(),
                               yaxis2=dict(title=dict(text="accuracy / sparsity"), overlaying="y", side="right",
                                           range=[0, 1.02], tickmode="linear", tick0=0, dtick=0.2,
                                           tickformat=".0%", showgrid=False)))

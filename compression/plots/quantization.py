@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 
 from compression.core import readable
 from compression.core.histogram import Histogram
-from compression.plots.axes import margin, percent_axis
+from compression.plots.axes import legend_below, margin, percent_axis
 
 # A slider move redraws five figures, so they are built in one go from plain dicts and arrays: an empty template
 # (plotly's default one is a large dict deep-copied on every to_dict; st.plotly_chart applies its own theme),
@@ -37,7 +37,7 @@ def quant_histogram(hist: Histogram, clipped: Histogram | None, levels: Sequence
                          name=f"grid ({len(levels)} levels{', ends only' if dense else ''})"))
     return _figure(data, title, "weight value", dict(title=dict(text="count"), type="log" if log_y else "linear",
                                                            dtick=1 if log_y else None),
-                   bargap=0, barmode="overlay", shapes=shapes, margin=margin(left=80, bottom=90))
+                   bargap=0, barmode="overlay", shapes=shapes, margin=margin(left=80, bottom=100))
 
 
 def error_view(original: Sequence[float], quantized: Sequence[float], title: str) -> go.Figure:
@@ -52,7 +52,7 @@ def error_view(original: Sequence[float], quantized: Sequence[float], title: str
             dict(type="scatter", x=np.asarray(original), y=np.asarray(quantized), mode="markers", name="weights",
                  marker=dict(size=4, color=_BLUE, opacity=0.5))]
     return _figure(data, title, "original weight", dict(title=dict(text="quantized weight")),
-                   margin=margin(left=77, bottom=90))
+                   margin=margin(left=77, bottom=100))
 
 
 def sqnr_bars(layers: Sequence[str], sqnr_db: Sequence[float], bits: Sequence[int],
@@ -99,7 +99,7 @@ def accuracy_vs_bits(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]]
     return _figure(data, title, "bits", dict(title=dict(text="accuracy (held-out)"), range=[0, 1.02], tickformat=".0%"),
                    xaxis=dict(title=dict(text="bits per weight (log scale)"), type="log", range=_BITS_RANGE,
                               tickmode="array", tickvals=list(BITS_TICKS), tickangle=0),
-                   shapes=shapes, annotations=annotations, margin=margin(left=84, bottom=90))
+                   shapes=shapes, annotations=annotations, margin=margin(left=84, bottom=100))
 
 
 def size_latency_bars(labels: Sequence[str], size_bytes: Sequence[int], latency_ms: Sequence[float | None],
@@ -147,6 +147,6 @@ def _hline(y: float) -> dict:
 def _figure(data: list[dict], title: str, x_title: str, yaxis: dict, **layout) -> go.Figure:
     # _validate=False: plotly's per-property validation costs ~10 ms per figure; the tests validate instead
     layout.setdefault("xaxis", dict(title=dict(text=x_title)))
-    layout.setdefault("legend", dict(orientation="h", y=-0.25))
+    layout.setdefault("legend", legend_below())
     return go.Figure(dict(data=data, layout={**_LAYOUT, "title": dict(text=title), "yaxis": yaxis, **layout}),
                      _validate=False)
