@@ -105,7 +105,7 @@ else:
     if not plotted.empty:
         labels = [f"{r.model} · {r.label}" for r in plotted.itertuples()]
         xs, ys = list(plotted["size_bytes"]), list(plotted["accuracy"])
-        figures.append(plots_compare.pareto_chart(xs, ys, labels, pareto_front(xs, ys), "file size (bytes, log)",
+        figures.append(plots_compare.pareto_chart(xs, ys, labels, pareto_front(xs, ys), "file size (log)",
                                                   "Accuracy vs size"))
         groups = latency_groups(plotted.to_dict("records")) if "latency_ms" in plotted else {}
         if groups:
@@ -252,7 +252,7 @@ if picked is not None:
             labels = [f"{'' if p.student_hidden is None else f'h{p.student_hidden} '}{p.sparsity:.0%}/{p.codebook_bits}b"
                       for p in points]
             st.plotly_chart(plots_compare.pareto_chart(
-                xs, ys, labels, pareto_front(xs, ys), "file size (bytes, log)" if cfg.metric == "size"
+                xs, ys, labels, pareto_front(xs, ys), "file size (log)" if cfg.metric == "size"
                 else "latency (ms)", "Budget search", log_x=cfg.metric == "size", highlight=best,
                 budget=cfg.budget, x_unit="bytes" if cfg.metric == "size" else "ms"))
             if job.status == "done":

@@ -77,3 +77,8 @@ def test_run_sizes_are_ticked_in_sizes_that_read_in_order():
     assert fig.layout.xaxis.type == "log" and ticks == sorted(ticks)
     assert ticks[0] <= 90_000 and ticks[-1] >= 1.2e6
     assert list(fig.layout.xaxis.ticktext) == ["50 KiB", "100 KiB", "200 KiB", "500 KiB", "1 MiB", "2 MiB"]
+
+
+def test_a_model_list_that_does_not_match_the_runs_is_refused():
+    with pytest.raises(ValueError, match="2 models for 3 runs"):
+        plots_lm.perplexity_vs_size([1e5, 2e5, 3e5], [5.0, 6.0, 7.0], ["a", "b", "c"], ["m", "m"])

@@ -1,11 +1,9 @@
-"""Axes in the units of the cards beside them: accuracy axes in percent, zoomed with enough decimals to read."""
+"""Axes in the units of the cards beside them (percent, KiB, ms), margins, legends and colours shared by the charts."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-
-from compression.core import readable
 
 # One colour per run or model where a chart names up to ten of them in its legend.
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac",
@@ -51,36 +49,41 @@ def legend_below() -> dict:
     return dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left")
 
 
-def ticks_1_2_5(low: float, high: float) -> list[float]:
-    """1, 2, 5 × 10^k from just below `low` to just above `high`: log ticks that read in order."""
-    ticks, k = [], math.floor(math.log10(max(low, 1e-9))) - 1
-    while not ticks or ticks[-1] < high:
-        ticks += [m * 10 ** k for m in (1, 2, 5)]
-        k += 1
-    inside = [t for t in ticks if low / 2.5 <= t <= high * 2.5]
-    return inside or ticks
-
-
-def log_axis(values: Sequence[float], fmt: Callable[[float], str] = readable.ms) -> dict:
+def log_axis(values: Sequence[float], fmt: Callable[[float], str]) -> dict:
     """A log axis (plain dict) with 1-2-5 ticks labelled by `fmt`: plotly's own log ticks label the minor ones with
     bare digits (5 6 7 8 9 100k 2 3)."""
     shown = [v for v in values if v is not None and math.isfinite(v) and v > 0]
     if not shown:
         return dict(type="log")
-    ticks = ticks_1_2_5(min(shown), max(shown))
-    return dict(type="log", tickmode="array", tickvals=ticks, ticktext=[fmt(t) for t in ticks])
+    low, high = min(shown), max(shown)
+    decades = range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
+    return _ticked([(m * 10.0 ** k, fmt(m * 10.0 ** k), m == 1) for k in decades for m in (1, 2, 5)], low, high)
 
 
-_SIZE_TICKS = [(m * 10 ** k * 1024 ** p, f"{m * 10 ** k} {unit}")
-               for p, unit in enumerate(("B", "KiB", "MiB", "GiB")) for k in range(3) for m in (1, 2, 5)]
+_SIZE_TICKS = [(m * 10 ** k * 1024 ** p, f"{m * 10 ** k} {unit}", m == 1)
+               for p, unit in enumerate(("B", "KiB", "MiB", "GiB", "TiB")) for k in range(3) for m in (1, 2, 5)]
+MAX_TICKS = 10  # plotly does not thin ticks given as an array: more overlap at 800 px
 
 
 def size_axis(values: Sequence[float]) -> dict:
-    """A log axis (plain dict) for byte counts, ticked 1, 2, 5, 10… 500 in B, KiB, MiB or GiB: 5 KiB, not 4.9 KiB
-    or 5,120 B, and 1 MiB after 500 KiB, not 1,000 KiB."""
+    """A log axis (plain dict) for byte counts, ticked 1, 2, 5, 10… 500 in B, KiB, MiB, GiB or TiB: 5 KiB, not
+    4.9 KiB or 5,120 B, and 1 MiB after 500 KiB, not 1,000 KiB. Plotly's own ticks where none of these fit."""
     shown = [v for v in values if v is not None and math.isfinite(v) and v > 0]
     if not shown:
         return dict(type="log")
-    low, high = min(shown), max(shown)
-    ticks = [t for t in _SIZE_TICKS if low / 2.5 <= t[0] <= high * 2.5]
+    return _ticked(_SIZE_TICKS, min(shown), max(shown))
+
+
+def _ticked(candidates: list[tuple[float, str, bool]], low: float, high: float) -> dict:
+    """The candidate ticks (value, label, round: 1 × 10^k) from just below `low` to just above `high`, as an axis
+    dict; a range that would take more than MAX_TICKS keeps the round ones, from the last at or below `low` to the
+    first at or above `high`."""
+    ticks = [t for t in candidates if low / 2.5 <= t[0] <= high * 2.5]
+    if len(ticks) > MAX_TICKS:
+        round_ = [t for t in candidates if t[2]]
+        start = max((t[0] for t in round_ if t[0] <= low), default=round_[0][0])
+        stop = min((t[0] for t in round_ if t[0] >= high), default=round_[-1][0])
+        ticks = [t for t in round_ if start <= t[0] <= stop]
+    if not ticks:
+        return dict(type="log")
     return dict(type="log", tickmode="array", tickvals=[t[0] for t in ticks], ticktext=[t[1] for t in ticks])

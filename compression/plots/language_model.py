@@ -102,6 +102,8 @@ def perplexity_vs_size(sizes_bytes: Sequence[float], perplexities: Sequence[floa
     Up to ten runs each get a colour and a legend entry; more runs get a colour per model (up to ten models),
     else one trace. Each run is named on hover: text beside the points piled up where runs have similar sizes.
     """
+    if models is not None and len(models) != len(labels):
+        raise ValueError(f"{len(models)} models for {len(labels)} runs")
     groups = list(labels) if len(labels) <= len(PALETTE) else list(models or [])
     if not groups or len(set(groups)) > len(PALETTE):
         groups = ["runs"] * len(labels)
@@ -114,7 +116,7 @@ def perplexity_vs_size(sizes_bytes: Sequence[float], perplexities: Sequence[floa
                                customdata=[readable.size(sizes_bytes[j]) for j in members], hovertemplate=hover,
                                marker={"size": 10, "color": PALETTE[i % len(PALETTE)]}))
     fig = go.Figure(data)
-    fig.update_layout(title=title, xaxis_title="packed file (bytes, log)", yaxis_title="perplexity (held-out)",
+    fig.update_layout(title=title, xaxis_title="packed file size (log)", yaxis_title="perplexity (held-out)",
                       legend=legend_below(), **_LAYOUT)
     fig.update_xaxes(**size_axis(sizes_bytes))
     return fig
