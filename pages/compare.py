@@ -32,6 +32,7 @@ from compression.plots import compare as plots_compare
 from compression.plots import language_model as plots_lm
 from ui import history, jobs
 from ui.common import current_model
+from ui.downloads import download_button
 from ui.routing import ensure_routed
 
 
@@ -93,8 +94,7 @@ else:
     d[1].button("Delete", key="cmp_delete_go", on_click=delete, disabled=not doomed)
     buffer = io.StringIO()
     write_csv([row for row in runs_table(runs) if row["id"] in set(shown["id"])], buffer)  # no NaN, ints stay ints
-    d[2].download_button("Runs as CSV", buffer.getvalue(), "runs.csv", mime="text/csv", key="cmp_csv",
-                         on_click="ignore")
+    download_button(d[2], "Runs as CSV", buffer.getvalue(), "runs.csv", mime="text/csv", key="cmp_csv")
 
     figures = []
     lm_runs = shown.dropna(subset=["perplexity", "size_bytes"]) if {"perplexity", "size_bytes"} <= set(shown) \
@@ -135,10 +135,8 @@ else:
                                                    [f"{r.model} · {r.label}" for r in lm_runs.itertuples()],
                                                    list(lm_runs["model"])))
         st.plotly_chart(figures[-1])
-    # "ignore": a download changes nothing on the page, and the rerun a click would start replaces the button's
-    # deferred file id, so the download itself could fail with "Deferred file ... not found".
-    d[3].download_button("HTML report", lambda: runs_report(shown.to_dict("records"), figures), "runs-report.html",
-                         mime="text/html", key="cmp_report", on_click="ignore")
+    download_button(d[3], "HTML report", lambda: runs_report(shown.to_dict("records"), figures),
+                    "runs-report.html", mime="text/html", key="cmp_report")
 
     st.subheader("Two runs side by side")
     by_id = {r.id: r for r in runs}

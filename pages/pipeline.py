@@ -11,6 +11,7 @@ from compression.plots import common as plots
 from compression.plots import compare as plots_compare
 from ui import jobs
 from ui.common import current_model
+from ui.downloads import download_button
 
 JOB, META, RESULT = "pipeline_job", "pipeline_meta", "pipeline_result"
 
@@ -151,15 +152,12 @@ st.subheader("Hand over")
 d = st.columns(4)
 stem = file_stem(kept["model"], result)
 if result.file is not None:
-    d[0].download_button("Compressed model (.clab)", result.file, f"{stem}.clab", key="dl_clab", on_click="ignore")
+    download_button(d[0], "Compressed model (.clab)", result.file, f"{stem}.clab", key="dl_clab")
 # Callables: each file is built only when its button is clicked (the report inlines 4 MB of plotly.js).
-# "ignore": a download changes nothing on the page, and the rerun a click would start replaces the button's
-# deferred file id while the browser asks for it, so the download could fail with "Deferred file ... not found".
-d[1].download_button("Dense weights (.safetensors)", lambda: dense_safetensors(result.model),
-                     f"{stem}-dense.safetensors", key="dl_st", on_click="ignore")
-d[2].download_button("ONNX (dense fp32)", lambda: onnx_bytes(result.model), f"{stem}-dense.onnx", key="dl_onnx",
-                     on_click="ignore")
-d[3].download_button("HTML report", lambda: pipeline_report(result), f"{stem}-report.html", mime="text/html",
-                     key="dl_report", on_click="ignore")
+download_button(d[1], "Dense weights (.safetensors)", lambda: dense_safetensors(result.model),
+                f"{stem}-dense.safetensors", key="dl_st")
+download_button(d[2], "ONNX (dense fp32)", lambda: onnx_bytes(result.model), f"{stem}-dense.onnx", key="dl_onnx")
+download_button(d[3], "HTML report", lambda: pipeline_report(result), f"{stem}-report.html", mime="text/html",
+                key="dl_report")
 if kept["run_id"]:
     st.caption(f"Recorded in the history as run `{kept['run_id']}`: compare it on the Compare page.")

@@ -16,6 +16,7 @@ from compression.llm import (
     layer_roles,
 )
 from compression.plots import language_model as plots_lm
+from ui.downloads import download_button
 from ui.lm_choices import lm_spec
 from ui.lm_models import builtin_text, current_lm, dense_generation, dense_perplexity, lm_model, text_key
 
@@ -99,9 +100,8 @@ def run_details(rows: list[dict], dense_ppl: float | None, spec: str) -> None:
                   "points (quantization), or a 1-bit mask plus the kept fp16 values (pruning; 2:4 keeps 2-bit "
                   "positions instead). Embeddings and norms stay fp16 in every file.")
     if row["packed"] is not None:
-        right.download_button(f"Download the packed file ({len(row['packed']):,} bytes)", row["packed"],
-                              f"{row['model']}-{row['label'].replace(' ', '-')}.cllm", key="lm_packed_download",
-                              on_click="ignore")
+        download_button(right, f"Download the packed file ({len(row['packed']):,} bytes)", row["packed"],
+                        f"{row['model']}-{row['label'].replace(' ', '-')}.cllm", key="lm_packed_download")
     else:
         right.caption(f"The packed file ({row['size_bytes']:,} bytes) is measured, not kept: above 16 MiB a "
                       "session keeps numbers only.")

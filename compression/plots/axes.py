@@ -52,7 +52,7 @@ def legend_below() -> dict:
 def log_axis(values: Sequence[float], fmt: Callable[[float], str]) -> dict:
     """A log axis (plain dict) with 1-2-5 ticks labelled by `fmt`: plotly's own log ticks label the minor ones with
     bare digits (5 6 7 8 9 100k 2 3)."""
-    shown = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    shown = _positive(values)
     if not shown:
         return dict(type="log")
     low, high = min(shown), max(shown)
@@ -68,10 +68,13 @@ MAX_TICKS = 10  # plotly does not thin ticks given as an array: more overlap at 
 def size_axis(values: Sequence[float]) -> dict:
     """A log axis (plain dict) for byte counts, ticked 1, 2, 5, 10… 500 in B, KiB, MiB, GiB or TiB: 5 KiB, not
     4.9 KiB or 5,120 B, and 1 MiB after 500 KiB, not 1,000 KiB. Plotly's own ticks where none of these fit."""
-    shown = [v for v in values if v is not None and math.isfinite(v) and v > 0]
-    if not shown:
-        return dict(type="log")
-    return _ticked(_SIZE_TICKS, min(shown), max(shown))
+    shown = _positive(values)
+    return _ticked(_SIZE_TICKS, min(shown), max(shown)) if shown else dict(type="log")
+
+
+def _positive(values: Sequence[float | None]) -> list[float]:
+    """The values a log axis can show."""
+    return [v for v in values if v is not None and math.isfinite(v) and v > 0]
 
 
 def _ticked(candidates: list[tuple[float, str, bool]], low: float, high: float) -> dict:

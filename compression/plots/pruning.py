@@ -12,9 +12,9 @@ import numpy as np
 import plotly.graph_objects as go
 
 from compression.core.histogram import Histogram
-from compression.plots.axes import legend_below, margin, percent_axis
+from compression.plots.axes import PALETTE, legend_below, margin, percent_axis
 
-_COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d")
+_COLORS = PALETTE[:8]  # eight colours, then they repeat
 
 
 def _figure(data: list[dict], layout: dict) -> go.Figure:
