@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from compression.core.errors import InputError
 
-MAX_EXAMPLES = {"clab": 300, "packed": 300, "npz": 200, "safetensors": 200, "pt": 100, "onnx": 40}
+MAX_EXAMPLES = {"clab": 300, "packed": 300, "packed2": 300, "npz": 200, "safetensors": 200, "pt": 100, "onnx": 40}
 # A hostile value for a header field: sizes near the limits, wrong types, deep or long containers.
 FIELD_VALUES = st.one_of(
     st.integers(-2, 40), st.sampled_from([2 ** 16, 2 ** 25 + 1, 2 ** 31, 2 ** 40, 2 ** 63, 10 ** 30, -2 ** 63]),
@@ -124,6 +124,43 @@ def fuzz_packed():
         new_payload = _flip(payload, flips)
         new_payload = new_payload[:cut] if cut < 0 else new_payload + b"\0" * cut
         refuse_or_decode(load_packed, build(_mutated_header(header, picks), new_payload))
+
+    return arbitrary, mutated
+
+
+def fuzz_packed2():
+    from compression.formats.packed import AffineCodes, BinaryCodes, NMValues, SparseValues, decode_state, encode
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(6, 8, generator=g)
+    grid = AffineCodes(torch.randint(-4, 4, (6, 10), generator=g), 3, -4, 3, torch.rand(6, 3, generator=g) + 0.1,
+                       torch.randint(-4, 4, (6, 3), generator=g), group_size=4)
+    valid = encode({"a": grid, "b": BinaryCodes((w > 0).to(torch.int64), w.abs().mean(1), axis=0),
+                    "s": SparseValues.from_dense(w * (w.abs() > 1)), "n": NMValues.from_dense(w, 2, 4),
+                    "r": torch.randn(6, generator=g)})
+    size = int.from_bytes(valid[:8], "little")
+    header, body = json.loads(valid[8:8 + size]), valid[8 + size:]
+    meta = header.pop("__metadata__")
+    entries, names = json.loads(meta["entries"]), sorted(header)
+
+    def build(new_entries: object, infos: list, new_body: bytes) -> bytes:
+        new_meta = {**meta, "entries": json.dumps(new_entries), "crc32": f"{zlib.crc32(new_body):08x}"}
+        raw = json.dumps({"__metadata__": new_meta, **dict(zip(names, infos))}).encode()
+        return struct.pack("<Q", len(raw)) + raw + new_body
+
+    @given(st.binary(max_size=400))
+    def arbitrary(raw):
+        refuse_or_decode(decode_state, raw)
+        refuse_or_decode(decode_state, struct.pack("<Q", len(raw)) + raw)
+
+    @given(PICKS, st.lists(st.tuples(st.integers(0, 8), st.integers(0, 20), FIELD_VALUES), max_size=2), FLIPS,
+           st.integers(-8, 8))
+    def mutated(entry_picks, stored_picks, flips, cut):
+        new_entries = _mutated_header({"t": entries}, entry_picks)["t"]  # target -1 replaces the whole list
+        infos = _mutated_header({"t": [header[name] for name in names]}, stored_picks)["t"]
+        new_body = _flip(body, flips)
+        new_body = new_body[:cut] if cut < 0 else new_body + b"\0" * cut
+        refuse_or_decode(decode_state, build(new_entries, infos, new_body))
 
     return arbitrary, mutated
 
