@@ -15,11 +15,12 @@ import time
 import torch
 
 from compression.core.progress import run_to_end
-from compression.llm import (PruneConfig, QuantizeConfig, SmoothQuantConfig, TrainStep, calibration_ids, compress,
-                             evaluation_ids, fp16_size_bytes, load_smollm2, load_text, load_tiny_gpt,
-                             packed_size_bytes, perplexity, train_tiny_gpt)
+from compression.lm import (TrainStep, calibration_ids, evaluation_ids, load_smollm2, load_text, load_tiny_gpt,
+                            perplexity, train_tiny_gpt)
+from compression.pipeline import compress_lm, fp16_size_bytes, lm_config, packed_size_bytes
+from compression.quantization import SmoothQuantConfig
 from compression.core.settings import CACHE_ENV
-from compression.llm.models import gguf_cache_folder, smollm2_path
+from compression.lm.models import gguf_cache_folder, smollm2_path
 from ui.lm_runs import SHORT, live_rtn
 
 SAMPLES, SEQ_LEN = 16, 256
@@ -41,7 +42,8 @@ class Runner:
         self.slowest = 0.0
 
     def __call__(self, config) -> float:
-        result = run_to_end(compress(self.lm, config, self.calib if config.needs_calibration else None, self.device))
+        result = run_to_end(compress_lm(self.lm, config, self.calib if config.needs_calibration else None,
+                                        self.device))
         ppl = perplexity(result.lm.model, self.evaluation).perplexity
         self.slowest = max(self.slowest, result.seconds)
         size = packed_size_bytes(result) / fp16_size_bytes(self.lm)
@@ -82,23 +84,23 @@ def main() -> None:
 
 def _pruning(run: Runner, dense: float) -> None:
     print("50% unstructured:")
-    mag, wanda, sgpt = (run(PruneConfig(m, 0.5)) for m in ("magnitude", "wanda", "sparsegpt"))
+    mag, wanda, sgpt = (run(lm_config(m, 0.5)) for m in ("magnitude", "wanda", "sparsegpt"))
     print(f"  SparseGPT {sgpt / dense:.2f}x dense (target <= 1.7) -> {verdict(sgpt <= 1.7 * dense)}; "
           f"Wanda {wanda / dense:.2f}x dense (target <= 2.3) -> {verdict(wanda <= 2.3 * dense)}; magnitude "
           f"{mag / dense:.1f}x dense, far above both -> {verdict(mag > 2 * max(sgpt, wanda))}")
     print("2:4:")
-    mag, wanda, sgpt = (run(PruneConfig(m, nm=(2, 4))) for m in ("magnitude", "wanda", "sparsegpt"))
+    mag, wanda, sgpt = (run(lm_config(m, nm=(2, 4))) for m in ("magnitude", "wanda", "sparsegpt"))
     print(f"  SparseGPT {sgpt / dense:.2f}x dense (target <= 2.3) -> {verdict(sgpt <= 2.3 * dense)}; "
           f"Wanda {wanda / dense:.2f}x, magnitude {mag / dense:.1f}x dense")
 
 
 def _quantization(run: Runner, dense: float) -> None:
     print("4-bit g64:")
-    rtn4, gptq4 = (run(QuantizeConfig(m, 4, 64)) for m in ("rtn", "gptq"))
+    rtn4, gptq4 = (run(lm_config(m, bits=4, group_size=64)) for m in ("rtn", "gptq"))
     print(f"  GPTQ {gptq4 / dense:.3f}x dense (target <= 1.15) and below RTN ({rtn4 / dense:.3f}x) -> "
           f"{verdict(gptq4 <= 1.15 * dense and gptq4 < rtn4)}")
     print("3-bit g64:")
-    rtn3, gptq3, awq3 = (run(QuantizeConfig(m, 3, 64)) for m in ("rtn", "gptq", "awq"))
+    rtn3, gptq3, awq3 = (run(lm_config(m, bits=3, group_size=64)) for m in ("rtn", "gptq", "awq"))
     print(f"  GPTQ {gptq3 / rtn3:.3f}x RTN (target <= 0.90) -> {verdict(gptq3 <= 0.9 * rtn3)}; "
           f"AWQ {awq3 / rtn3:.3f}x RTN (target <= 0.90) -> {verdict(awq3 <= 0.9 * rtn3)}")
 
@@ -118,7 +120,7 @@ def _rtn_figure(lm, text, device) -> None:
     times = []
     for bits in (4, 3, 8):
         start = time.perf_counter()
-        ppl = next(live_rtn(lm, QuantizeConfig("rtn", bits, 64), short, short)).perplexity
+        ppl = next(live_rtn(lm, lm_config("rtn", bits=bits, group_size=64), short, short)).perplexity
         times.append(time.perf_counter() - start)
     lm.model.to(device)
     print(f"RTN slider figure (quantize + perplexity of {short.numel()} tokens, last ppl {ppl:.1f}): "
@@ -151,9 +153,9 @@ def _tiny_gpt(device) -> None:
     evaluation = evaluation_ids(lm.tokenizer, text.evaluation, SAMPLES, 128)
     dense = perplexity(lm.model, evaluation).perplexity
     ppl = {}
-    for config in (PruneConfig("magnitude", 0.5), PruneConfig("wanda", 0.5), PruneConfig("sparsegpt", 0.5),
-                   QuantizeConfig("rtn", 3, 32), QuantizeConfig("gptq", 3, 32), QuantizeConfig("awq", 3, 32)):
-        result = run_to_end(compress(lm, config, calib if config.needs_calibration else None, device))
+    for config in [lm_config(m, 0.5) for m in ("magnitude", "wanda", "sparsegpt")] + \
+            [lm_config(m, bits=3, group_size=32) for m in ("rtn", "gptq", "awq")]:
+        result = run_to_end(compress_lm(lm, config, calib if config.needs_calibration else None, device))
         ppl[config.label] = perplexity(result.lm.model, evaluation).perplexity
     print(f"  dense {dense:.3f}; " + "; ".join(f"{label} {value:.3f}" for label, value in ppl.items()))
     print(f"  Wanda / magnitude at 50%: {ppl['wanda 50%'] / ppl['magnitude 50%']:.3f} (no outliers: about 1); "

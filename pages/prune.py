@@ -6,7 +6,7 @@ from compression.core import readable
 from ui import history
 from ui.common import model_with_weights
 from ui.prune_finetune import finetune_section
-from ui.prune_sections import concept, controls, workspace
+from ui.prune_sections import calibration, concept, controls, workspace
 from ui.prune_views import figures, metric_cards, sensitivity, why_not_faster
 
 st.title("Pruning")
@@ -21,8 +21,13 @@ training = job is not None and job.running  # the training thread shares the CPU
 if training:
     st.caption("A fine-tune is running on this server: latencies above are inflated and are not recorded.")
 measured = view.to_record(space["baseline"].evaluation.accuracy, timings_valid=not training)
-history.record_button("prune", model.name, measured, f"{config.method} {view.sparsity:.0%}", key="prune_record")
-figures(space, view, config, state["sparsity"])
+if config.needs_calibration:
+    measured["calibration_samples"] = state["samples"]
+pattern = f" {config.nm[0]}:{config.nm[1]}" if config.nm else ""
+history.record_button("prune", model.name, measured, f"{config.method}{pattern} {view.sparsity:.0%}",
+                      key="prune_record")
+figures(space, view, config, state["sparsity"], state["samples"])
 why_not_faster(view)
 sensitivity(space, view, config)
-finetune_section(model, config, view.sparsity, space["baseline"].evaluation.accuracy)
+images = calibration(space, state["samples"]) if config.needs_calibration else None
+finetune_section(model, config, view.sparsity, space["baseline"].evaluation.accuracy, images)

@@ -1,5 +1,7 @@
 """Quantization page: what rounding to fewer bits does to each weight, to accuracy, to the file and to the clock."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from ui import history
@@ -16,8 +18,8 @@ bench = views.workbench(model)
 result = views.quantized(model, settings, bench)
 views.live_views(model, settings, result, bench)
 views.size_and_speed(model, result, bench)
-history.record_button("quantize", model.name, result.to_dict(), f"PTQ {settings.config.bits}-bit "
-                      f"{settings.config.scheme} {settings.config.granularity}", key="quantize_record")
+record = {**result.to_dict(), **({"calibration_samples": settings.samples} if result.config.needs_calibration else {})}
+history.record_button("quantize", model.name, record, views.run_label(settings.config), key="quantize_record")
 sections.activations_section(model, settings.config)
-sections.qat_section(model, settings.config)
+sections.qat_section(model, replace(settings.config, method="rtn"))  # QAT trains toward round-to-nearest grids
 sections.int8_section(model, result.weights)

@@ -61,6 +61,15 @@ def zoo():
     return get
 
 
+@pytest.fixture(scope="session")
+def tiny_gpt():
+    """The tiny GPT, trained into the test cache before any page needs it (a minute, once per cache): a page that
+    trained it inside its own run would spend its AppTest timeout on training."""
+    from compression.lm import load_tiny_gpt
+
+    return load_tiny_gpt()
+
+
 def state_checksum(module) -> float:
     """A number that changes if any parameter or buffer of `module` changes."""
     import torch

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from compression.core.errors import InputError
 
-MAX_EXAMPLES = {"clab": 300, "packed": 300, "packed2": 300, "npz": 200, "safetensors": 200, "pt": 100, "onnx": 40}
+MAX_EXAMPLES = {"clab": 300, "packed": 300, "npz": 200, "safetensors": 200, "pt": 100, "onnx": 40}
 # A hostile value for a header field: sizes near the limits, wrong types, deep or long containers.
 FIELD_VALUES = st.one_of(
     st.integers(-2, 40), st.sampled_from([2 ** 16, 2 ** 25 + 1, 2 ** 31, 2 ** 40, 2 ** 63, 10 ** 30, -2 ** 63]),
@@ -94,41 +94,6 @@ def fuzz_clab():
 
 
 def fuzz_packed():
-    from compression.quantization.packed import load_packed, save_packed
-    from compression.quantization.ptq import QuantConfig, binarize, quantize_tensor
-
-    g = torch.Generator().manual_seed(0)
-    w = torch.randn(6, 5, generator=g)
-    valid = save_packed({"a": quantize_tensor(w, 3, QuantConfig(bits=3)), "b": binarize(w, 0),
-                         "c": quantize_tensor(w, 5, QuantConfig(bits=5, scheme="asymmetric",
-                                                                granularity="per-tensor")),
-                         "d": torch.randn(6, generator=g)})
-    prefix = struct.Struct("<4sHI")
-    _, _, header_len = prefix.unpack_from(valid)
-    header = json.loads(zlib.decompress(valid[prefix.size:prefix.size + header_len]))
-    payload = valid[prefix.size + header_len:-4]
-
-    def build(new_header: dict, new_payload: bytes) -> bytes:
-        packed = zlib.compress(json.dumps(new_header).encode())
-        body = prefix.pack(b"CLQP", 1, len(packed)) + packed + new_payload
-        return body + struct.pack("<I", zlib.crc32(body))
-
-    @given(st.binary(max_size=400))
-    def arbitrary(raw):
-        refuse_or_decode(load_packed, raw)
-        body = prefix.pack(b"CLQP", 1, len(raw) // 2) + raw
-        refuse_or_decode(load_packed, body + struct.pack("<I", zlib.crc32(body)))
-
-    @given(PICKS, FLIPS, st.integers(-8, 8))
-    def mutated(picks, flips, cut):
-        new_payload = _flip(payload, flips)
-        new_payload = new_payload[:cut] if cut < 0 else new_payload + b"\0" * cut
-        refuse_or_decode(load_packed, build(_mutated_header(header, picks), new_payload))
-
-    return arbitrary, mutated
-
-
-def fuzz_packed2():
     from compression.formats.packed import AffineCodes, BinaryCodes, NMValues, SparseValues, decode_state, encode
 
     g = torch.Generator().manual_seed(0)

@@ -22,7 +22,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAB_PREFIX = struct.Struct(">4sHII")
-PACKED_PREFIX = struct.Struct("<4sHI")
 
 
 def clab_file(header: dict, blobs: bytes = b"", raw_header: bytes | None = None) -> bytes:
@@ -30,13 +29,6 @@ def clab_file(header: dict, blobs: bytes = b"", raw_header: bytes | None = None)
     packed = raw_header if raw_header is not None else zlib.compress(json.dumps(header).encode())
     body = packed + blobs
     return CLAB_PREFIX.pack(b"CLAB", 1, len(packed), zlib.crc32(body)) + body
-
-
-def packed_file(header: dict, payload: bytes = b"") -> bytes:
-    """A packed (.clqp) file with this JSON header and payload, its CRC recomputed."""
-    packed = zlib.compress(json.dumps(header).encode())
-    body = PACKED_PREFIX.pack(b"CLQP", 1, len(packed)) + packed + payload
-    return body + struct.pack("<I", zlib.crc32(body))
 
 
 def _coded(name: str, shape: list[int], **fields) -> dict:
@@ -86,11 +78,6 @@ def clab_model_too_big() -> bytes:
     return clab_file({"arch": "mlp", "t": [
         {"n": "fc1.weight", "s": [hidden, 0], "b": 0, "e": "raw"},
         _coded("fc1.bias", [hidden]), _coded("fc2.weight", [10, 0]), _coded("fc2.bias", [10])]}, b"\0" * 12)
-
-
-def packed_giant_shape() -> bytes:
-    return packed_file({"t": [{"n": "w", "k": "affine", "s": [100000, 100000], "b": 4, "lo": 0, "hi": 15,
-                               "ax": None, "c": 1, "z": False}]}, b"\0" * 8)
 
 
 def _npy(array_header: dict, data: bytes) -> bytes:

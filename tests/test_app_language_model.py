@@ -3,14 +3,20 @@
 import json
 import time
 
+import pytest
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
-from compression import llm
+from compression import lm
 from compression.history.store import RunStore
 from ui import lm_choices
 
 SMALL = {"lm_eval_samples": 4, "lm_calib_samples": 4, "lm_seq_len": 64}  # keeps every run a few seconds
+
+
+@pytest.fixture(autouse=True)
+def _trained(tiny_gpt):
+    """Every test here opens the tiny GPT: train it first, outside any page's timeout."""
 
 
 def lm_page(**state) -> AppTest:
@@ -41,7 +47,7 @@ def poll_until_done(at: AppTest, timeout_s: float = 240) -> None:
 
 
 def test_sidebar_names_agree_with_the_engine():
-    assert (lm_choices.TINY_GPT, lm_choices.SMOLLM2) == (llm.TINY_GPT, llm.SMOLLM2)
+    assert (lm_choices.TINY_GPT, lm_choices.SMOLLM2) == (lm.TINY_GPT, lm.SMOLLM2)
 
 
 def test_page_draws_live_rtn_on_the_bits_chart():
@@ -171,7 +177,7 @@ def test_sliders_become_one_config_per_method_and_a_chart_line_each():
     from ui.lm_runs import configs_for, series_of
 
     configs = configs_for(["wanda", "gptq", "smoothquant", "naive"], 0.3, "2:4", 2, 0, 0.7, 6, "per-tensor")
-    assert configs[0].nm == (2, 4) and configs[0].sparsity == 0.5  # 2:4 fixes the sparsity at 50%
+    assert configs[0].nm == (2, 4) and configs[0].amount == 0.5  # 2:4 fixes the sparsity at 50%
     assert configs[1].bits == 2  # the bits slider is for weight-only methods
     assert (configs[2].weight_bits, configs[2].act_bits, configs[2].alpha, configs[2].smooth) == (6, 6, 0.7, True)
     assert not configs[3].smooth and configs[3].act_granularity == "per-tensor"  # the baseline: no migration

@@ -50,9 +50,12 @@ def test_threshold_methods_and_bad_input_show_messages(zoo):
     assert any("above every weight" in w.value for w in at.warning)
     assert _metrics(at)["Accuracy (held-out)"] == "10.00%"  # chance, not NaN
     at.radio(key="prune_by").set_value("sparsity").run()
-    for method in ("structured", "N:M"):
+    for method in ("structured", "Wanda", "SparseGPT", "magnitude"):
         at.selectbox(key="prune_method").set_value(method).run()
         assert not at.exception, [e.value for e in at.exception]
+    at.selectbox(key="prune_pattern").set_value("2:4").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.selectbox(key="prune_pattern").set_value("unstructured").run()
     at.selectbox(key="prune_method").set_value("structured").run()
     at.slider(key="sparsity").set_value(0.5).run()
     metrics = _metrics(at)
@@ -76,10 +79,11 @@ def test_onnx_model_prunes_by_magnitude_and_nm_with_clear_infos(zoo):
     first = _metrics(at)["Accuracy (held-out)"]
     at.slider(key="sparsity").set_value(0.95).run()
     assert not at.exception and _metrics(at)["Accuracy (held-out)"] != first
-    at.selectbox(key="prune_method").set_value("N:M").run()
+    at.selectbox(key="prune_pattern").set_value("2:4").run()
     assert not at.exception and not at.error
-    at.selectbox(key="prune_method").set_value("structured").run()
-    assert any("Structured pruning needs a PyTorch model" in i.value for i in at.info)
+    for method in ("structured", "SparseGPT"):
+        at.selectbox(key="prune_method").set_value(method).run()
+        assert any("pruning needs a PyTorch model" in i.value for i in at.info)
 
 
 def test_finetune_runs_as_a_job_and_keeps_results_to_compare(zoo):
@@ -104,3 +108,28 @@ def test_finetune_runs_as_a_job_and_keeps_results_to_compare(zoo):
     cancelled.join(timeout=60)
     at.run()
     assert cancelled.status == "cancelled" and len(at.session_state["prune_runs"]) == 1
+
+
+def test_sparsegpt_and_wanda_answer_the_slider_with_one_curve_per_method(zoo):
+    zoo("mlp")
+    at = _page("mlp")
+    at.slider(key="sparsity").set_value(0.8).run()
+    magnitude = float(_metrics(at)["Accuracy (held-out)"].rstrip("%"))
+    at.selectbox(key="prune_method").set_value("SparseGPT").run()
+    assert not at.exception, [e.value for e in at.exception]
+    sparsegpt = float(_metrics(at)["Accuracy (held-out)"].rstrip("%"))
+    assert sparsegpt >= magnitude + 5  # the surviving weights absorb the error (bench: +20 points at 80%)
+    curve = next(c for c in _charts(at) if "Accuracy vs" in c["layout"]["title"]["text"])
+    names = [d["name"] for d in curve["data"]]
+    assert names[:2] == ["magnitude (layer)", "SparseGPT"] and "SparseGPT (current)" in names
+    at.selectbox(key="prune_method").set_value("Wanda").run()
+    curve = next(c for c in _charts(at) if "Accuracy vs" in c["layout"]["title"]["text"])
+    assert {"Wanda", "SparseGPT"} <= {d["name"] for d in curve["data"]}  # earlier methods stay on the chart
+    assert any("loudest input channel" in c.value for c in at.caption)  # the measured reason Wanda does not help
+    at.selectbox(key="prune_calib").set_value(64).run()
+    assert not at.exception
+    assert any("calibrated on 64 training images" in c.value for c in at.caption)
+    at.selectbox(key="prune_pattern").set_value("2:4").run()
+    assert not at.exception
+    card = next(m for m in at.metric if m.label == "Non-zero parameters")
+    assert "50.0% of weights pruned" in card.delta  # 2:4 on layers whose inputs are multiples of 4

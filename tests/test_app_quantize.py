@@ -89,7 +89,7 @@ def test_qat_runs_as_a_job_and_adds_a_point_to_the_bits_chart(zoo):
     assert not at.exception
     assert any(label.startswith("QAT 4-bit") for label in metrics(at))
     names = [t["name"] for t in chart(at, "q_curve")["data"]]
-    assert names == ["PTQ", "QAT", "in force: 4 bits"]
+    assert names == ["RTN", "QAT", "in force: 4 bits"]
 
 
 def test_onnx_model_gets_weight_quantization_and_clear_infos(zoo):
@@ -149,3 +149,28 @@ def test_a_new_upload_never_shows_the_previous_models_result(zoo):
         assert not at.exception
         accuracies.append(metrics(at)["Accuracy (held-out)"])
     assert accuracies[0] == accuracies[2] != accuracies[1]
+
+
+def test_gptq_and_awq_follow_the_bits_slider_with_one_curve_per_method(zoo):
+    zoo("mlp")
+    at = page("mlp")
+    at.selectbox(key="q_scheme").set_value("asymmetric").run()
+    at.slider(key="bits").set_value(2).run()
+    rtn = float(metrics(at)["Accuracy (held-out)"].rstrip("%"))
+    at.selectbox(key="q_method").set_value("GPTQ").run()
+    assert not at.exception, at.exception
+    gptq = float(metrics(at)["Accuracy (held-out)"].rstrip("%"))
+    assert gptq >= rtn  # the bench: GPTQ at 2 bits at or above RTN on mlp and cnn
+    curve = chart(at, "q_curve")
+    assert [d["name"] for d in curve["data"][:2]] == ["RTN", "GPTQ"]
+    gptq_line = curve["data"][1]
+    assert gptq_line["x"] == list(range(2, 9))
+    at.selectbox(key="q_granularity").set_value("per-group").run()
+    at.selectbox(key="q_group").set_value(16).run()
+    assert not at.exception
+    grouped = metrics(at)["Packed file"]
+    at.selectbox(key="q_group").set_value(8).run()
+    assert metrics(at)["Packed file"] != grouped  # smaller groups: more scales in the real file
+    at.selectbox(key="q_method").set_value("AWQ").run()
+    assert not at.exception
+    assert {"RTN", "GPTQ", "AWQ"} <= {d["name"] for d in chart(at, "q_curve")["data"]}

@@ -36,7 +36,7 @@ def test_structured_threshold_and_finetune(zoo, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--sparsity", "1.5"], "must be in [0, 1]"),
-    ([], "give --sparsity S or --threshold T"),
+    ([], "give --sparsity S, --threshold T or --nm N:M"),
     (["--method", "nm", "--nm", "5:4"], "N:M needs"),
     (["--sparsity", "0.5", "--exclude", "fc1", "--exclude", "fc2"], "every layer is excluded"),
     (["--sparsity", "0.5", "--out", "x.bin"], "--out must end in .safetensors"),

@@ -6,12 +6,12 @@ import torch
 from safetensors.torch import load_file
 
 from compression.cli import main
-from compression.quantization.packed import load_packed
+from compression.quantization import load_packed
 
 
 def test_quantize_json_out_and_packed_file(zoo, tmp_path, capsys):
     model = zoo("mlp")
-    out, packed = tmp_path / "q.safetensors", tmp_path / "q.clqp"
+    out, packed = tmp_path / "q.safetensors", tmp_path / "q.packed.safetensors"
     code = main(["quantize", "--model", "mlp", "--bits", "3", "--granularity", "per-tensor", "--asymmetric",
                  "--out", str(out), "--packed-out", str(packed), "--json"])
     assert code == 0

@@ -14,7 +14,7 @@ BITS_CHART = """() => {
 }"""
 
 
-def test_rtn_follows_the_bits_slider_and_a_run_reaches_the_chart(app_server, page):
+def test_rtn_follows_the_bits_slider_and_a_run_reaches_the_chart(tiny_gpt, app_server, page):
     page.goto(f"{app_server}/?model=tiny-gpt")  # the router first (see test_e2e_quantize)
     wait_idle(page)
     page.goto(f"{app_server}/lm?{SETTINGS}")

@@ -4,7 +4,7 @@ import pytest
 from conftest import require
 from hostile import run_limited
 
-DECODERS = ["clab", "packed", "packed2", "npz", "safetensors", "pt", "onnx"]
+DECODERS = ["clab", "packed", "npz", "safetensors", "pt", "onnx"]
 
 
 @pytest.mark.parametrize("decoder", DECODERS)

@@ -68,4 +68,4 @@ def test_training_needs_a_pytorch_model_with_training_data(zoo):
     with pytest.raises(InputError, match="training data"):
         next(finetune(model, FinetuneConfig(PruneConfig(amount=0.5))))
     with pytest.raises(InputError, match="gradual pruning needs magnitude"):
-        GradualConfig(PruneConfig(method="nm"))
+        GradualConfig(PruneConfig(nm=(2, 4)))

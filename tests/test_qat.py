@@ -3,7 +3,8 @@
 import torch
 from conftest import drain, state_checksum
 
-from compression.quantization.ptq import QuantConfig, quantize_tensor
+from compression.quantization import QuantConfig
+from compression.quantization.tensors import quantize_tensor
 from compression.quantization.qat_training import FakeQuantSTE, QATConfig, fp32_control, qat, qat_with_control
 from compression.training import TrainConfig
 

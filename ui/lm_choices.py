@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-TINY_GPT = "tiny-gpt"  # = compression.llm.TINY_GPT (tests/test_app_language_model.py checks they agree)
-SMOLLM2 = "smollm2"  # = compression.llm.SMOLLM2
+TINY_GPT = "tiny-gpt"  # = compression.lm.TINY_GPT (tests/test_app_language_model.py checks they agree)
+SMOLLM2 = "smollm2"  # = compression.lm.SMOLLM2
 LM_ENV = "COMPRESSION_LAB_LM"  # a Hugging Face folder or a .gguf file on the server, named by whoever starts it
 CUSTOM_LM = "Custom LM (server)"
 

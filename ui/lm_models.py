@@ -6,10 +6,10 @@ import hashlib
 
 import streamlit as st
 
-from compression import llm  # llm.generate: a name that is also one of its modules
 from compression.core import InputError
-from compression.llm import (
+from compression.lm import (
     LanguageModel,
+    generate,
     Perplexity,
     TextSplit,
     evaluation_ids,
@@ -76,4 +76,4 @@ def dense_perplexity(spec: str, _split: TextSplit, key: str, samples: int, seq_l
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def dense_generation(spec: str, prompt: str, max_new_tokens: int) -> str:
-    return llm.generate(lm_model(spec), prompt, max_new_tokens)
+    return generate(lm_model(spec), prompt, max_new_tokens)

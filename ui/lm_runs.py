@@ -11,22 +11,14 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from compression import llm  # llm.compress, llm.generate: names that are also its modules' names
+from compression import lm  # lm.generate: a name that is also one of its modules' names
 from compression.core import Drive, run_to_end
-from compression.llm import (
-    CompressionResult,
-    LanguageModel,
-    LayerStep,
-    LMConfig,
-    Perplexity,
-    PruneConfig,
-    QuantizeConfig,
-    SmoothQuantConfig,
-    fp16_size_bytes,
-    pack,
-    packed_size_bytes,
-    perplexity,
-)
+from compression.lm import LanguageModel, Perplexity, perplexity
+from compression.calibration import BlockStep
+from compression.pipeline import (LMResult, OneShotConfig, compress_lm, fp16_size_bytes, lm_config, method_kind,
+                                  method_of, pack, packed_size_bytes)
+from compression.pruning import PruneConfig
+from compression.quantization import QuantConfig
 
 METHODS = ("magnitude", "wanda", "sparsegpt", "rtn", "gptq", "awq", "smoothquant", "naive")  # naive: W·A, no migration
 PRUNING = ("magnitude", "wanda", "sparsegpt")
@@ -41,7 +33,7 @@ class LMProgress:
     index: int
     total: int
     label: str
-    step: LayerStep | None = None
+    step: BlockStep | None = None
     row: dict | None = None
 
     @property
@@ -51,45 +43,31 @@ class LMProgress:
 
     @property
     def text(self) -> str:
-        where = "evaluated" if self.step is None else f"layer {self.step.layer + 1}/{self.step.layers}"
+        where = "evaluated" if self.step is None else f"layer {self.step.index + 1}/{self.step.blocks}"
         return f"{self.label} ({self.index + 1} of {self.total}): {where}"
 
 
 def configs_for(methods: Sequence[str], sparsity: float, pattern: str, bits: int, group_size: int,
-                alpha: float, wa_bits: int, act_granularity: str) -> list[LMConfig]:
+                alpha: float, wa_bits: int, act_granularity: str) -> list[OneShotConfig]:
     """One config per chosen method from the page's sliders (raises InputError on a bad value).
 
     SmoothQuant and its naive baseline quantize weights and activations to `wa_bits` (W8A8, W6A6).
     """
     nm = (2, 4) if pattern == "2:4" else None
-    out: list[LMConfig] = []
-    for method in methods:
-        if method in PRUNING:
-            out.append(PruneConfig(method, sparsity, nm=nm))
-        elif method in ("smoothquant", "naive"):
-            out.append(SmoothQuantConfig(alpha, method == "smoothquant", wa_bits, wa_bits, act_granularity))
-        else:
-            out.append(QuantizeConfig(method, bits, group_size))
-    return out
+    return [lm_config(method, sparsity, nm, bits, group_size, alpha, wa_bits, act_granularity) for method in methods]
 
 
-def method_of(config: LMConfig) -> str:
-    if isinstance(config, SmoothQuantConfig):
-        return "smoothquant" if config.smooth else "naive"
-    return config.method
-
-
-def series_of(config: LMConfig) -> str:
+def series_of(config: OneShotConfig) -> str:
     """The chart line a config's point joins: a method, plus the grid or pattern that makes it a different curve."""
     if isinstance(config, PruneConfig):
         return f"{config.method} {config.nm[0]}:{config.nm[1]}" if config.nm else config.method
-    if isinstance(config, QuantizeConfig):
-        return f"{config.method} " + (f"g{config.group_size}" if config.group_size else "per-channel")
+    if isinstance(config, QuantConfig):
+        return f"{config.method} " + (f"g{config.group_size}" if config.granularity == "per-group" else "per-channel")
     name = f"smoothquant α={config.alpha:g}" if config.smooth else "naive"
     return f"{name} A{config.act_bits} {config.act_granularity}"
 
 
-def measure(lm: LanguageModel, result: CompressionResult, evaluation: Tensor, prompt: str,
+def measure(model: LanguageModel, result: LMResult, evaluation: Tensor, prompt: str,
             new_tokens: int) -> dict:
     """What the page keeps of one compressed model: numbers and text, never the model."""
     config = result.config
@@ -98,18 +76,18 @@ def measure(lm: LanguageModel, result: CompressionResult, evaluation: Tensor, pr
     size_bytes = packed_size_bytes(result)
     return {
         "method": method_of(config), "series": series_of(config), "label": config.label,
-        "config": config.to_dict(), "sparsity": result.sparsity(), "bits": bits,
-        "target_sparsity": config.sparsity if isinstance(config, PruneConfig) else None,
+        "config": {"kind": method_kind(config), **config.to_dict()}, "sparsity": result.sparsity(), "bits": bits,
+        "target_sparsity": config.amount if isinstance(config, PruneConfig) else None,
         "perplexity": ppl.perplexity, "tokens": ppl.tokens, "seconds": result.seconds,
         "size_bytes": size_bytes, "packed": pack(result) if size_bytes <= PACKED_KEEP_BYTES else None,
-        "baseline_size_bytes": fp16_size_bytes(lm),
+        "baseline_size_bytes": fp16_size_bytes(model),
         "layer_errors": result.layer_errors(), "notes": list(result.notes),
         "prompt": prompt, "new_tokens": new_tokens,
-        "generation": llm.generate(result.lm, prompt, new_tokens) if prompt.strip() else "",
+        "generation": lm.generate(result.lm, prompt, new_tokens) if prompt.strip() else "",
     }
 
 
-def run_methods(lm: LanguageModel, configs: Sequence[LMConfig], calibration: Tensor | None, evaluation: Tensor,
+def run_methods(model: LanguageModel, configs: Sequence[OneShotConfig], calibration: Tensor | None, evaluation: Tensor,
                 prompt: str, new_tokens: int, record: Callable[[dict], dict] | None = None
                 ) -> Generator[LMProgress, None, None]:
     """Compress, evaluate and sample each config in turn; Cancel (close) stops after the current layer.
@@ -118,16 +96,16 @@ def run_methods(lm: LanguageModel, configs: Sequence[LMConfig], calibration: Ten
     page is watching; it returns the row as the page keeps it.
     """
     for index, config in enumerate(configs):
-        run = Drive(llm.compress(lm, config, calibration))
+        run = Drive(compress_lm(model, config, calibration))
         for step in run:
             yield LMProgress(index, len(configs), config.label, step)
-        row = measure(lm, run.result, evaluation, prompt, new_tokens)
+        row = measure(model, run.result, evaluation, prompt, new_tokens)
         del run  # the compressed copy goes before the next one is made
         yield LMProgress(index, len(configs), config.label, row=record(row) if record else row)
 
 
-def live_rtn(lm: LanguageModel, config: QuantizeConfig, short: Tensor, full: Tensor) -> Generator[Perplexity]:
+def live_rtn(model: LanguageModel, config: QuantConfig, short: Tensor, full: Tensor) -> Generator[Perplexity]:
     """RTN needs no calibration: round once, then yield the perplexity on a short slice first, the full one next."""
-    result = run_to_end(llm.compress(lm, config))
+    result = run_to_end(compress_lm(model, config))
     yield perplexity(result.lm.model, short)
     yield perplexity(result.lm.model, full)

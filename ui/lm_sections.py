@@ -10,17 +10,17 @@ import streamlit as st
 
 from compression.core import InputError, Job
 from compression.history import run_from_result
-from compression.llm import (
-    ACT_GRANULARITIES,
+from compression.lm import (
     CORPORA,
     LanguageModel,
-    QuantizeConfig,
     TextSplit,
     calibration_ids,
     corpus_available,
     evaluation_ids,
 )
+from compression.pipeline import lm_config
 from compression.plots import language_model as plots_lm
+from compression.quantization import ACT_GRANULARITIES
 from ui import history, jobs
 from ui.lm_models import UPLOADED_TEXT, dense_perplexity, text_key, text_split
 from ui.lm_runs import METHODS, PRUNING, SHORT, LMProgress, configs_for, live_rtn, run_methods, series_of
@@ -245,7 +245,7 @@ def live_rtn_first(lm: LanguageModel, settings: LMSettings, slot, points: list[d
     if "rtn" not in settings.methods:
         bits_chart(slot, points, settings, dense_ppl)
         return live
-    config = QuantizeConfig("rtn", settings.bits, settings.group_size)
+    config = lm_config("rtn", bits=settings.bits, group_size=settings.group_size)
     live.label, live.key = f"live: {config.label}", (settings.spec, settings.eval_key, series_of(config), config.bits)
     done = st.session_state.setdefault(LIVE, {})
     if live.key in done:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import streamlit as st
 
 from compression.core import InputError
-from compression.llm import (
+from compression.lm import (
     CORPORA,
     LanguageModel,
     TextSplit,
     calibration_ids,
     channel_max,
     corpus_available,
-    fp16_size_bytes,
     layer_roles,
 )
+from compression.pipeline import fp16_size_bytes
 from compression.plots import language_model as plots_lm
 from ui.downloads import download_button
 from ui.lm_choices import lm_spec
@@ -101,7 +101,7 @@ def run_details(rows: list[dict], dense_ppl: float | None, spec: str) -> None:
                   "positions instead). Embeddings and norms stay fp16 in every file.")
     if row["packed"] is not None:
         download_button(right, f"Download the packed file ({len(row['packed']):,} bytes)", row["packed"],
-                        f"{row['model']}-{row['label'].replace(' ', '-')}.cllm", key="lm_packed_download")
+                        f"{row['model']}-{row['label'].replace(' ', '-')}.safetensors", key="lm_packed_download")
     else:
         right.caption(f"The packed file ({row['size_bytes']:,} bytes) is measured, not kept: above 16 MiB a "
                       "session keeps numbers only.")
@@ -138,7 +138,7 @@ def outliers(lm: LanguageModel, spec: str, calibration: TextSplit) -> None:
     st.subheader("Outlier channels")
     c = st.columns(2)
     layer = c[0].slider("Decoder layer", 0, lm.info.layers - 1, 0, key="lm_outlier_layer", bind="query-params")
-    role = c[1].selectbox("Input of", layer_roles(lm), key="lm_outlier_role", bind="query-params")
+    role = c[1].selectbox("Input of", layer_roles(lm.model), key="lm_outlier_role", bind="query-params")
     try:
         values = _channel_max(spec, calibration, text_key(calibration), layer, role)
     except InputError as exc:

@@ -17,7 +17,7 @@ from ui import jobs
 JOB, META, RUNS, REFUSED = "prune_job", "prune_job_meta", "prune_runs", "prune_refused"
 
 
-def _start(kind: str, model, config: PruneConfig, sparsity: float, epochs: int, lr: float) -> None:
+def _start(kind: str, model, config: PruneConfig, sparsity: float, epochs: int, lr: float, calibration=None) -> None:
     """Start a run unless one is already running in this session."""
     if jobs.busy(JOB, REFUSED, "A pruning run"):
         return
@@ -30,7 +30,7 @@ def _start(kind: str, model, config: PruneConfig, sparsity: float, epochs: int, 
             label = f"gradual → {sparsity:.0%}, {epochs} epochs"
         else:
             run_config = FinetuneConfig(config, train)
-            start = lambda: finetune(model, run_config)  # noqa: E731
+            start = lambda: finetune(model, run_config, calibration)  # noqa: E731
             amount = f"{config.amount:.0%} of units" if config.method == "structured" else f"{sparsity:.0%}"
             label = f"one-shot {config.method} {amount} + fine-tune {epochs} epochs"
     except InputError as exc:
@@ -46,7 +46,7 @@ def _start(kind: str, model, config: PruneConfig, sparsity: float, epochs: int, 
     st.session_state[META] = {"label": label, "status": "running", "model": model.name}
 
 
-def finetune_section(model, config: PruneConfig, sparsity: float, baseline: float) -> None:
+def finetune_section(model, config: PruneConfig, sparsity: float, baseline: float, calibration=None) -> None:
     """Controls, the live run and the kept results; a no-op message for ONNX models."""
     st.subheader("Fine-tune: win the accuracy back")
     if model.onnx is not None or model.module is None or not model.dataset.has_train:
@@ -60,12 +60,12 @@ def finetune_section(model, config: PruneConfig, sparsity: float, baseline: floa
     epochs = cols[0].number_input("Epochs", 1, 300, 30, key="prune_ft_epochs", bind="query-params")
     lr = cols[1].select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], 1e-3, key="prune_ft_lr",
                                bind="query-params")
-    args = (model, config, round(sparsity, 4), int(epochs), float(lr))
+    args = (model, config, round(sparsity, 4), int(epochs), float(lr), calibration)
     cols[2].button("One-shot + fine-tune", key="prune_ft_start", type="primary", on_click=_start,
                    args=("finetune", *args))
-    gradual_ok = config.method == "magnitude"
+    gradual_ok = config.method == "magnitude" and config.nm is None
     cols[3].button("Gradual pruning (cubic)", key="prune_gradual_start", on_click=_start, args=("gradual", *args),
-                   disabled=not gradual_ok, help=None if gradual_ok else "gradual pruning uses magnitude pruning")
+                   disabled=not gradual_ok, help=None if gradual_ok else "gradual pruning raises an unstructured magnitude sparsity")
     job = st.session_state.get(JOB)
     running = job is not None and job.running
     if st.session_state.get(REFUSED) and (running or "already running" not in st.session_state[REFUSED]):

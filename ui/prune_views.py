@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from compression.core import readable
 from compression.plots import pruning as plots
+from compression.calibration import WeightLayers, input_norms
+from ui.prune_sections import calibration
 from compression.pruning import (
+    CURVE_AMOUNTS,
     Baseline,
     Preview,
     PruneConfig,
@@ -60,59 +65,117 @@ def metric_cards(view: Preview, baseline: Baseline, method: str) -> None:
                         delta_arrow="off")
 
 
-def figures(space: dict, view: Preview, config: PruneConfig, sparsity: float) -> None:
-    """Histogram with ±τ, per-layer sparsity, the accuracy curve with the current point, a mask heat-map."""
-    bench, base_acc, acc = space["bench"], space["baseline"].evaluation.accuracy, view.evaluation.accuracy
-    curve_key = (config.method if config.method == "structured" else "magnitude", config.scope, config.exclude,
-                 config.norm)
+CALIBRATED_AMOUNTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)  # a walk per point: 11, not 22
+CURVE_NAMES = {"magnitude": "magnitude", "wanda": "Wanda", "sparsegpt": "SparseGPT", "structured": "structured"}
+
+
+def method_curves(space: dict, config: PruneConfig, samples: int) -> dict[str, list]:
+    """The accuracy-vs-sparsity line of magnitude and of every calibrated method chosen so far (each computed once
+    per model, exclusions and calibration size), or the structured line alone."""
+    exclude = config.exclude
+    if config.method == "structured":
+        wanted = [("structured", replace(config, nm=None), CURVE_AMOUNTS)]
+    else:
+        # beside a calibrated method, magnitude at the same sparsity in every layer: the same allocation, so the
+        # lines differ only in which weights go (a global ranking spares small layers: another allocation)
+        magnitude = PruneConfig(amount=0.0, scope=config.scope if config.method == "magnitude" else "layer",
+                                exclude=exclude)
+        wanted = [("magnitude", magnitude, CURVE_AMOUNTS)]
+        if config.needs_calibration:
+            space["curve_methods"] = space.get("curve_methods", set()) | {config.method}
+        for method in ("wanda", "sparsegpt"):
+            if method in space.get("curve_methods", ()):
+                wanted.append((method, PruneConfig(amount=0.0, method=method, exclude=exclude), CALIBRATED_AMOUNTS))
+    curves = {}
     with space["lock"]:
-        if curve_key not in space["curves"]:
-            space["curves"][curve_key] = accuracy_curve(bench, config)
-        curve = space["curves"][curve_key]
+        for method, cfg, amounts in wanted:
+            key = (method, cfg.scope, exclude, cfg.norm, samples if cfg.needs_calibration else None)
+            if key not in space["curves"]:
+                images = calibration(space, samples) if cfg.needs_calibration else None
+                space["curves"][key] = accuracy_curve(space["bench"], cfg, amounts, images)
+            name = CURVE_NAMES[method] + (f" ({cfg.scope})" if method == "magnitude" else "")
+            curves[name] = space["curves"][key]
+    return curves
+
+
+def figures(space: dict, view: Preview, config: PruneConfig, sparsity: float, samples: int) -> None:
+    """Histogram with ±τ, per-layer sparsity, accuracy curves with the current point, a mask heat-map."""
+    bench, base_acc, acc = space["bench"], space["baseline"].evaluation.accuracy, view.evaluation.accuracy
+    curves = method_curves(space, config, samples)
 
     row1 = st.columns(2)
     log_y = row1[0].toggle("Log scale", key="prune_hist_log", value=True, bind="query-params")
     before = space["before"]
     after = kept_histogram({k: view.weights.get(k, w) for k, w in bench.base.items()}, before)
-    # N:M and structured have no single τ; otherwise the τ in force, written as the slider writes it
+    # one τ only for unstructured magnitude pruning; written as the slider writes it
     decimals = space["tau"][2]
     tau = round(config.threshold if config.threshold is not None else view.threshold, decimals) \
-        if config.method == "magnitude" else 0.0
+        if config.method == "magnitude" and config.nm is None else 0.0
     row1[0].plotly_chart(plots.pruning_histogram(before, after, tau, log_y=log_y, decimals=decimals))
     sizes = {k: w.numel() for k, w in bench.base.items()}
     all_layers = {**{k: 0.0 for k in bench.base}, **view.layer_sparsity}
     row1[1].plotly_chart(plots.layer_sparsity_bars(all_layers, sizes))
     row2 = st.columns(2)
-    if config.method == "nm":
-        pattern = f"{config.n}:{config.m}"
-        curve_title, names = f"N:M {pattern} (◆) beside global magnitude pruning", (f"N:M {pattern}", "global magnitude")
+    label = CURVE_NAMES[config.method]
+    if config.nm:
+        pattern = f"{config.nm[0]}:{config.nm[1]}"
+        curve_title, current_name = f"{label} {pattern} (◆) beside unstructured pruning", f"{label} {pattern}"
     elif config.method == "structured":
-        curve_title, names = "Accuracy vs fraction of units removed", ("current", "structured")
+        curve_title, current_name = "Accuracy vs fraction of units removed", "current"
     else:
-        curve_title = f"Accuracy vs sparsity ({'global' if config.scope == 'global' else 'per-layer'} magnitude)"
-        names = ("current", "magnitude")
-    row2[0].plotly_chart(plots.accuracy_curve([p.amount for p in curve], [p.accuracy for p in curve],
-                                              (view.sparsity if config.method != "structured" else sparsity, acc),
-                                              base_acc, curve_title, current_name=names[0], curve_name=names[1]))
+        curve_title, current_name = "Accuracy vs sparsity, one line per method", f"{label} (current)"
+    row2[0].plotly_chart(plots.accuracy_curves(
+        {name: ([p.amount for p in c], [p.accuracy for p in c]) for name, c in curves.items()},
+        (view.sparsity if config.method != "structured" else sparsity, acc), base_acc, curve_title,
+        current_name=current_name))
     masked_layers = list(view.masks)
     layer = row2[1].selectbox("Mask of layer", masked_layers, key="prune_mask_layer", bind="query-params")
     row2[1].plotly_chart(plots.mask_heatmap(mask_grid(view.masks[layer]), layer, tuple(view.masks[layer].shape)))
-    st.caption(f"{len(curve)} points measured on held-out data with one working copy of the model · "
-               "histograms are computed on the server (100 bins); the heat-map shows one cell per weight, at most "
-               "the first 64 units × 64 inputs")
-    if config.method == "nm":
+    calibrated = [n for n in curves if n in ("Wanda", "SparseGPT")]
+    st.caption(f"Every point measured on held-out data with one working copy of the model"
+               + (f"; {' and '.join(calibrated)} calibrated on {samples:,} training images, layer by layer"
+                  if calibrated else "; choose Wanda or SparseGPT above to add its line")
+               + " · histograms are computed on the server (100 bins); the heat-map shows one cell per weight, at "
+               "most the first 64 units × 64 inputs")
+    if config.nm:
         _nm_tail_note(view, config)
+    outlier_note(space, config, samples)
+
+
+def outlier_note(space: dict, config: PruneConfig, samples: int) -> None:
+    """Why Wanda gains nothing on these models, measured: their layers have no outlier input channels."""
+    if config.method not in ("wanda", "sparsegpt") or space["bench"].model.module is None:
+        return
+    with space["lock"]:
+        if samples not in space.setdefault("spread", {}):
+            norms = input_norms(space["bench"].model.module, WeightLayers(), calibration(space, samples))
+            space["spread"][samples] = {k.rsplit(".", 1)[0]: channel_spread(v) for k, v in norms.items()}
+        spread = space["spread"][samples]
+    listed = ", ".join(f"{layer} {ratio:.1f}×" for layer, ratio in spread.items())
+    st.caption(f"**Why Wanda does not help here:** its score |W|·‖X_j‖ differs from |W| only where a few input "
+               f"channels are far louder than the rest. Measured on these {samples:,} images, the loudest input "
+               f"channel of each layer is {listed} the median live channel; a language model such as SmolLM2 has "
+               "channels 20–77× the median. So Wanda ranks almost like magnitude, but within each output row, "
+               "which forces every unit to lose the same share. **SparseGPT** keeps accuracy because it updates "
+               "the surviving weights to absorb each pruned weight's error.")
+
+
+def channel_spread(norms) -> float:
+    """The loudest input channel's norm over the median of the channels that ever fire."""
+    live = norms[norms > 0]
+    return float(live.max() / live.median()) if live.numel() else 0.0
 
 
 def _nm_tail_note(view: Preview, config: PruneConfig) -> None:
     """Say why N:M sparsity can miss n/m: a layer whose inputs are not a multiple of m keeps its short tail group."""
+    n, m = config.nm
     tails = {k.rsplit(".", 1)[0]: mask.reshape(mask.shape[0], -1).shape[1] for k, mask in view.masks.items()
-             if mask.reshape(mask.shape[0], -1).shape[1] % config.m}
+             if mask.reshape(mask.shape[0], -1).shape[1] % m}
     if tails:
-        listed = ", ".join(f"{layer} has {cols} inputs ({cols % config.m} left over)" for layer, cols in tails.items())
-        st.caption(f"{config.n}:{config.m} removes {readable.percent(view.sparsity)} rather than "
-                   f"{readable.percent(1 - config.n / config.m, 0)}: {listed}; the short group at the end of each "
-                   f"row keeps up to {config.n} weights, so it loses fewer than {config.m - config.n} of {config.m}.")
+        listed = ", ".join(f"{layer} has {cols} inputs ({cols % m} left over)" for layer, cols in tails.items())
+        st.caption(f"{n}:{m} removes {readable.percent(view.sparsity)} rather than "
+                   f"{readable.percent(1 - n / m, 0)}: {listed}; the short group at the end of each "
+                   f"row keeps up to {n} weights, so it loses fewer than {m - n} of {m}.")
 
 
 def latency_verdict(view: Preview) -> str:

@@ -89,8 +89,8 @@ def activations_section(model: LoadedModel, config: QuantConfig) -> None:
 
 def curve_key(model: LoadedModel, config: QuantConfig) -> tuple:
     """Identifies an accuracy-vs-bits curve: the model and every setting except the bits."""
-    return (model_token(model, "q"), config.scheme, config.granularity, config.range_method, config.percentile, config.binary,
-            config.ternary)
+    return (model_token(model, "q"), config.method, config.scheme, config.granularity, config.group_size,
+            config.range_method, config.percentile, config.binary, config.ternary)
 
 
 def qat_curve_points(model: LoadedModel, config: QuantConfig) -> dict:

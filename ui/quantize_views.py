@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import streamlit as st
 
 from compression.core import InputError, readable
 from compression.models import LoadedModel, Workbench
 from compression.plots import quantization as plots_quant
+from compression.calibration import calibration_images
 from compression.quantization import (
+    CALIBRATION_SAMPLES,
     GRANULARITIES,
     RANGES,
     SCHEMES,
@@ -45,6 +47,17 @@ def concept() -> None:
                     "**QAT** trains with the rounded weights in the forward pass and lets the gradient pass the "
                     r"rounding unchanged (straight-through estimator, $\partial L/\partial w \approx "
                     r"\partial L/\partial \hat w$), updating full-precision master weights.")
+        st.markdown("**Per group** gives each run of `group size` consecutive inputs of an output channel its own Δ "
+                    "(and zero point): finer grids for a few more bytes of scales.")
+        st.markdown("**GPTQ** (Frantar et al., 2022) rounds one input column at a time and pushes its rounding error "
+                    "onto the columns not yet rounded, weighted by the inverse Hessian of the layer's squared output "
+                    "error on calibration images, so the layer's *output* stays close even where single weights move:")
+        st.latex(r"\delta W_{:,j+1:} = -\frac{w_{:,j} - \hat w_{:,j}}{[H^{-1}]_{jj}}\,H^{-1}_{j,j+1:}, "
+                 r"\qquad H = 2XX^\top")
+        st.markdown("**AWQ** (Lin et al., 2023) multiplies the weights of loud input channels by s = mean|x|^α before "
+                    "rounding (and divides the op before by s, so nothing changes in float), then searches a "
+                    "clipping ratio per group. On these models no op inside a layer can take the scale, so AWQ "
+                    "searches the clipping only; both calibrate layer by layer on training images.")
         bits_demo = min(int(st.session_state.get("bits", 4)), 8)
         scale, _zero, rows = worked_example([-1.2, -0.4, 0.05, 0.3, 0.9, 1.5], bits_demo)
         st.markdown(f"**Worked example** at {bits_demo} bits (symmetric): max|w| = 1.5, so "
@@ -54,42 +67,74 @@ def concept() -> None:
                     "|---:|---:|---:|---:|---:|\n" + "\n".join(table))
 
 
+METHODS = {"RTN": "rtn", "GPTQ": "gptq", "AWQ": "awq"}
+GROUP_SIZES = (8, 16, 32, 64, 128)
+CALIBRATION_CHOICES = (64, 128, 256, 512, 1024, 2048)
+CALIBRATED_BITS = range(2, 9)  # a calibrated run per point; above 8 bits every method matches fp32 here
+
+
 @dataclass(frozen=True)
 class Settings:
     config: QuantConfig  # the uniform settings (what the accuracy-vs-bits curve varies)
     layer: str
     mixed: bool
+    samples: int  # calibration images (GPTQ, AWQ)
 
 
 def controls(model: LoadedModel) -> Settings:
     """The bits slider (in the URL), scheme, granularity, range, low-bit options and the layer picker."""
     weights = model.weights()
-    controls = st.columns([3, 2, 2, 2])
+    controls = st.columns([3, 2, 2, 2, 2])
     bits = controls[0].slider("Bits", 1, 16, 4, key="bits", bind="query-params",
                               help="Bits per weight: 2^bits grid levels.")
-    scheme = controls[1].selectbox("Scheme", SCHEMES, key="q_scheme", bind="query-params")
-    granularity = controls[2].selectbox("Granularity", GRANULARITIES, index=1, key="q_granularity",
-                                        bind="query-params")
-    range_method = controls[3].selectbox("Range", RANGES, key="q_range", bind="query-params",
+    method = METHODS[controls[1].selectbox("Method", list(METHODS), key="q_method", bind="query-params",
+                                           help="RTN: round each weight to the nearest grid point · GPTQ: round "
+                                                "column by column, pushing each error onto the columns not yet "
+                                                "rounded · AWQ: scale salient inputs up before rounding, and clip")]
+    scheme = controls[2].selectbox("Scheme", SCHEMES, key="q_scheme", bind="query-params")
+    granularity = controls[3].selectbox("Granularity", GRANULARITIES, index=1, key="q_granularity",
+                                        bind="query-params",
+                                        help="one grid per tensor, per output channel, or per group of consecutive "
+                                             "inputs of each output channel")
+    range_method = controls[4].selectbox("Range", RANGES, key="q_range", bind="query-params",
+                                         disabled=method != "rtn",
                                          help="min-max: no clipping; percentile: clip the rarest values; "
-                                              "mse: the range with the least squared error")
-    options = st.columns([2, 2, 2, 3])
-    percentile = options[0].number_input("Percentile", 90.0, 100.0, 99.9, 0.1, key="q_percentile", bind="query-params",
-                                         disabled=range_method != "percentile")
-    binary = options[1].toggle("Binary at 1 bit", key="q_binary", bind="query-params", help="sign(w) × mean|w| per channel")
-    ternary = options[2].toggle("Ternary at 2 bits", key="q_ternary", bind="query-params", help="{−a, 0, +a}, threshold 0.7·mean|w|")
-    layer = options[3].selectbox("Layer", list(weights), key="q_layer", bind="query-params")
+                                              "mse: the range with the least squared error (GPTQ and AWQ use "
+                                              "min-max grids; AWQ searches its own clipping)")
+    options = st.columns([2, 2, 2, 2, 3])
+    group_size = options[0].selectbox("Group size", GROUP_SIZES, index=GROUP_SIZES.index(32), key="q_group",
+                                      bind="query-params", disabled=granularity != "per-group",
+                                      help="inputs per group; a row's last group may be shorter")
+    samples = options[1].selectbox("Calibration images", CALIBRATION_CHOICES,
+                                   index=CALIBRATION_CHOICES.index(CALIBRATION_SAMPLES), key="q_calib_images",
+                                   bind="query-params", disabled=method == "rtn",
+                                   help="Training images (never test images) whose layer inputs GPTQ and AWQ fit "
+                                        "the rounding to")
+    percentile = options[2].number_input("Percentile", 90.0, 100.0, 99.9, 0.1, key="q_percentile", bind="query-params",
+                                         disabled=range_method != "percentile" or method != "rtn")
+    binary = options[3].toggle("Binary at 1 bit", key="q_binary", bind="query-params", disabled=method != "rtn",
+                               help="sign(w) × mean|w| per channel")
+    ternary = options[3].toggle("Ternary at 2 bits", key="q_ternary", bind="query-params", disabled=method != "rtn",
+                                help="{−a, 0, +a}, threshold 0.7·mean|w|")
+    layer = options[4].selectbox("Layer", list(weights), key="q_layer", bind="query-params")
     mixed = st.toggle("Mixed precision (bits per layer, guided by sensitivity)", key="q_mixed", bind="query-params")
+    if method != "rtn":
+        range_method, binary, ternary = "min-max", False, False
     try:
-        config = QuantConfig(bits=bits, scheme=scheme, granularity=granularity, range_method=range_method,
-                             percentile=percentile, binary=binary, ternary=ternary)
+        config = QuantConfig(bits=bits, scheme=scheme, granularity=granularity, group_size=int(group_size),
+                             range_method=range_method, percentile=percentile, binary=binary, ternary=ternary,
+                             method=method)
     except InputError as exc:
         st.error(str(exc))
+        st.stop()
+    if method != "rtn" and model.module is None:
+        st.error(f"{method.upper()} needs a PyTorch model: this ONNX graph is quantized by round-to-nearest. "
+                 "Choose RTN.")
         st.stop()
     if bits == 1 and not binary and scheme == "symmetric":
         st.warning("A symmetric 1-bit grid is {−Δ, 0}: every positive weight becomes 0. "
                    "Turn on **Binary at 1 bit** (sign × mean|w|) or choose the asymmetric scheme.")
-    return Settings(config, layer, mixed)
+    return Settings(config, layer, mixed, int(samples))
 
 
 def workbench(model: LoadedModel) -> Workbench:
@@ -101,9 +146,20 @@ def workbench(model: LoadedModel) -> Workbench:
             st.session_state["q_bench"] = Workbench(model)
             st.session_state["q_curves"] = {}
             st.session_state["q_latency"] = None
+            st.session_state["q_calibration"] = {}
             for slot in ("q_results", "q_views", "q_sensitivity"):  # keyed by token anyway: this frees memory
                 st.session_state.pop(f"{slot}_cache", None)
     return st.session_state["q_bench"]
+
+
+def calibration(model: LoadedModel, settings: Settings):
+    """The calibration images GPTQ and AWQ use (chosen once per model and count), None for RTN."""
+    if not settings.config.needs_calibration:
+        return None
+    images = st.session_state["q_calibration"]
+    if settings.samples not in images:
+        images[settings.samples] = calibration_images(model.dataset, settings.samples)
+    return images[settings.samples]
 
 
 def quantized(model: LoadedModel, settings: Settings, bench: Workbench) -> QuantResult:
@@ -113,9 +169,10 @@ def quantized(model: LoadedModel, settings: Settings, bench: Workbench) -> Quant
     try:
         layer_bits = sections.mixed_precision(model, base, bench) if settings.mixed else {}
         config = QuantConfig(**{**base.to_dict(), "layer_bits": layer_bits})
+        images = calibration(model, settings)
         with session_lock("q"):
-            return remembered("q_results", (model_token(model, "q"), config_key(config)),
-                              lambda: quantize(model, config, bench))
+            return remembered("q_results", (model_token(model, "q"), config_key(config), settings.samples),
+                              lambda: quantize(model, config, bench, images))
     except InputError as exc:
         st.error(str(exc))
         st.stop()
@@ -149,13 +206,8 @@ def live_views(model: LoadedModel, settings: Settings, result: QuantResult, benc
     title = f"{layer}: quantized vs original ({len(view.original_sample):,} weights)"
     right.plotly_chart(plots_quant.error_view(view.original_sample, view.quantized_sample, title), key="q_error")
 
-    curve_key = sections.curve_key(model, base_config)
-    if curve_key not in st.session_state["q_curves"]:
-        with session_lock("q"):
-            st.session_state["q_curves"][curve_key] = accuracy_vs_bits(model, base_config, workbench=bench)
-    points = st.session_state["q_curves"][curve_key]
-    curves = {"PTQ": ([p.bits for p in points], [p.accuracy for p in points])}
-    curves.update(sections.qat_curve_points(model, base_config))
+    curves = method_curves(model, settings, bench)
+    curves.update(sections.qat_curve_points(model, replace(base_config, method="rtn")))
     labels = {1: "binary" if base_config.binary else "", 2: "ternary" if base_config.ternary else ""}
     current, marked_bits = None, base_config.bits
     if config.layer_bits:  # mixed precision: the model in force is on no curve; mark it at its average bits
@@ -168,10 +220,44 @@ def live_views(model: LoadedModel, settings: Settings, result: QuantResult, benc
                                              [r.bits for r in result.layers]), key="q_sqnr")
 
 
+def method_curves(model: LoadedModel, settings: Settings, bench: Workbench) -> dict:
+    """Accuracy vs bits for round-to-nearest and for every calibrated method chosen so far (each once per model,
+    grid settings and calibration size)."""
+    config = settings.config
+    chosen = st.session_state.setdefault("q_curve_methods", set())
+    if config.needs_calibration:
+        chosen.add(config.method)
+    curves = {}
+    for method in ("rtn", "gptq", "awq"):
+        if method != "rtn" and method not in chosen:
+            continue
+        variant = replace(config, method=method, range_method="min-max") if method != "rtn" else \
+            replace(config, method="rtn")
+        samples = settings.samples if method != "rtn" else None
+        key = (sections.curve_key(model, variant), samples)
+        if key not in st.session_state["q_curves"]:
+            images = calibration(model, replace(settings, config=variant))
+            bits = CALIBRATED_BITS if method != "rtn" else range(1, 17)
+            with session_lock("q"):
+                st.session_state["q_curves"][key] = accuracy_vs_bits(model, variant, bits, workbench=bench,
+                                                                     calibration=images)
+        points = st.session_state["q_curves"][key]
+        curves[{"rtn": "RTN", "gptq": "GPTQ", "awq": "AWQ"}[method]] = ([p.bits for p in points],
+                                                                     [p.accuracy for p in points])
+    return curves
+
+
 def average_bits(result: QuantResult, weights: dict) -> float:
     """Bits per weight of the model in force, weighted by each layer's size (mixed precision)."""
     sizes = {r.layer: weights[r.layer].numel() for r in result.layers}
     return sum(r.bits * sizes[r.layer] for r in result.layers) / max(sum(sizes.values()), 1)
+
+
+def run_label(config: QuantConfig) -> str:
+    """How a recorded setting is named in the history: method, bits, scheme, grid."""
+    how = "PTQ" if config.method == "rtn" else config.method.upper()
+    grid = f"g{config.group_size}" if config.granularity == "per-group" else config.granularity
+    return f"{how} {config.bits}-bit {config.scheme} {grid}"
 
 
 def packed_label(result: QuantResult, weights: dict) -> str:

@@ -8,38 +8,29 @@ from pathlib import Path
 
 import compression.cli.common as common
 from compression.core import Drive
-from compression.llm import (
-    ACT_GRANULARITIES,
-    PRUNE_METHODS,
-    QUANT_METHODS,
-    SCOPES,
-    PruneConfig,
-    QuantizeConfig,
-    SmoothQuantConfig,
+from compression.lm import (
     calibration_ids,
-    compress,
     evaluation_ids,
-    fp16_size_bytes,
     generate,
     load_language_model,
     load_text,
     max_positions,
-    pack,
-    packed_size_bytes,
     perplexity,
     save_hf_folder,
 )
-
-WA = ("smoothquant", "naive")  # naive: the same W·A· without migrating the outliers
+from compression.pipeline import (PRUNE_METHODS, QUANT_METHODS, WA_METHODS, compress_lm, fp16_size_bytes, lm_config,
+                                  pack, packed_size_bytes)
+from compression.quantization import ACT_GRANULARITIES, SmoothQuantConfig
 
 
 def register(sub) -> None:
     parser = sub.add_parser("lm", help="compress a language model and measure its perplexity")
     parser.add_argument("--model", default="tiny-gpt", help="tiny-gpt, smollm2, a Hugging Face folder or a .gguf file")
-    parser.add_argument("--method", required=True, choices=PRUNE_METHODS + QUANT_METHODS + WA)
+    parser.add_argument("--method", required=True, choices=PRUNE_METHODS + QUANT_METHODS + WA_METHODS)
     parser.add_argument("--sparsity", type=float, default=0.5, help="pruning: fraction of weights removed")
     parser.add_argument("--nm", metavar="N:M", help="pruning: keep N of every M inputs, e.g. 2:4")
-    parser.add_argument("--scope", choices=SCOPES, default="row", help="magnitude: rank per row or matrix")
+    parser.add_argument("--scope", choices=("row", "layer"), default="row",
+                        help="magnitude: rank within each output row, or over each whole layer")
     parser.add_argument("--bits", type=int, default=4, help="rtn/gptq/awq: weight bits")
     parser.add_argument("--group-size", type=int, default=64, help="rtn/gptq/awq: input columns per group (0: per row)")
     parser.add_argument("--act-order", action=argparse.BooleanOptionalAction, default=True,
@@ -65,13 +56,11 @@ def register(sub) -> None:
 
 
 def build_config(args):
-    if args.method in PRUNE_METHODS:
-        return PruneConfig(args.method, args.sparsity, common.parse_nm(args.nm) if args.nm else None, args.scope,
-                           args.percdamp)
-    if args.method in QUANT_METHODS:
-        return QuantizeConfig(args.method, args.bits, args.group_size, args.act_order, args.percdamp)
-    return SmoothQuantConfig(args.alpha, args.method == "smoothquant", args.weight_bits, args.act_bits,
-                             args.act_granularity)
+    if args.method in WA_METHODS:
+        return SmoothQuantConfig(args.alpha, args.method == "smoothquant", args.weight_bits, args.act_bits,
+                                 args.act_granularity)
+    return lm_config(args.method, args.sparsity, common.parse_nm(args.nm) if args.nm else None, args.bits,
+                     args.group_size, act_order=args.act_order, percdamp=args.percdamp, scope=args.scope)
 
 
 def run(args) -> int:
@@ -83,10 +72,10 @@ def run(args) -> int:
     eval_ids = evaluation_ids(lm.tokenizer, evaluation.evaluation, args.eval_samples, seq_len)
     calib_ids = calibration_ids(lm.tokenizer, calibration.calibration, args.samples, seq_len, args.seed)
     baseline = perplexity(lm.model.to(args.device), eval_ids)
-    run_ = Drive(compress(lm, config, calib_ids if config.needs_calibration else None, args.device))
+    run_ = Drive(compress_lm(lm, config, calib_ids if config.needs_calibration else None, args.device))
     for step in run_:
         if not args.json:
-            print(f"  layer {step.layer + 1}/{step.layers}  {step.seconds:6.1f} s", file=sys.stderr)
+            print(f"  layer {step.index + 1}/{step.blocks}  {step.seconds:6.1f} s", file=sys.stderr)
     result = run_.result
     measured = perplexity(result.lm.model, eval_ids)
     payload = {

@@ -1,4 +1,5 @@
-"""`prune`: magnitude (sparsity or threshold), structured or N:M pruning, optionally fine-tuned; measured."""
+"""`prune`: magnitude (sparsity or threshold), Wanda, SparseGPT, N:M or structured pruning, optionally fine-tuned;
+measured."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 import compression.cli.common as common
 from compression.core import Drive, InputError
 from compression.metrics import safetensors_bytes
-from compression.pruning import FinetuneConfig, PruneConfig, finetune, model_state, prune
+from compression.calibration import calibration_images
+from compression.pruning import (CALIBRATION_SAMPLES, METHODS, SCOPES, FinetuneConfig, PruneConfig, finetune,
+                                 model_state, prune)
 from compression.training import TrainConfig
 
 
@@ -18,10 +21,14 @@ def register(sub) -> None:
     amount = parser.add_mutually_exclusive_group()
     amount.add_argument("--sparsity", type=float, help="fraction of weights (structured: of units) to remove, 0..1")
     amount.add_argument("--threshold", type=float, help="keep weights with |w| > THRESHOLD (magnitude only)")
-    parser.add_argument("--scope", choices=("global", "layer"), default="global",
-                        help="one ranking over all layers, or the same sparsity in each layer")
-    parser.add_argument("--method", choices=("magnitude", "structured", "nm"), default="magnitude")
-    parser.add_argument("--nm", default="2:4", metavar="N:M", help="N:M pattern for --method nm (default 2:4)")
+    parser.add_argument("--scope", choices=SCOPES, default="global",
+                        help="magnitude: one ranking over all layers, the same sparsity in each layer, or in each row")
+    parser.add_argument("--method", choices=METHODS + ("nm",), default="magnitude",
+                        help="wanda and sparsegpt calibrate layer by layer on training images; nm = magnitude --nm")
+    parser.add_argument("--nm", metavar="N:M", help="keep N of every M consecutive inputs, e.g. 2:4 (any method "
+                                                     "but structured; --method nm defaults to 2:4)")
+    parser.add_argument("--calibration-samples", type=int, default=CALIBRATION_SAMPLES,
+                        help=f"wanda/sparsegpt: training images to calibrate on (default {CALIBRATION_SAMPLES})")
     parser.add_argument("--norm", type=int, choices=(1, 2), default=1, help="structured: rank units by L1 or L2")
     parser.add_argument("--exclude", action="append", default=[], metavar="LAYER",
                         help="leave this layer dense (repeatable), e.g. --exclude fc1")
@@ -35,16 +42,25 @@ def register(sub) -> None:
 def run(args) -> int:
     if args.out and not args.out.endswith(".safetensors"):
         raise InputError("--out must end in .safetensors")
-    if args.method != "nm" and args.sparsity is None and args.threshold is None:
-        raise InputError("give --sparsity S or --threshold T")
-    n, m = common.parse_nm(args.nm)
-    config = PruneConfig(amount=args.sparsity, threshold=args.threshold, method=args.method, scope=args.scope,
-                         exclude=tuple(args.exclude), n=n, m=m, norm=args.norm)
+    method, pattern = ("magnitude", args.nm or "2:4") if args.method == "nm" else (args.method, args.nm)
+    if pattern is None and args.sparsity is None and args.threshold is None:
+        raise InputError("give --sparsity S, --threshold T or --nm N:M")
+    config = PruneConfig(amount=None if pattern else args.sparsity, threshold=args.threshold, method=method,
+                         scope=args.scope, nm=common.parse_nm(pattern) if pattern else None,
+                         exclude=tuple(args.exclude), norm=args.norm)
     model = common.resolve_model(args)
-    result = prune(model, config)
+    calibration = None
+    if config.needs_calibration:
+        if model.module is None:
+            raise InputError(f"{method} needs a PyTorch model: an ONNX graph can be pruned by magnitude here")
+        calibration = calibration_images(model.dataset, args.calibration_samples)
+    result = prune(model, config, calibration)
     payload = result.to_dict()
+    if calibration is not None:
+        payload["calibration_samples"] = len(calibration)
     if args.finetune_epochs:
-        run_ = Drive(finetune(model, FinetuneConfig(config, TrainConfig(epochs=args.finetune_epochs, lr=1e-3))))
+        run_ = Drive(finetune(model, FinetuneConfig(config, TrainConfig(epochs=args.finetune_epochs, lr=1e-3)),
+                             calibration))
         for step in run_:
             if step.test_accuracy is not None and not args.json:
                 print(f"  epoch {step.epoch:5.1f}  test accuracy {step.test_accuracy:.4f}", file=sys.stderr)
@@ -60,7 +76,9 @@ def run(args) -> int:
         common.write_bytes_atomic(Path(args.out), safetensors_bytes(state))
         payload["out"] = args.out
     payload["model"] = final_model.name
-    label = f"{config.method} {payload['sparsity']:.0%}" + (f" +ft{args.finetune_epochs}" if args.finetune_epochs else "")
+    pattern_label = f" {config.nm[0]}:{config.nm[1]}" if config.nm else ""
+    label = f"{config.method}{pattern_label} {payload['sparsity']:.0%}" + \
+        (f" +ft{args.finetune_epochs}" if args.finetune_epochs else "")
     payload["run_id"] = common.record(args, "prune", model.name, payload, label)
     if args.json:
         common.print_json(payload)

@@ -8,8 +8,11 @@ from pathlib import Path
 import compression.cli.common as common
 from compression.core import Drive, InputError
 from compression.metrics import safetensors_bytes, state_dict_of
+from compression.calibration import calibration_images
 from compression.quantization import (
+    CALIBRATION_SAMPLES,
     GRANULARITIES,
+    METHODS,
     RANGES,
     ActivationQuantConfig,
     QATConfig,
@@ -25,7 +28,12 @@ def register(sub) -> None:
     parser = sub.add_parser("quantize", help="quantize weights (PTQ or QAT) and measure accuracy and file size")
     common.add_model_arguments(parser)
     parser.add_argument("--bits", type=int, required=True, help="bits per weight, 1 to 16")
+    parser.add_argument("--method", choices=METHODS, default="rtn",
+                        help="rtn: round to nearest; gptq and awq calibrate layer by layer on training images")
     parser.add_argument("--granularity", choices=GRANULARITIES, default="per-channel")
+    parser.add_argument("--group-size", type=int, default=64, help="per-group: inputs per group (default 64)")
+    parser.add_argument("--calibration-samples", type=int, default=CALIBRATION_SAMPLES,
+                        help=f"gptq/awq: training images to calibrate on (default {CALIBRATION_SAMPLES})")
     parser.add_argument("--asymmetric", action="store_true", help="asymmetric grid with a zero point")
     parser.add_argument("--range", dest="range_method", choices=RANGES, default="min-max",
                         help="how the grid's range is chosen")
@@ -44,8 +52,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     config = QuantConfig(bits=args.bits, scheme="asymmetric" if args.asymmetric else "symmetric",
-                         granularity=args.granularity, range_method=args.range_method, binary=args.binary,
-                         ternary=args.ternary)
+                         granularity=args.granularity, group_size=args.group_size, range_method=args.range_method,
+                         binary=args.binary, ternary=args.ternary, method=args.method)
     if args.qat_epochs < 0:
         raise InputError(f"--qat-epochs must be >= 0, got {args.qat_epochs}")
     for path, suffix in ((args.out, ".safetensors"), (args.packed_out, "")):
@@ -53,14 +61,23 @@ def run(args) -> int:
             raise InputError(f"--out must end in {suffix}")
         if path and not Path(path).resolve().parent.is_dir():
             raise InputError(f"folder {Path(path).parent} does not exist")
+    if args.qat_epochs and config.method != "rtn":
+        raise InputError("QAT trains toward round-to-nearest grids: use --method rtn with --qat-epochs")
     model = common.resolve_model(args)
     payload = {}
+    calibration = None
+    if config.needs_calibration:
+        if model.module is None:
+            raise InputError(f"{args.method.upper()} needs a PyTorch model: an ONNX graph is quantized by "
+                             "round-to-nearest here")
+        calibration = calibration_images(model.dataset, args.calibration_samples)
+        payload["calibration_samples"] = len(calibration)
     if args.qat_epochs:
         qat_result = _run_qat(model, config, args.qat_epochs)
         result = qat_result.quantized
         payload.update(qat_epochs=args.qat_epochs, ptq_accuracy=qat_result.ptq_accuracy)
     else:
-        result = quantize(model, config)
+        result = quantize(model, config, calibration=calibration)
     accuracy = result.accuracy
     if args.activations:
         act = quantize_activations(result.source, ActivationQuantConfig(config, activation_bits=args.activation_bits))
@@ -75,13 +92,15 @@ def run(args) -> int:
         payload["packed_out"] = args.packed_out
     payload.update(accuracy=accuracy, baseline_accuracy=baseline, bits=args.bits, size_bytes=result.size_bytes,
                    baseline_size_bytes=result.baseline_size_bytes, config=config.to_dict(),
-                   layers=result.to_dict()["layers"])
-    label = f"{'QAT' if args.qat_epochs else 'PTQ'} {args.bits}-bit {config.scheme} {config.granularity}"
+                   layers=result.to_dict()["layers"], notes=result.to_dict()["notes"])
+    how = "QAT" if args.qat_epochs else {"rtn": "PTQ"}.get(config.method, config.method.upper())
+    grid = f"g{config.group_size}" if config.granularity == "per-group" else config.granularity
+    label = f"{how} {args.bits}-bit {config.scheme} {grid}"
     payload["run_id"] = common.record(args, "quantize", model.name, payload, label)
     if args.json:
         common.print_json(payload)
         return 0
-    print(f"{model.name}: {args.bits}-bit {config.scheme} {config.granularity} ({config.range_method})"
+    print(f"{model.name}: {config.method} {args.bits}-bit {config.scheme} {config.granularity} ({config.range_method})"
           f"{' + QAT' if args.qat_epochs else ''}{' + activations' if args.activations else ''}")
     print(f"  accuracy {accuracy:.4f}  (fp32 {baseline:.4f})")
     print(f"  packed file {result.size_bytes} bytes  (fp32 torch.save {result.baseline_size_bytes} bytes, "

@@ -61,12 +61,13 @@ def layer_sparsity_bars(layer_sparsity: Mapping[str, float], sizes: Mapping[str,
                               yaxis=dict(title=dict(text="sparsity"), range=[0, 1.1], tickformat=".0%")))
 
 
-def accuracy_curve(amounts: Sequence[float], accuracies: Sequence[float], current: tuple[float, float] | None,
-                   baseline: float, title: str = "Accuracy vs sparsity", current_name: str = "current",
-                   curve_name: str = "pruned") -> go.Figure:
-    """The measured curve, the dense accuracy as a dashed line and the current setting as a red point."""
-    data = [dict(type="scatter", x=list(amounts), y=list(accuracies), mode="lines+markers", name=curve_name,
-                 line=dict(color="#4c78a8"))]
+def accuracy_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+                    current: tuple[float, float] | None, baseline: float, title: str = "Accuracy vs sparsity",
+                    current_name: str = "current") -> go.Figure:
+    """One measured line per method, the dense accuracy as a dashed line and the current setting as a point."""
+    data = [dict(type="scatter", x=list(x), y=list(y), mode="lines+markers", name=name,
+                 line=dict(color=_COLORS[i % len(_COLORS)]), marker=dict(size=5))
+            for i, (name, (x, y)) in enumerate(curves.items())]
     if current is not None:
         data.append(dict(type="scatter", x=[current[0]], y=[current[1]], mode="markers", name=current_name,
                          marker=dict(color="#e45756", size=14, symbol="diamond")))
@@ -76,6 +77,13 @@ def accuracy_curve(amounts: Sequence[float], accuracies: Sequence[float], curren
         xaxis=dict(title=dict(text="sparsity"), tickformat=".0%", range=[-0.02, 1.02]),
         yaxis=dict(title=dict(text="held-out accuracy"), tickformat=".0%", range=[0, 1.02]),
         legend=legend_below()))
+
+
+def accuracy_curve(amounts: Sequence[float], accuracies: Sequence[float], current: tuple[float, float] | None,
+                   baseline: float, title: str = "Accuracy vs sparsity", current_name: str = "current",
+                   curve_name: str = "pruned") -> go.Figure:
+    """One measured curve (see accuracy_curves)."""
+    return accuracy_curves({curve_name: (amounts, accuracies)}, current, baseline, title, current_name)
 
 
 def mask_heatmap(grid: Sequence[Sequence[float]], layer: str, shape: Sequence[int]) -> go.Figure:

@@ -19,6 +19,7 @@ from compression.metrics import (
     torch_save_bytes,
 )
 from compression.models.workbench import Workbench
+from compression.pruning.apply import calibrated_masks
 from compression.pruning.config import PruneConfig
 from compression.pruning.masks import MagnitudeRanking, apply_masks, compute_masks, effective_threshold, mask_sparsity
 from compression.pruning.result import model_state, output_axes, sparse_bytes
@@ -97,10 +98,11 @@ class Preview:
 
 
 def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_repeats: int = 15,
-            rankings: dict | None = None) -> Preview:
-    """Mask, evaluate and measure `config` on the Workbench's copy (the original model is not touched).
+            rankings: dict | None = None, calibration: Tensor | None = None) -> Preview:
+    """Prune, evaluate and measure `config` on the Workbench's copy (the original model is not touched).
 
-    `rankings` caches a MagnitudeRanking per (scope, exclude), so a sparsity move skips re-sorting |w|.
+    `rankings` caches a MagnitudeRanking per (scope, exclude), so a sparsity move skips re-sorting |w|;
+    Wanda and SparseGPT calibrate on `calibration` (the page keeps the same images between moves).
     """
     model, base = bench.model, bench.base
     keep = None
@@ -108,15 +110,18 @@ def preview(bench: Workbench, config: PruneConfig, baseline: Baseline, latency_r
         module = bench.module_with({})
         keep = plan(module, config)
         masks = unit_masks(module, keep)
-    elif rankings is not None and config.method == "magnitude" and config.amount is not None \
-            and not config.layer_amounts:
+    elif config.needs_calibration:
+        masks, weights = calibrated_masks(model, base, config, calibration)
+    elif rankings is not None and config.scope in ("global", "layer") and config.amount is not None \
+            and config.nm is None and config.threshold is None and not config.layer_amounts:
         key = (config.scope, config.exclude)
         if key not in rankings:
             rankings[key] = MagnitudeRanking(base, config.scope, config.exclude)
         masks = rankings[key].masks(config.amount)
     else:
         masks = compute_masks(base, config, output_axes(model))
-    weights = apply_masks(base, masks)
+    if not config.needs_calibration:
+        weights = apply_masks(base, masks)
     evaluation = bench.evaluate(weights)
     state = model_state(model) if model.onnx is not None else None
     total = sum(w.numel() for w in base.values())

@@ -39,16 +39,42 @@ def global_magnitude_masks(weights: Mapping[str, Tensor], amount: float) -> dict
     return out
 
 
+def row_keep(scores: Tensor, amount: float) -> Tensor:
+    """Keep mask (bool) pruning the round(amount·cols) lowest scores of each row of a 2-D `scores`."""
+    k = round(scores.shape[1] * amount)
+    keep = torch.ones_like(scores, dtype=torch.bool)
+    if k > 0:
+        keep.scatter_(1, scores.topk(k, dim=1, largest=False).indices, False)
+    return keep
+
+
+def nm_keep(scores: Tensor, n: int, m: int) -> Tensor:
+    """Keep mask (bool): the n highest scores in every group of m consecutive columns of each row.
+
+    The one N:M rule: a row whose length is not a multiple of m ends in a shorter group, padded with scores that
+    always lose, so that group keeps min(n, its length).
+    """
+    cols = scores.shape[1]
+    pad = (-cols) % m
+    grouped = F.pad(scores.float(), (0, pad), value=-float("inf")).view(scores.shape[0], -1, m)
+    keep = torch.zeros_like(grouped, dtype=torch.bool)
+    keep.scatter_(-1, grouped.topk(min(n, m), dim=-1).indices, True)
+    return keep.view(scores.shape[0], -1)[:, :cols]
+
+
+def row_mask(weight: Tensor, amount: float, out_axis: int = 0) -> Tensor:
+    """Zero the round(amount · inputs) smallest |w| of each output unit (magnitude with scope "row")."""
+    w = weight.movedim(out_axis, 0)
+    mask = row_keep(w.reshape(w.shape[0], -1).abs(), amount).to(weight.dtype)
+    return mask.reshape(w.shape).movedim(0, out_axis).contiguous()
+
+
 def nm_mask(weight: Tensor, n: int, m: int, out_axis: int = 0) -> Tensor:
     """Keep the n largest |w| in every group of m consecutive input weights of each output unit."""
     w = weight.movedim(out_axis, 0)
     rows = w.reshape(w.shape[0], -1)  # (out, in*kh*kw): groups run along the inputs, as 2:4 hardware expects
-    cols = rows.shape[1]
-    pad = (-cols) % m
-    scores = F.pad(rows.abs(), (0, pad), value=-1.0).view(rows.shape[0], -1, m)  # padding always loses
-    keep = scores.topk(min(n, m), dim=-1).indices
-    mask = torch.zeros_like(scores).scatter_(-1, keep, 1.0).view(rows.shape[0], -1)[:, :cols]
-    return mask.reshape(w.shape).movedim(0, out_axis).contiguous().to(weight.dtype)
+    mask = nm_keep(rows.abs(), n, m).to(weight.dtype)
+    return mask.reshape(w.shape).movedim(0, out_axis).contiguous()
 
 
 # ---- masks for a model's weights under a config ----
@@ -68,13 +94,16 @@ def compute_masks(weights: Mapping[str, Tensor], config: PruneConfig,
     """Masks for the selected weights (magnitude or N:M); excluded weights get no mask."""
     if config.method == "structured":
         raise InputError("structured masks need the model: use compression.pruning.structured.unit_masks")
+    if config.needs_calibration:
+        raise InputError(f"{config.method} needs calibration inputs: use compression.pruning.prune_calibrated")
     if not weights:
         raise InputError("this model has no Linear or Conv weights to prune")
     chosen = select_weights(weights, config.exclude)
     if not chosen:
         raise InputError("there is no layer left to prune: every layer is excluded")
-    if config.method == "nm":
-        return {k: nm_mask(w, config.n, config.m, (out_axes or {}).get(k, 0)) for k, w in chosen.items()}
+    axes = out_axes or {}
+    if config.nm:
+        return {k: nm_mask(w, *config.nm, axes.get(k, 0)) for k, w in chosen.items()}
     if config.threshold is not None:
         return {k: threshold_mask(w, config.threshold) for k, w in chosen.items()}
     per_layer = dict(config.layer_amounts)
@@ -83,6 +112,8 @@ def compute_masks(weights: Mapping[str, Tensor], config: PruneConfig,
                 for k, w in chosen.items()}
     if config.scope == "global":
         return global_magnitude_masks(chosen, config.amount)
+    if config.scope == "row":
+        return {k: row_mask(w, config.amount, axes.get(k, 0)) for k, w in chosen.items()}
     return {k: magnitude_mask(w, config.amount) for k, w in chosen.items()}
 
 

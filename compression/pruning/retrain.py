@@ -7,7 +7,7 @@ from collections.abc import Generator
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from compression.core.errors import InputError
 from compression.models.loading import LoadedModel, prunable_weights
@@ -40,7 +40,7 @@ class GradualConfig:
     interval_steps: int = 10  # Δt: steps between mask updates
 
     def __post_init__(self):
-        if self.prune.method != "magnitude" or self.prune.amount is None:
+        if self.prune.method != "magnitude" or self.prune.amount is None or self.prune.nm is not None:
             raise InputError("gradual pruning needs magnitude pruning with a target sparsity")
         if not 0.0 <= self.initial_amount <= self.prune.amount:
             raise InputError(f"the initial sparsity must be in [0, {self.prune.amount}], got {self.initial_amount}")
@@ -97,10 +97,12 @@ def _require_trainable(model: LoadedModel) -> None:
         raise InputError(f"fine-tuning needs training data; {model.dataset.name!r} has only a test split")
 
 
-def finetune(model: LoadedModel, config: FinetuneConfig) -> Generator[Step, None, FinetuneResult]:
-    """One-shot prune a copy of `model`, then train it with pruned weights kept at zero; yields Steps."""
+def finetune(model: LoadedModel, config: FinetuneConfig,
+             calibration: Tensor | None = None) -> Generator[Step, None, FinetuneResult]:
+    """One-shot prune a copy of `model` (Wanda and SparseGPT on `calibration`), then train it with pruned weights
+    kept at zero; yields Steps."""
     _require_trainable(model)
-    oneshot = prune(model, config.prune)
+    oneshot = prune(model, config.prune, calibration)
     module = oneshot.model.module  # our own copy: training it leaves `model` untouched
     # structured pruning removed the units outright: nothing to hold at zero
     masks = {} if config.prune.method == "structured" else dict(oneshot.masks)

@@ -7,10 +7,12 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from compression.core.errors import InputError
 from compression.metrics import Evaluation
 from compression.models.workbench import Workbench
+from compression.pruning.apply import calibrated_masks
 from compression.pruning.config import PruneConfig
 from compression.pruning.masks import MagnitudeRanking, apply_masks, compute_masks, select_weights
 from compression.pruning.structured import plan, unit_masks
@@ -26,20 +28,27 @@ class CurvePoint:
     loss: float
 
 
-def accuracy_curve(bench: Workbench, config: PruneConfig,
-                   amounts: Sequence[float] = CURVE_AMOUNTS) -> list[CurvePoint]:
-    """Accuracy at each sparsity, masks swapped into one working copy (no copy of the model per point)."""
-    if config.method == "nm":
-        config = PruneConfig(amount=0.0, scope=config.scope, exclude=config.exclude)  # N:M is one point: magnitude
-    config = replace(config, threshold=None, layer_amounts=(), amount=0.0)
+def accuracy_curve(bench: Workbench, config: PruneConfig, amounts: Sequence[float] = CURVE_AMOUNTS,
+                   calibration: Tensor | None = None) -> list[CurvePoint]:
+    """Accuracy at each sparsity with `config`'s method (an N:M pattern: its method unstructured), evaluated on
+    one working copy; magnitude cuts one sorted order, Wanda and SparseGPT calibrate once per point."""
+    config = replace(config, threshold=None, layer_amounts=(), amount=0.0, nm=None)
+    if config.needs_calibration:
+        variants = [calibrated_masks(bench.model, bench.base, replace(config, amount=a), calibration)[1]
+                    for a in amounts]
+        return [CurvePoint(a, e.accuracy, e.loss) for a, e in zip(amounts, evaluate_many(bench, variants))]
     structured = config.method == "structured"
     if structured:
         module = bench.module_with({})  # original weights: the ranking is computed on them
-    ranked = None if structured else MagnitudeRanking(bench.base, config.scope, config.exclude)
+    ranked = None if structured or config.scope == "row" else \
+        MagnitudeRanking(bench.base, config.scope, config.exclude)
     variants = []
     for amount in amounts:
         cfg = replace(config, amount=amount)
-        masks = unit_masks(module, plan(module, cfg)) if structured else ranked.masks(amount)
+        if structured:
+            masks = unit_masks(module, plan(module, cfg))
+        else:
+            masks = ranked.masks(amount) if ranked is not None else compute_masks(bench.base, cfg)
         variants.append(apply_masks(bench.base, masks))
     return [CurvePoint(a, e.accuracy, e.loss) for a, e in zip(amounts, evaluate_many(bench, variants))]
 

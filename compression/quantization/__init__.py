@@ -1,6 +1,9 @@
-"""Quantization: fake-quantized weights (PTQ), QAT, activations, and real int8 through a swappable backend."""
+"""Quantization for any model: round-to-nearest per tensor, channel or group, GPTQ and AWQ (calibrated, layer by
+layer), SmoothQuant W·A·, activations (static PTQ), QAT, and real int8 through a swappable backend."""
 
 from compression.quantization.activations import OBSERVERS, ActivationQuantConfig, quantize_activations
+from compression.quantization.config import GRANULARITIES, METHODS, RANGES, SCHEMES, QuantConfig
+from compression.quantization.hooks import InputFakeQuant
 from compression.quantization.int8 import (
     LARGE_MLP,
     MODES,
@@ -10,12 +13,11 @@ from compression.quantization.int8 import (
     deploy_int8,
     large_mlp_int8,
 )
-from compression.quantization.packed import load_packed
+from compression.quantization.oneshot import quantize_block, smoothquant_block
+from compression.quantization.packing import load_packed, packed_codes, raw_float, save_packed
+from compression.quantization.primitives import QParams
 from compression.quantization.ptq import (
-    GRANULARITIES,
-    RANGES,
-    SCHEMES,
-    QuantConfig,
+    CALIBRATION_SAMPLES,
     QuantResult,
     accuracy_vs_bits,
     layer_view,
@@ -24,32 +26,46 @@ from compression.quantization.ptq import (
     worked_example,
 )
 from compression.quantization.qat_training import QATConfig, qat, qat_with_control
+from compression.quantization.smoothquant import ACT_GRANULARITIES, SmoothQuantConfig
 from compression.quantization.speed import SpeedComparison, compare_speed
+from compression.quantization.tensors import QTensor
 
 __all__ = [
+    "ACT_GRANULARITIES",
     "accuracy_vs_bits",
     "ActivationQuantConfig",
+    "CALIBRATION_SAMPLES",
     "compare_speed",
     "deploy_int8",
     "GRANULARITIES",
+    "InputFakeQuant",
     "Int8Config",
     "Int8Measure",
     "LARGE_MLP",
     "large_mlp_int8",
     "layer_view",
     "load_packed",
+    "METHODS",
     "MODES",
     "OBSERVERS",
+    "packed_codes",
+    "QParams",
     "qat",
     "qat_with_control",
     "QATConfig",
-    "QuantConfig",
+    "QTensor",
     "quantize",
     "quantize_activations",
+    "quantize_block",
+    "QuantConfig",
     "QuantResult",
     "RANGES",
+    "raw_float",
+    "save_packed",
     "SCHEMES",
     "sensitivity",
+    "smoothquant_block",
+    "SmoothQuantConfig",
     "SpeedComparison",
     "TorchAOQuantization",
     "worked_example",

@@ -11,7 +11,11 @@ from compression.core.errors import InputError
 from compression.metrics import evaluate
 from compression.models.architectures import WEIGHT_LAYERS
 from compression.models.loading import LoadedModel
-from compression.quantization.ptq import QParams, QuantConfig, check_bits, choose_qparams, fake_quantize, quantize
+from compression.calibration import calibration_images
+from compression.quantization.config import QuantConfig, check_bits
+from compression.quantization.hooks import InputFakeQuant
+from compression.quantization.primitives import QParams, choose_qparams
+from compression.quantization.ptq import quantize
 
 OBSERVERS = ("min-max", "percentile", "moving-average")
 QUANTIZED_LAYERS = WEIGHT_LAYERS
@@ -81,16 +85,6 @@ class Observer:
         return choose_qparams(torch.stack([self.lo, self.hi]), bits, symmetric=False)
 
 
-class InputFakeQuant:
-    """A forward pre-hook rounding a layer's input to a fixed grid (picklable, unlike a closure)."""
-
-    def __init__(self, qparams: QParams):
-        self.qparams = qparams
-
-    def __call__(self, _module: nn.Module, args: tuple) -> tuple:
-        return (fake_quantize(args[0], self.qparams), *args[1:])
-
-
 @dataclass(frozen=True)
 class ActivationRange:
     layer: str
@@ -119,12 +113,8 @@ class ActivationQuantResult:
 
 
 def calibration_inputs(model: LoadedModel, batches: int, batch_size: int, seed: int = 0) -> Tensor:
-    """A fixed random subset of the training split (the test split if there is none): never the test labels."""
-    data = model.dataset
-    x = data.x_train if data.has_train else data.x_test
-    n = min(len(x), batches * batch_size)
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
-    return x[order]
+    """`batches` × `batch_size` training images chosen by `seed` (never the test labels)."""
+    return calibration_images(model.dataset, batches * batch_size, seed)
 
 
 def quantize_activations(model: LoadedModel, config: ActivationQuantConfig) -> ActivationQuantResult:

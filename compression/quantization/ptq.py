@@ -16,33 +16,15 @@ from compression.core.errors import InputError
 from compression.metrics import Evaluation, Histogram, histogram, state_dict_of
 from compression.models.loading import LoadedModel
 from compression.models.workbench import Workbench, with_weights
-from compression.quantization.packed import save_packed
-from compression.quantization.primitives import (  # noqa: F401 (re-exported)
-    EPS,
-    GRANULARITIES,
-    MAX_BITS,
-    MIN_BITS,
-    RANGES,
-    SCHEMES,
-    LayerQuant,
-    QParams,
-    QTensor,
-    QuantConfig,
-    QuantizedWeights,
-    binarize,
-    check_bits,
-    check_finite,
-    choose_qparams,
-    clipped_mask,
-    fake_quantize,
-    grid_levels,
-    quant_range,
-    quantize_codes,
-    quantize_tensor,
-    quantize_weights,
-    sqnr_db,
-    ternarize,
-)
+from compression.calibration import BlockStep, calibration_images
+from compression.quantization.config import MAX_BITS, MIN_BITS, QuantConfig, check_bits
+from compression.quantization.oneshot import quantize_model
+from compression.quantization.packing import save_packed
+from compression.quantization.primitives import choose_qparams, clipped_mask, fake_quantize, quantize_codes
+from compression.quantization.tensors import (LayerQuant, QTensor, QuantizedWeights, grid_levels, quantize_weights,
+                                              sqnr_db)
+
+CALIBRATION_SAMPLES = 512  # training images GPTQ and AWQ calibrate on unless told otherwise
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +40,7 @@ class QuantResult:
     baseline_loss: float
     packed: bytes  # the real packed low-bit file
     baseline_size_bytes: int  # torch.save file (or the .onnx file)
+    steps: tuple[BlockStep, ...] = ()  # GPTQ and AWQ: each layer's relative output error on calibration inputs
 
     @property
     def weights(self) -> Mapping[str, Tensor]:
@@ -81,7 +64,9 @@ class QuantResult:
                 "accuracy": self.accuracy, "loss": self.loss, "baseline_accuracy": self.baseline_accuracy,
                 "baseline_loss": self.baseline_loss, "size_bytes": self.size_bytes,
                 "baseline_size_bytes": self.baseline_size_bytes,
-                "layers": [asdict(layer) for layer in self.layers]}
+                "layers": [asdict(layer) for layer in self.layers],
+                "layer_errors": {s.name: e for s in self.steps for e in s.errors.values()},
+                "notes": [note for s in self.steps for note in s.notes]}
 
 
 @dataclass(frozen=True)
@@ -109,17 +94,30 @@ def channel_axes(model: LoadedModel) -> dict[str, int]:
     return {name: 0 for name in model.weights()}
 
 
-def quantize(model: LoadedModel, config: QuantConfig, workbench: Workbench | None = None) -> QuantResult:
-    """Round every Linear/Conv weight of `model` as `config` says; evaluate; write the packed file."""
+def quantize(model: LoadedModel, config: QuantConfig, workbench: Workbench | None = None,
+             calibration: Tensor | None = None) -> QuantResult:
+    """Round every Linear/Conv weight of `model` as `config` says; evaluate; write the packed file.
+
+    GPTQ and AWQ calibrate layer by layer on `calibration` (default: 512 training images fixed by seed 0).
+    """
     weights = model.weights()
     _check_layers(config, weights)
-    quantized = quantize_weights(weights, config, channel_axes(model))
+    steps: tuple[BlockStep, ...] = ()
+    if config.needs_calibration:
+        if model.module is None:
+            raise InputError(f"{config.method.upper()} needs a PyTorch model: an ONNX graph is quantized by "
+                             "round-to-nearest here")
+        if calibration is None:
+            calibration = calibration_images(model.dataset, CALIBRATION_SAMPLES)
+        quantized, steps = quantize_model(model.module, weights, config, calibration)
+    else:
+        quantized = quantize_weights(weights, config, channel_axes(model))
     bench = workbench or Workbench(model)
     after = bench.evaluate(quantized.weights)
     baseline, baseline_size = _baseline(model, bench)
-    packed = save_packed(_full_state(model, quantized.qtensors))
+    packed = save_packed(_full_state(model, quantized.qtensors), config.fp16_scales)
     return QuantResult(config, model, quantized, after.accuracy, after.loss, baseline.accuracy, baseline.loss,
-                       packed, baseline_size)
+                       packed, baseline_size, steps)
 
 
 def sensitivity(model: LoadedModel, config: QuantConfig, workbench: Workbench | None = None,
@@ -140,12 +138,13 @@ def sensitivity(model: LoadedModel, config: QuantConfig, workbench: Workbench | 
 
 
 def accuracy_vs_bits(model: LoadedModel, config: QuantConfig, bits: Iterable[int] = range(MIN_BITS, MAX_BITS + 1),
-                     workbench: Workbench | None = None) -> tuple[BitsPoint, ...]:
+                     workbench: Workbench | None = None, calibration: Tensor | None = None) -> tuple[BitsPoint, ...]:
     """Held-out accuracy and packed size with every layer at each bit-width (other settings from `config`)."""
     bench = workbench or Workbench(model)
     points = []
     for b in bits:
-        result = quantize(model, QuantConfig(**{**config.to_dict(), "bits": b, "layer_bits": ()}), bench)
+        result = quantize(model, QuantConfig(**{**config.to_dict(), "bits": b, "layer_bits": ()}), bench,
+                          calibration)
         points.append(BitsPoint(b, result.accuracy, result.size_bytes))
     return tuple(points)
 

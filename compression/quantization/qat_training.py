@@ -17,7 +17,9 @@ from compression.core.errors import InputError
 from compression.metrics import evaluate
 from compression.models.architectures import WEIGHT_LAYERS
 from compression.models.loading import LoadedModel
-from compression.quantization.ptq import QuantConfig, QuantResult, quantize, quantize_tensor
+from compression.quantization.config import QuantConfig
+from compression.quantization.ptq import QuantResult, quantize
+from compression.quantization.tensors import quantize_tensor
 from compression.training import Step, TrainConfig, fit
 
 QAT_LAYERS = WEIGHT_LAYERS

@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 from conftest import require
-from llm_helpers import TEXT, tiny_gpt2, tiny_llama, tokenizer
+from lm_helpers import TEXT, tiny_gpt2, tiny_llama, tokenizer
 
 from compression.core.errors import InputError
-from compression.llm import (
+from compression.lm import (
     FORTUNES,
     KJV,
     calibration_ids,

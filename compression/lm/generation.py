@@ -6,9 +6,9 @@ import torch
 from torch import Tensor
 
 from compression.core.errors import InputError
-from compression.llm.calibrate import capture_layer_call, linear_inputs
-from compression.llm.layers import decoder_layers, family_of, layer_linears
-from compression.llm.models import LanguageModel
+from compression.lm.decoder import capture_layer_call, linear_inputs
+from compression.lm.layer_map import decoder_layers, family_of, layer_linears
+from compression.lm.models import LanguageModel
 
 
 def max_positions(lm: LanguageModel) -> int:
@@ -35,11 +35,6 @@ def generate(lm: LanguageModel, prompt: str, max_new_tokens: int = 40) -> str:
     return lm.tokenizer.decode(new, skip_special_tokens=True)
 
 
-def layer_roles(lm: LanguageModel) -> tuple[str, ...]:
-    """The names of a decoder layer's compressible linears, in forward order (q, k, v, o, gate, up, down)."""
-    return tuple(role for role, _ in family_of(lm.model).roles)
-
-
 @torch.no_grad()
 def channel_max(lm: LanguageModel, ids: Tensor, layer: int, role: str | None = None) -> Tensor:
     """max|x_j| over all tokens of `ids` for each input channel j of one linear (default: the first) of a layer.
@@ -54,7 +49,7 @@ def channel_max(lm: LanguageModel, ids: Tensor, layer: int, role: str | None = N
     role = role or next(iter(linears))
     if role not in linears:
         raise InputError(f"role must be one of {', '.join(linears)}, got {role!r}")
-    call = capture_layer_call(lm.model, ids.to(next(lm.model.parameters()).device))
+    call = capture_layer_call(lm.model, layers[0], ids.to(next(lm.model.parameters()).device))
     hidden = call.hidden
     for earlier in layers[:layer]:
         hidden = call.run(earlier, hidden)

@@ -5,12 +5,14 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from conftest import ROOT
-from llm_helpers import TEXT, tiny_llama
+from lm_helpers import TEXT, tiny_gpt2, tiny_llama
 
 from compression.cli import main
 from compression.history.store import RunStore
-from compression.llm import load_hf_folder, load_tiny_gpt, perplexity, unpack
+from compression.lm import load_hf_folder, load_tiny_gpt, perplexity, save_hf_folder
+from compression.pipeline import config_from_dict, lm_config, unpack
 
 KEYS = {"perplexity", "baseline_perplexity", "size_bytes", "baseline_size_bytes", "seconds", "config", "tokens",
         "layer_errors"}
@@ -19,8 +21,6 @@ KEYS = {"perplexity", "baseline_perplexity", "size_bytes", "baseline_size_bytes"
 @pytest.fixture(scope="module")
 def folder_and_text(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lm")
-    from compression.llm import save_hf_folder
-
     save_hf_folder(tiny_llama(), tmp / "model")
     (tmp / "text.txt").write_text(TEXT)
     return tmp / "model", tmp / "text.txt"
@@ -31,13 +31,23 @@ def small(folder, text, *extra):
             "--seq-len", "32", "--json", *extra]
 
 
-@pytest.mark.parametrize("method, extra", [("wanda", ["--nm", "2:4"]), ("gptq", ["--bits", "3", "--group-size", "32"]),
-                                           ("smoothquant", ["--alpha", "0.8"]), ("rtn", ["--group-size", "16"])])
-def test_lm_prints_the_measured_json_and_records_the_run(folder_and_text, capsys, method, extra):
+# (method, flags, the config the flags stand for)
+RUNS = [
+    ("wanda", ["--nm", "2:4"], lm_config("wanda", nm=(2, 4))),
+    ("gptq", ["--bits", "3", "--group-size", "32", "--no-act-order"],
+     lm_config("gptq", bits=3, group_size=32, act_order=False)),
+    ("smoothquant", ["--alpha", "0.8"], lm_config("smoothquant", alpha=0.8)),
+    ("rtn", ["--group-size", "48"], lm_config("rtn", group_size=48)),  # 64 inputs: groups of 48 and 16
+    ("magnitude", ["--scope", "layer", "--sparsity", "0.3"], lm_config("magnitude", 0.3, scope="layer")),
+]
+
+
+@pytest.mark.parametrize("method, extra, config", RUNS, ids=[r[0] for r in RUNS])
+def test_lm_prints_the_measured_json_and_records_the_run(folder_and_text, capsys, method, extra, config):
     folder, text = folder_and_text
     assert main(small(folder, text, "--method", method, *extra)) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert KEYS <= set(payload) and payload["config"]["method" if method != "smoothquant" else "smooth"]
+    assert KEYS <= set(payload) and config_from_dict(payload["config"]) == config
     assert payload["size_bytes"] < payload["baseline_size_bytes"] and payload["tokens"] == 2 * 31
     assert payload["run_id"] in {run.id for run in RunStore().runs(kind="lm")}
 
@@ -54,17 +64,40 @@ def test_lm_writes_a_folder_and_a_packed_file(folder_and_text, tmp_path, capsys)
     assert load_hf_folder(tmp_path / "out").info.params == payload["model_info"]["params"]
 
 
+def test_a_gpt2_packed_file_decodes_to_the_folder_written_beside_it(folder_and_text, tmp_path, capsys):
+    _, text = folder_and_text
+    save_hf_folder(tiny_gpt2(), tmp_path / "gpt2")
+    args = small(tmp_path / "gpt2", text, "--method", "gptq", "--group-size", "32", "--out", str(tmp_path / "out"),
+                 "--packed-out", str(tmp_path / "m.safetensors"), "--no-record")
+    assert main(args) == 0
+    capsys.readouterr()
+    decoded = unpack((tmp_path / "m.safetensors").read_bytes())
+    state = load_hf_folder(tmp_path / "out").model.state_dict()
+    conv1d = "transformer.h.0.mlp.c_fc.weight"  # stored (out, in) in the file, read back in Conv1D's (in, out)
+    assert decoded[conv1d].shape == state[conv1d].shape == (64, 256) and torch.equal(decoded[conv1d], state[conv1d])
+    for name, tensor in decoded.items():
+        torch.testing.assert_close(tensor, state[name], atol=2e-3 * state[name].abs().max().item() + 1e-6, rtol=1e-3)
+
+
 @pytest.mark.parametrize("argv, message", [
-    (["--method", "wanda", "--sparsity", "1.5"], "sparsity must be in"),
-    (["--method", "gptq", "--group-size", "48"], "divide"),
+    (["--method", "wanda", "--sparsity", "1.5"], "must be in [0, 1], got 1.5"),
+    (["--method", "gptq", "--group-size", "-1"], "group size must be a positive integer"),
+    (["--method", "wanda", "--nm", "5:4"], "N:M needs 1 <= N <= M <= 64"),
     (["--method", "wanda", "--nm", "2-4"], "--nm must look like 2:4"),
-    (["--method", "rtn", "--bits", "1"], "bits must be"),
+    (["--method", "rtn", "--bits", "17"], "bits must be an integer from 1 to 16"),
 ])
 def test_bad_input_exits_non_zero_with_one_line(folder_and_text, capsys, argv, message):
     folder, text = folder_and_text
     assert main(small(folder, text, *argv)) != 0
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+def test_the_scope_is_per_row_or_per_layer_only(folder_and_text, capsys):
+    folder, text = folder_and_text
+    with pytest.raises(SystemExit):
+        main(small(folder, text, "--method", "magnitude", "--scope", "global"))
+    assert "invalid choice: 'global'" in capsys.readouterr().err
 
 
 def test_a_missing_model_is_one_line_from_a_real_process():

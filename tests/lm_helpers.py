@@ -1,12 +1,12 @@
-"""Tiny language models for the llm tests, built from configs (random weights, no download)."""
+"""Tiny language models for the language-model tests, built from configs (random weights, no download)."""
 
 from __future__ import annotations
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from compression.llm.models import LanguageModel, describe
-from compression.llm.tinygpt import char_tokenizer
+from compression.lm.models import LanguageModel, describe
+from compression.lm.tinygpt import char_tokenizer
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ.,;:!?'\n0123456789"
 TEXT = ("In the beginning God created the heaven and the earth. And the earth was without form, and void; "

@@ -1,4 +1,5 @@
-"""The second-order machinery SparseGPT and GPTQ share: H = 2XᵀX/n, dampening, the Cholesky factor of H⁻¹."""
+"""The second-order machinery SparseGPT and GPTQ share: H = 2XᵀX/n, dampening, the Cholesky factor of H⁻¹;
+and the per-input statistics the calibrated methods read, computed once per input tensor."""
 
 from __future__ import annotations
 
@@ -68,3 +69,23 @@ def relative_error(w: Tensor, w_hat: Tensor, x: Tensor, max_tokens: int | None =
     reference = x @ w.float().t()
     diff = reference - x @ w_hat.float().t()
     return (diff.pow(2).sum() / reference.pow(2).sum().clamp_min(1e-30)).item()
+
+
+class InputStats:
+    """H = 2XᵀX/n and ‖X_j‖₂ per input tensor, computed once for linears that share one input (q, k, v)."""
+
+    def __init__(self, inputs: dict[str, Tensor]):
+        self._inputs, self._done = inputs, {}
+
+    def _once(self, what: str, role: str, compute) -> Tensor:
+        x = self._inputs[role]
+        if (what, id(x)) not in self._done:
+            self._done[(what, id(x))] = compute(x)
+        return self._done[(what, id(x))]
+
+    def hessian(self, role: str) -> Tensor:
+        return self._once("hessian", role, hessian)
+
+    def column_norms(self, role: str) -> Tensor:
+        """‖X_j‖₂ of each input channel over the calibration tokens (Wanda's statistic)."""
+        return self._once("norms", role, lambda x: x.float().pow(2).sum(0).sqrt())

