@@ -2,10 +2,12 @@
 
 import streamlit as st
 
-from compression.metrics import use_server_threads
+from compression.core import logs
+from compression.core.threads import use_threads
 from ui import common, routing
 
-use_server_threads()  # one torch thread per request unless $COMPRESSION_LAB_TORCH_THREADS says otherwise (README)
+use_threads()  # one torch thread per request unless $COMPRESSION_LAB_TORCH_THREADS says otherwise (README)
+logs.configure()  # failures leave their traceback in the log file (README); the page shows one line
 
 # A page_icon of our own: with material icons on pages, the browser would otherwise fetch a favicon online.
 st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wide")

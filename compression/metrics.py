@@ -15,7 +15,6 @@ from safetensors.torch import save as safetensors_save
 from torch import Tensor, nn
 
 from compression.core.histogram import Histogram
-from compression.core.settings import torch_threads
 
 
 @dataclass(frozen=True)
@@ -121,16 +120,6 @@ class Latency:
     batch_size: int
     repeats: int
     threads: int  # torch's intra-op threads while timing
-
-
-def use_server_threads() -> int:
-    """Set torch's intra-op threads to the server's policy (settings.torch_threads(), 1 unless set; the README
-    gives the measurement) and return it. Many sessions share the cores: one thread per request runs them side by
-    side instead of making every small op wait for a team of threads."""
-    threads = torch_threads()
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-    return threads
 
 
 LATENCY_METHOD = ("latency_stat", "latency_batch", "latency_threads")  # how a recorded latency_ms was measured

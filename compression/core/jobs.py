@@ -9,12 +9,16 @@ ends, whatever ended it, so the run is recorded whether or not a page is still w
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import compression.core.settings as settings
+from compression.core.threads import use_threads
+
+logger = logging.getLogger(__name__)
 
 ENDED = ("done", "cancelled", "failed")
 
@@ -107,6 +111,7 @@ class Job:
         self._thread.start()
 
     def _run(self) -> None:
+        use_threads()  # a new thread starts with torch's default team, whatever the process set
         if not self.pool._enter(self):
             self._finish("cancelled")
             return
@@ -133,7 +138,8 @@ class Job:
                     return "done"
                 with self._lock:
                     self._steps.append(step)
-        except Exception as exc:  # shown on the page; the app keeps working
+        except Exception as exc:  # one line on the page, the traceback in the log; the app keeps working
+            logger.exception("job %r failed", self.label)
             with self._lock:
                 self.error = f"{type(exc).__name__}: {exc}"
             return "failed"
@@ -143,6 +149,7 @@ class Job:
             try:
                 self._on_end(self, status)
             except Exception as exc:  # e.g. the history is locked: the job's own result is still good
+                logger.exception("job %r: recording its end (%s) failed", self.label, status)
                 self.end_error = f"{type(exc).__name__}: {exc}"
         with self._lock:
             self.status = status
