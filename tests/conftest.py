@@ -111,22 +111,45 @@ def browser(chromium_path):
         b.close()
 
 
+# The one timeout of every browser wait (Playwright's expect and the page's own waits): generous, because a loaded
+# 2-core machine stretches a page run 5-10x. A wait that needs it has found a hang, not a slow machine.
+BROWSER_TIMEOUT_MS = 120_000
+
+
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
-    pg.set_default_timeout(60_000)
+    pg.set_default_timeout(BROWSER_TIMEOUT_MS)
     yield pg
     context.close()
 
 
 def wait_idle(page) -> None:
-    """Wait until Streamlit has finished running the script (what Streamlit's own e2e suite waits on)."""
+    """Wait until Streamlit has finished running the script (what Streamlit's own e2e suite waits on).
+
+    The page is also idle *before* a run starts, so call this only once something the run draws has been seen
+    (wait for that first); on its own after an action it can return before the action's run has begun."""
     from playwright.sync_api import expect
 
-    page.wait_for_timeout(300)
-    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning",
-                                                          timeout=120_000)
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+
+
+def open_page(page, url: str, shows) -> None:
+    """Go to `url`, wait until `shows` (a locator of something that page's run draws) is visible, then until the
+    run has ended."""
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    expect(shows).to_be_visible()
+    wait_idle(page)
+
+
+def open_router(page, app_server: str, model: str = "mlp") -> None:
+    """Open the app's router first, so st.navigation owns the URL paths: before any run has called it, Streamlit
+    would serve a page's script as a legacy page without app.py. Its navigation drawn is the sign it ran."""
+    navigation = page.get_by_test_id("stSidebarNav").get_by_text("Pruning", exact=True)
+    open_page(page, f"{app_server}/?model={model}", navigation)
 
 
 # Per chart: the x-axis titles and tick labels that a legend box covers.
@@ -166,6 +189,11 @@ def pytest_configure(config):
 
     # Tests run beside other work on a 2-core machine; one thread each avoids oversubscription.
     torch.set_num_threads(1)
+    try:
+        from playwright.sync_api import expect
+    except ImportError:  # the browser tests skip (or fail in CI) through the chromium_path fixture
+        return
+    expect.set_options(timeout=BROWSER_TIMEOUT_MS)  # Playwright's default is 5 s, and page timeouts do not apply
 
 
 def drain(generator) -> tuple[list, object]:

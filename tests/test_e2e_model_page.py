@@ -1,22 +1,20 @@
 """The real app in headless Chromium: open it, pick a model, look at it."""
 
 import pytest
-from conftest import SCREENSHOTS, wait_idle
+from conftest import SCREENSHOTS, open_page, wait_idle
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
 
 
 def test_open_app_pick_model_and_screenshot(app_server, page):
-    page.goto(f"{app_server}/?model=mlp")
-    wait_idle(page)
-    expect(page.get_by_text("Accuracy (held-out)")).to_be_visible()
+    open_page(page, f"{app_server}/?model=mlp", page.get_by_text("Accuracy (held-out)"))
     sidebar = page.get_by_test_id("stSidebar")
     sidebar.get_by_test_id("stSelectbox").first.click()
     page.get_by_role("option", name="cnn", exact=True).click()
-    wait_idle(page)
     expect(page.get_by_text("38,282", exact=True)).to_be_visible()  # the cnn's parameter count
     assert "model=cnn" in page.url  # the choice is in the URL, so the link reproduces the view
+    wait_idle(page)
     bars = page.locator(".js-plotly-plot").first.evaluate("gd => gd.data[0].y.length")
     assert bars == 100
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -28,11 +26,8 @@ def test_a_shared_link_to_a_page_opens_with_the_sidebar_on_a_fresh_server(chromi
 
     zoo("cnn")
     with serve_app() as url:  # a fresh server: this link is its very first request
-        page.goto(f"{url}/pipeline?model=cnn&pipe_bits=3")
-        wait_idle(page)
-        expect(page.get_by_role("heading", name="Pipeline")).to_be_visible()
+        open_page(page, f"{url}/pipeline?model=cnn&pipe_bits=3", page.get_by_role("heading", name="Pipeline"))
         expect(page.get_by_role("button", name="Run pipeline")).to_be_visible()
-        wait_idle(page)
         nav = page.get_by_test_id("stSidebarNav")
         expect(nav.get_by_text("Pruning")).to_be_visible()  # the app's navigation, not the pages/ folder listing
         expect(nav.get_by_text("common")).to_have_count(0)

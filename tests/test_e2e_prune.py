@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from conftest import SCREENSHOTS, wait_idle
+from conftest import SCREENSHOTS, open_page, open_router, wait_idle
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
@@ -21,11 +21,8 @@ def _wait_for_current_point(page, x: float) -> None:
 
 def test_move_sparsity_slider_with_keyboard(app_server, page, zoo):
     zoo("mlp")  # trained into the test cache before the server needs it
-    page.goto(f"{app_server}/?model=mlp")  # the router first, so st.navigation owns the URL paths
-    wait_idle(page)
-    page.goto(f"{app_server}/prune?model=mlp&sparsity=0.5")
-    wait_idle(page)
-    expect(page.get_by_text("Accuracy (held-out)")).to_be_visible()
+    open_router(page, app_server)
+    open_page(page, f"{app_server}/prune?model=mlp&sparsity=0.5", page.get_by_text("Accuracy (held-out)"))
     _wait_for_current_point(page, 0.5)
     kept_before = page.wait_for_function(
         f"() => {{ const v = ({KEPT})(document.querySelector('.js-plotly-plot')); return isNaN(v) ? false : v; }}"
@@ -34,12 +31,12 @@ def test_move_sparsity_slider_with_keyboard(app_server, page, zoo):
     slider.focus()
     for _ in range(30):
         page.keyboard.press("ArrowRight")
-    wait_idle(page)
-    expect(page.get_by_text("Accuracy vs sparsity")).to_be_visible()
-    _wait_for_current_point(page, 0.8)
+    _wait_for_current_point(page, 0.8)  # the run the keys started has redrawn the curve
     # fewer surviving weights in the "kept" histogram (polled: the chart may still be redrawing)
     page.wait_for_function(f"before => ({KEPT})(document.querySelector('.js-plotly-plot')) < before", arg=kept_before)
+    expect(page.get_by_text("Accuracy vs sparsity")).to_be_visible()
     assert "sparsity=0.8" in page.url  # the link reproduces the view
+    wait_idle(page)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "prune-page-mlp.png"), full_page=True)
     page.get_by_role("main").locator(".js-plotly-plot").nth(2).scroll_into_view_if_needed()

@@ -1,33 +1,30 @@
 """The Quantization page in headless Chromium: move the bits slider with the keyboard, watch a chart change."""
 
 import pytest
-from conftest import SCREENSHOTS, wait_idle
+from conftest import SCREENSHOTS, open_page, open_router, wait_idle
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
 
 HIST_TITLE = "gd => gd.layout.title.text"
+GRID_LINES = "gd => gd.layout.shapes.length"
 
 
 def test_bits_slider_by_keyboard_redraws_the_histogram(app_server, page):
-    page.goto(f"{app_server}/?model=mlp")  # the router first: before any run has called st.navigation,
-    wait_idle(page)  # Streamlit would serve pages/quantize.py as a legacy page without app.py
-    page.goto(f"{app_server}/quantize?model=mlp&bits=4")
-    wait_idle(page)
-    expect(page.get_by_text("Packed file", exact=True)).to_be_visible()
+    open_router(page, app_server)
     hist = page.locator(".js-plotly-plot").first
+    open_page(page, f"{app_server}/quantize?model=mlp&bits=4", page.get_by_text("Packed file", exact=True))
+    expect(hist).to_contain_text("4-bit grid")  # charts draw last
     assert "4-bit grid" in hist.evaluate(HIST_TITLE)
-    grid_lines = "gd => gd.layout.shapes.length"
-    assert hist.evaluate(grid_lines) == 16
+    assert hist.evaluate(GRID_LINES) == 16
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "quantize-mlp-4bit.png"), full_page=True)
     slider = page.get_by_role("slider", name="Bits")
     slider.focus()
     page.keyboard.press("ArrowLeft")
-    wait_idle(page)
-    hist = page.locator(".js-plotly-plot").first
-    expect(page.get_by_text("3-bit grid")).to_be_attached()
+    expect(hist).to_contain_text("3-bit grid")  # the run the key started has redrawn the histogram
     assert "3-bit grid" in hist.evaluate(HIST_TITLE)
-    assert hist.evaluate(grid_lines) == 8
+    assert hist.evaluate(GRID_LINES) == 8
     assert "bits=3" in page.url  # the setting is in the URL, so the link reproduces the view
+    wait_idle(page)
     page.screenshot(path=str(SCREENSHOTS / "quantize-mlp-3bit.png"), full_page=True)

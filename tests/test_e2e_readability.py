@@ -4,7 +4,7 @@ controls show the value in force, percent axes read in order, and every page rea
 import re
 
 import pytest
-from conftest import assert_legends_clear, full_page_screenshot, wait_idle
+from conftest import BROWSER_TIMEOUT_MS, assert_legends_clear, full_page_screenshot, open_page, open_router, wait_idle
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
@@ -22,13 +22,18 @@ def _slider_value(page, label: str) -> float:
     return float(page.get_by_role("slider", name=re.compile(label)).input_value())  # a hidden range input
 
 
+def _title(page, title: str | None = None):
+    """The page's st.title (any page's, without `title`): drawn by its run, so seeing it means the run began."""
+    return page.get_by_test_id("stMain").get_by_role("heading", level=1, name=title, exact=title is not None)
+
+
 def _open(page, app_server, path: str) -> None:
-    page.goto(f"{app_server}/{path}")
-    wait_idle(page)
+    open_page(page, f"{app_server}/{path}", _title(page))
 
 
 def _sidebar(page, title: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    expect(_title(page, title)).to_be_visible()
     wait_idle(page)
 
 
@@ -39,7 +44,7 @@ def _metric(page, label: str) -> str:
 
 def test_back_and_forward_restore_the_settings_of_each_page(app_server, page, zoo):
     zoo("mlp")
-    _open(page, app_server, "?model=mlp")  # the router first, so st.navigation owns the URL paths
+    open_router(page, app_server)
     _open(page, app_server, "quantize?bits=2")
     assert _slider_value(page, "Bits") == 2
     _sidebar(page, "Pruning")
@@ -51,26 +56,28 @@ def test_back_and_forward_restore_the_settings_of_each_page(app_server, page, zo
         page.keyboard.press("ArrowRight")
         page.wait_for_timeout(50)
     page.wait_for_url(re.compile("sparsity=0.84"))
-    wait_idle(page)
     epochs = page.get_by_label("Epochs", exact=True)
     epochs.fill("300")
     epochs.press("Enter")
+    page.wait_for_url(lambda url: "sparsity=0.84" in url and "prune_ft_epochs=300" in url)
     wait_idle(page)
-    assert "sparsity=0.84" in page.url and "prune_ft_epochs=300" in page.url
     page.go_back()
-    wait_idle(page)
-    assert "/quantize" in page.url and "bits=2" in page.url
+    page.wait_for_url(lambda url: "/quantize" in url and "bits=2" in url)
+    expect(_title(page, "Quantization")).to_be_visible()
     expect(page.get_by_role("slider", name="Bits")).to_have_value("2")
-    page.go_forward()
     wait_idle(page)
+    page.go_forward()
+    expect(_title(page, "Pruning")).to_be_visible()
     expect(page.get_by_role("slider", name=re.compile("Sparsity"))).to_have_value("0.84")
     expect(page.get_by_label("Epochs", exact=True)).to_have_value("300")
+    wait_idle(page)
     # the reverse trip: Back from Quantization returns to the pruning settings
     _sidebar(page, "Quantization")
     expect(page.get_by_role("slider", name="Bits")).to_have_value("2")
     page.go_back()
-    wait_idle(page)
+    expect(_title(page, "Pruning")).to_be_visible()
     expect(page.get_by_role("slider", name=re.compile("Sparsity"))).to_have_value("0.84")
+    wait_idle(page)
     # leaving the page and returning by the sidebar keeps inputs that are not sliders (epochs: 300, not 30)
     _sidebar(page, "Quantization")
     _sidebar(page, "Pruning")
@@ -80,7 +87,7 @@ def test_back_and_forward_restore_the_settings_of_each_page(app_server, page, zo
 
 def test_a_disabled_control_shows_the_value_in_force(app_server, page, zoo):
     zoo("mlp")
-    _open(page, app_server, "?model=mlp")
+    open_router(page, app_server)
     _open(page, app_server, "prune?model=mlp&prune_by=threshold&threshold=0.05&sparsity=0.9")
     pruned = page.get_by_test_id("stMetric").filter(has_text="Non-zero parameters").inner_text()
     in_force = float(re.search(r"([\d.]+)% of weights pruned", pruned).group(1)) / 100
@@ -93,15 +100,16 @@ def test_a_disabled_control_shows_the_value_in_force(app_server, page, zoo):
 
 def test_a_card_equals_its_chart(app_server, page, zoo):
     zoo("mlp")
-    _open(page, app_server, "?model=mlp")
+    open_router(page, app_server)
     _open(page, app_server, "prune?model=mlp&sparsity=0.8")
     card = _metric(page, "Accuracy (held-out)")
-    point = page.locator(".js-plotly-plot").nth(2).evaluate("gd => gd.data[1].y[0]")
+    point = page.wait_for_function("""() => { const gd = document.querySelectorAll('.js-plotly-plot')[2];
+        return gd && gd.data && gd.data[1] ? gd.data[1].y[0] : null; }""").json_value()  # charts draw last
     assert card == f"{point:.2%}"
     _open(page, app_server, "quantize?model=mlp&bits=4&int8_mode=static")
     page.get_by_role("button", name="Convert and measure").click()
-    wait_idle(page)
     expect(page.get_by_text("int8 accuracy")).to_be_visible()
+    wait_idle(page)
     bars = page.locator(".js-plotly-plot").filter(has_text="Real file size").first
     texts = bars.evaluate("gd => Array.from(gd.data[1].text)")
     assert _metric(page, "Latency (batch") == texts[-1]  # real int8: one measurement, shown twice alike
@@ -111,11 +119,11 @@ def test_a_card_equals_its_chart(app_server, page, zoo):
 
 def test_every_percent_axis_reads_in_order(app_server, page, zoo):
     zoo("mlp")
-    _open(page, app_server, "?model=mlp")
+    open_router(page, app_server)
     for path in ("prune?model=mlp&sparsity=0.9&prune_scan=true", "quantize?model=mlp&bits=3"):
         _open(page, app_server, path)
-        axes = page.wait_for_function(f"() => {{ const a = ({PERCENT_TICKS})(); return a.length > 0 && a; }}",
-                                      timeout=60_000).json_value()  # charts draw after the run ends
+        axes = page.wait_for_function(f"() => {{ const a = ({PERCENT_TICKS})(); return a.length > 0 && a; }}"
+                                      ).json_value()  # charts draw after the run ends
         for texts in axes:
             values = [float(t.rstrip("%")) for t in texts]
             assert values == sorted(values) and len(set(texts)) == len(texts), (path, texts)
@@ -132,10 +140,10 @@ def test_the_charts_a_slider_redraws_are_laid_out_once(app_server, page, zoo):
     """Their margins already fit their labels at 1400 px: plotly's automargin grows none, which would lay the figure
     out a second time on every move (a third of plotly's drawing time, bench/classroom.py)."""
     zoo("mlp")
-    _open(page, app_server, "?model=mlp")
+    open_router(page, app_server)
     for path, charts in (("prune?model=mlp&sparsity=0.5", 4), ("quantize?model=mlp&bits=4", 5)):
         _open(page, app_server, path)
-        page.wait_for_function(f"() => ({MARGINS})().length >= {charts}", timeout=60_000)
+        page.wait_for_function(f"() => ({MARGINS})().length >= {charts}")
         page.wait_for_timeout(1000)  # a grown margin is applied by a second layout, after the first
         margins = page.evaluate(MARGINS)
         assert len(margins) >= charts, (path, margins)
@@ -148,8 +156,8 @@ def test_every_page_reads_at_1400_and_800_px(app_server, browser, zoo):
     for width in (1400, 800):
         context = browser.new_context(viewport={"width": width, "height": 1000})
         page = context.new_page()
-        page.set_default_timeout(60_000)
-        _open(page, app_server, "?model=mlp")
+        page.set_default_timeout(BROWSER_TIMEOUT_MS)
+        open_router(page, app_server)
         for name, path in PAGES.items():
             _open(page, app_server, f"{path}?model=mlp")
             page.wait_for_timeout(500)
