@@ -3,17 +3,18 @@
 import re
 
 import pytest
-from conftest import SCREENSHOTS, assert_legends_clear, full_page_screenshot, wait_idle
+from conftest import SCREENSHOTS, assert_legends_clear, full_page_screenshot, open_page, wait_idle
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
 
 
-def _set_number(page, label: str, value: int) -> None:
+def _set_number(page, label: str, key: str, value: int) -> None:
+    """Type a number into the input labelled `label`; its URL parameter `key` follows once the page has it."""
     box = page.get_by_label(label, exact=True)
     box.fill(str(value))
     box.press("Enter")
-    wait_idle(page)
+    page.wait_for_url(re.compile(f"[?&]{key}={value}(&|$)"))
 
 
 def _assert_reads_as_words(report: str) -> None:
@@ -25,31 +26,42 @@ def _assert_reads_as_words(report: str) -> None:
     assert re.search(r"accuracy.{0,80}?\d+\.\d+%", visible, flags=re.S)
 
 
-_COUNT_RUNS_JS = """() => {
-    window.__runs = 0;
-    const app = document.querySelector('[data-testid="stApp"]');
-    new MutationObserver(() => { if (app.getAttribute('data-test-script-state') === 'running') window.__runs++; })
-        .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+# Every message the page sends the server from now on, as bytes (each one a BackMsg).
+_RECORD_SENT_JS = """() => {
+    window.__sent = [];
+    if (!WebSocket.prototype.__recording) {
+        const send = WebSocket.prototype.send;
+        WebSocket.prototype.send = function (data) {
+            window.__sent.push(Array.from(data instanceof ArrayBuffer ? new Uint8Array(data) : data));
+            return send.call(this, data);
+        };
+        WebSocket.prototype.__recording = true;
+    }
 }"""
+# Streamlit's frontend sends a clicked button's rerun from a setTimeout(0) it schedules in the click handler; a
+# timeout scheduled after the click fires after it, so by then any rerun the click asked for has been sent.
+_AFTER_THE_CLICKS_TIMERS_JS = "() => new Promise(resolve => setTimeout(resolve, 0))"
 
 
 def _download(page, button: str):
     """Click a download button and return its download. A download must not rerun the page: the rerun replaces
     the button's deferred file id while the browser asks for it, and the download then fails now and then."""
-    page.evaluate(_COUNT_RUNS_JS)
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    page.evaluate(_RECORD_SENT_JS)
     with page.expect_download() as download:
         page.get_by_role("button", name=button).click()
-    page.wait_for_timeout(500)  # a rerun the click started would have begun by now
-    assert page.evaluate("() => window.__runs") == 0
+    page.evaluate(_AFTER_THE_CLICKS_TIMERS_JS)
+    sent = [BackMsg.FromString(bytes(message)).WhichOneof("type") for message in page.evaluate("() => window.__sent")]
+    assert "rerun_script" not in sent, sent
     return download.value
 
 
 def test_run_a_pipeline_then_compare_and_download_the_report(app_server, page, zoo, tmp_path):
     zoo("mlp")
-    page.goto(f"{app_server}/pipeline?model=mlp")
-    wait_idle(page)
-    _set_number(page, "Fine-tune epochs", 10)
-    _set_number(page, "Centroid fine-tune epochs", 1)
+    open_page(page, f"{app_server}/pipeline?model=mlp", page.get_by_role("button", name="Run pipeline"))
+    _set_number(page, "Fine-tune epochs", "pipe_ft_epochs", 10)
+    _set_number(page, "Centroid fine-tune epochs", "pipe_q_epochs", 1)
     page.get_by_role("button", name="Run pipeline").click()
     expect(page.get_by_text("Accuracy (decoded file)")).to_be_visible(timeout=180_000)
     wait_idle(page)
@@ -63,9 +75,7 @@ def test_run_a_pipeline_then_compare_and_download_the_report(app_server, page, z
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     full_page_screenshot(page, "pipeline-mlp.png")
 
-    page.goto(f"{app_server}/compare?model=mlp")
-    wait_idle(page)
-    expect(page.get_by_text("Accuracy vs size")).to_be_visible()
+    open_page(page, f"{app_server}/compare?model=mlp", page.get_by_text("Accuracy vs size"))
     chart = page.locator(".js-plotly-plot").first
     assert chart.evaluate("gd => gd.data[0].x.length") >= 1
     assert_legends_clear(page, "compare")
