@@ -108,3 +108,52 @@ def test_a_queued_run_shows_its_place_and_is_recorded_with_no_page_watching(zoo,
     saved = RunStore(tmp_path / "runs.sqlite").get(job.run_id)
     assert saved.status == "done" and saved.kind == "distill" and "student_accuracy" in saved.metrics
     assert saved.details["job"]["queued_s"] > 0
+
+
+def test_the_live_curve_and_progress_follow_the_run_while_it_trains(zoo, monkeypatch, tmp_path):
+    """The run is paced by the test, one step per release, so each poll of the page sees a known number of steps
+    whatever the machine's speed (a browser can only sample a run it cannot pace: tests/test_e2e_distill.py)."""
+    import threading
+
+    import compression.distillation as distillation
+    from compression.core import JobPool
+
+    zoo("cnn")
+    monkeypatch.setenv("COMPRESSION_LAB_DATA", str(tmp_path))
+    monkeypatch.setattr("compression.core.jobs._default_pool", JobPool(1))  # a held run blocks no other test
+    real, release = distillation.distill, threading.Semaphore(0)
+
+    def paced(*args):
+        steps = real(*args)
+        while True:
+            release.acquire()
+            try:
+                step = next(steps)
+            except StopIteration as stop:
+                return stop.value
+            yield step
+
+    monkeypatch.setattr(distillation, "distill", paced)
+    at = distill_page()
+    at.slider(key="epochs").set_value(2).run()
+    at.button(key="kd_start").click().run()
+    job = at.session_state["kd_job"]
+    try:
+        drawn, progress = [], []
+        for count in (1, 2, 3):
+            release.release()
+            deadline = time.monotonic() + 60  # only a hang takes this long
+            while len(job.steps) < count:
+                assert job.running and time.monotonic() < deadline, job.error
+                time.sleep(0.01)
+            at.run()  # what the fragment's poll does
+            assert not at.exception and job.running
+            drawn.append(len(json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["x"]))
+            progress.append(at.get("progress")[0].proto.value)
+        assert drawn == [1, 2, 3]
+        assert progress == sorted(progress) and progress[0] < progress[-1]
+    finally:
+        job.cancel()
+        release.release(1000)
+        job.join(60)
+    assert job.status == "cancelled"
