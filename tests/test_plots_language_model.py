@@ -23,11 +23,23 @@ FIGURES = {
 }
 
 
+# What each figure draws from the numbers above: (trace name, y) per trace.
+DRAWN = {
+    "curves": [("magnitude", [6.0, 9.0]), ("wanda", [7.0]), ("rtn per-channel", [8.0]), ("live", [8.5])],
+    "empty curves": [],
+    "heatmap": [(None, [0, 1, 2])],  # one row per layer (the values: test_heatmap_is_layers_by_roles)
+    "channels": [("max |x|", [1.0, 2.0, 90.0, 1.5])],
+    "sizes": [(None, [1000 / 1024 ** 2, 300 / 1024 ** 2])],  # MiB
+    "runs": [("a · rtn", [70.0]), ("b · gptq", [5.2])],
+}
+
+
 @pytest.mark.parametrize("name", FIGURES)
-def test_figures_pass_plotly_validation(name):
+def test_figures_pass_plotly_validation_and_draw_their_numbers(name):
     fig = FIGURES[name]()
-    go.Figure(fig.to_dict())  # raises on any invalid property or value
-    assert fig.to_json()
+    validated = go.Figure(fig.to_dict())  # raises on any invalid property or value
+    assert validated.to_plotly_json()["data"] == fig.to_plotly_json()["data"]  # nothing was coerced either
+    assert [(t.name, list(t.y)) for t in fig.data] == DRAWN[name]
 
 
 def test_one_line_per_series_sorted_by_x_with_the_live_ring_last():

@@ -21,11 +21,24 @@ FIGURES = {
 }
 
 
+# What each figure draws from the numbers above: (trace name, y) per trace.
+DRAWN = {
+    "histogram": [("weights", [1, 5, 2]), ("clipped (outside the grid)", [1, 0, 0]), ("grid (3 levels)", [0])],
+    "dense grid": [("weights", [1, 5, 2]), ("grid (256 levels, ends only)", [0])],
+    "error": [("no error (y = x)", [-0.3, 0.1]), ("weights", [0.0, -0.25])],
+    "sqnr": [("SQNR", [12.0, 200.0])],  # an exact (infinite) SQNR is drawn as a 200 dB bar
+    "bits": [("PTQ", [0.1, 0.9]), ("QAT", [0.95]), ("in force: 2 bits", [0, 1.02])],
+    "bars": [("size", [4.0, 0.5]), ("latency", [0.5])],  # KiB; a latency not measured is left out
+    "qat": [("QAT", [0.9]), ("fp32 control", [])],
+}
+
+
 @pytest.mark.parametrize("name", FIGURES)
-def test_figures_pass_plotly_validation(name):
+def test_figures_pass_plotly_validation_and_draw_their_numbers(name):
     fig = FIGURES[name]()
-    go.Figure(fig.to_dict())  # raises on any invalid property or value
-    assert fig.to_json()
+    validated = go.Figure(fig.to_dict())  # raises on any invalid property or value
+    assert validated.to_plotly_json()["data"] == fig.to_plotly_json()["data"]  # nothing was coerced either
+    assert [(t.name, list(t.y)) for t in fig.data] == DRAWN[name]
 
 
 def test_histogram_marks_grid_and_clipped_values():
