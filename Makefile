@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 
-.PHONY: run test bench setup clean
+.PHONY: run test test-cuda bench setup clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,7 +23,11 @@ run: $(STAMP)
 test: $(STAMP)
 	# the layer contracts in .importlinter: a broken one fails the run before any test
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest $(PYTEST_ARGS)
+	# the GPU tests are deselected by name, never skipped: in CI a skip is a failure (tests/conftest.py)
+	$(PY) -m pytest -m "not cuda" $(PYTEST_ARGS)
+
+test-cuda: $(STAMP)
+	$(PY) -m pytest -m cuda $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench

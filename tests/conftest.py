@@ -27,6 +27,17 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI a skip from anywhere (a skipif mark, pytest.skip, importorskip) is a failure: a test that cannot run
+    there must be deselected by name (as `make test` does the `cuda` ones), never skipped silently."""
+    report = yield
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome, report.longrepr = "failed", f"CI must not skip: {reason}"
+    return report
+
+
 @pytest.fixture(scope="session")
 def fashion_available() -> None:
     from compression.data import fashion_mnist_available

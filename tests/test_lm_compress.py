@@ -221,7 +221,9 @@ def test_channel_max_finds_a_loud_input_channel():
         channel_max(lm, token_ids(lm), layer=5)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
+@pytest.mark.cuda  # deselected by `make test` (-m "not cuda"); run by `make test-cuda`
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine): deselect it with "
+                                                          "-m 'not cuda' (in CI a skip fails)")
 @pytest.mark.parametrize("config", [lm_config("sparsegpt", nm=(2, 4)), lm_config("gptq", bits=4, group_size=32),
                                     dataclasses.replace(lm_config("awq", bits=3, group_size=32), awq_grid=4),
                                     SmoothQuantConfig(0.8)], ids=lambda c: c.label)
