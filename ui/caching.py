@@ -14,6 +14,9 @@ import streamlit as st
 
 T = TypeVar("T")
 _tokens = itertools.count(1)  # process-wide, so a token is never handed out twice
+# session_state.setdefault is a look-up then a store (MutableMapping's), not one step: two script threads of a
+# session could each store a lock of their own. Creating under this process-wide lock makes it one step.
+_creating = threading.Lock()
 
 
 def model_token(model: Any, slot: str) -> int:
@@ -30,7 +33,11 @@ def model_token(model: Any, slot: str) -> int:
 def session_lock(slot: str) -> threading.Lock:
     """One lock per session and page: a fast rerun may start a new script thread before the interrupted one
     has finished, and two runs must not swap weights into the same working copy at once."""
-    return st.session_state.setdefault(f"{slot}_lock", threading.Lock())
+    key = f"{slot}_lock"
+    with _creating:
+        if key not in st.session_state:
+            st.session_state[key] = threading.Lock()
+        return st.session_state[key]
 
 
 def config_key(config: Any) -> str:
