@@ -181,3 +181,31 @@ def test_a_record_that_cannot_be_built_still_leaves_running(tmp_path):
     run = RunStore(db).get(job.run_id)
     assert job.status == "done" and "curves" in job.end_error
     assert run.status == "done" and "could not be recorded" in run.details["error"]
+
+
+class _WatchingPool(JobPool):
+    """Notes what a job holds at the moment its thread first asks for a slot."""
+
+    def __init__(self):
+        super().__init__(1)
+        self.seen = []
+
+    def _enter(self, job):
+        self.seen.append((job.run_id, job.end_error))
+        return super()._enter(job)
+
+
+@pytest.mark.parametrize("usable", [True, False], ids=["history", "no history"])
+def test_a_recorded_job_is_fully_set_up_before_its_thread_starts(tmp_path, usable):
+    """The thread started inside Job() while recorded_job had yet to set run_id and end_error on it."""
+    (tmp_path / "blocked").write_text("a file where the history's folder should be")
+    db = tmp_path / "runs.sqlite" if usable else tmp_path / "blocked" / "runs.sqlite"
+    pool, interval = _WatchingPool(), sys.getswitchinterval()
+    sys.setswitchinterval(60)  # the new thread runs on until it waits, as a busy server may let it
+    try:
+        job = recorded_job(lambda: iter([1]), _run(), lambda r, s: None, pool=pool, store_path=db)
+    finally:
+        sys.setswitchinterval(interval)
+    job.join(10)
+    assert pool.seen == [(job.run_id, job.end_error)]
+    assert (job.run_id is not None) == usable and (job.end_error is None) == usable

@@ -88,11 +88,14 @@ class Job:
     """Runs `start()` (a generator) in a thread once the pool has a slot; steps, status and result under a lock.
 
     `on_end(job, status)` runs in the job's thread before the final status is published, so whoever sees the job
-    ended also sees what `on_end` did; an exception there is kept in `end_error`, not raised.
+    ended also sees what `on_end` did; an exception there is kept in `end_error`, not raised. Everything the job
+    holds is set before its thread starts: `run_id` (its record in the run history, if any) and `end_error` (why
+    its run cannot be saved, when that is known before it starts) are arguments, not set afterwards.
     """
 
     def __init__(self, start: Callable[[], Iterator[Any]], label: str = "", pool: JobPool | None = None,
-                 on_end: Callable[[Job, str], None] | None = None):
+                 on_end: Callable[[Job, str], None] | None = None, *, run_id: str | None = None,
+                 end_error: str | None = None):
         self.label = label
         self.pool = pool or default_pool()
         self._start = start
@@ -102,8 +105,8 @@ class Job:
         self._steps: list[Any] = []
         self.status = "queued"  # queued | running | done | cancelled | failed
         self.error: str | None = None
-        self.end_error: str | None = None
-        self.run_id: str | None = None  # its record in the run history, when whoever started it keeps one
+        self.end_error = end_error
+        self.run_id = run_id  # its record in the run history, when whoever started it keeps one
         self.result: Any = None
         self.started = time.time()
         self.began_training: float | None = None

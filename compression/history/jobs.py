@@ -53,8 +53,4 @@ def recorded_job(start: Callable[[], Iterator[Any]], run: Run, finish: Finish, p
         if problem is not None:
             raise problem
 
-    job = Job(start, label=run.label, pool=pool, on_end=end)
-    job.run_id = run_id
-    if begin_error:
-        job.end_error = begin_error
-    return job
+    return Job(start, label=run.label, pool=pool, on_end=end, run_id=run_id, end_error=begin_error)
