@@ -149,6 +149,23 @@ def test_runs_in_flight_when_the_server_died_show_as_interrupted(tmp_path):
     assert [(r.id, r.status) for r in RunStore(db).runs()] == [(run_id, "interrupted")]
 
 
+def test_reading_the_history_writes_nothing_and_shows_a_dead_servers_run_as_interrupted(tmp_path, monkeypatch):
+    import dataclasses
+    import os
+    import socket
+    import sqlite3
+
+    db = tmp_path / "runs.sqlite"
+    store = RunStore(db)
+    alive = store.record(dataclasses.replace(_run(), status="running"))  # this process's: still in flight
+    dead = store.record(dataclasses.replace(_run(), status="running"))
+    with sqlite3.connect(db) as raw:  # its server restarted: the same pid, another life
+        raw.execute("UPDATE runs SET process = ? WHERE id = ?", (f"{socket.gethostname()}:{os.getpid()}:0ld", dead))
+    monkeypatch.setattr(RunStore, "_write", lambda *args, **kwargs: pytest.fail("a read wrote to the history"))
+    assert {r.id: r.status for r in store.runs()} == {alive: "running", dead: "interrupted"}
+    assert store.get(dead).status == "interrupted" and store.get(alive).status == "running"
+
+
 def test_an_older_history_file_gains_status_and_owner(tmp_path):
     import sqlite3
 

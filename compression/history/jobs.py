@@ -1,7 +1,7 @@
 """Jobs that record their own run: in flight when they start, ended (done, cancelled, failed) when they end.
 
 The record is written by the job's thread, so a run reaches the history even when nobody polls it (a closed
-tab); a server restart leaves its in-flight records to `RunStore.mark_interrupted`.
+tab); after a server restart its in-flight records read as interrupted (`RunStore` checks their process).
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
 """
-_FIELDS = "id, created_at, kind, model, label, config, metrics, details, file_name, status, owner"
+_FIELDS = "id, created_at, kind, model, label, config, metrics, details, file_name, status, owner, process"
 
 
 def this_process() -> str:
@@ -151,18 +151,6 @@ class RunStore:
         self._write("UPDATE runs SET kind=?, model=?, label=?, config=?, metrics=?, details=?, file_name=?, file=?, "
                     "status=?, process='' WHERE id=?", (*self._values(run), run.status, run_id))
 
-    def mark_interrupted(self) -> int:
-        """In-flight runs whose server process is gone become `interrupted`; returns how many."""
-        try:
-            with self._connect() as db:
-                rows = db.execute("SELECT id, process FROM runs WHERE status = ?", (IN_FLIGHT,)).fetchall()
-        except sqlite3.Error as exc:
-            raise self._explain(exc) from exc
-        dead = [(INTERRUPTED, run_id) for run_id, process in rows if not _alive(process)]
-        if dead:
-            self._write("UPDATE runs SET status=?, process='' WHERE id=? AND status='running'", dead, many=True)
-        return len(dead)
-
     @staticmethod
     def _values(run: Run) -> tuple:
         return (run.kind, run.model, run.label or run.kind, json.dumps(dict(run.config), default=str),
@@ -184,9 +172,8 @@ class RunStore:
         return count
 
     def runs(self, kind: str | None = None, model: str | None = None) -> list[Run]:
-        """Recorded runs, newest first, without their file bytes (use `get` for those); runs left in flight by a
-        server that has since stopped are marked interrupted first, so none goes missing."""
-        self.mark_interrupted()
+        """Recorded runs, newest first, without their file bytes (use `get` for those). Reading writes nothing:
+        a run left in flight by a server that has since stopped reads as interrupted (see `_run`)."""
         query = f"SELECT {_FIELDS} FROM runs"
         where, args = [], []
         if kind:
@@ -225,7 +212,9 @@ class RunStore:
 
     @staticmethod
     def _run(row) -> Run:
-        run_id, created, kind, model, label, config, metrics, details, file_name, status, owner, *rest = row
+        run_id, created, kind, model, label, config, metrics, details, file_name, status, owner, process, *rest = row
+        if status == IN_FLIGHT and not _alive(process):  # its server stopped: no one can finish it any more
+            status = INTERRUPTED
         return Run(kind, model, json.loads(config), json.loads(metrics), json.loads(details), label, file_name,
                    rest[0] if rest else None, run_id, created, status, owner)
 
