@@ -45,3 +45,17 @@ def test_file_lock_lets_one_holder_in_at_a_time(tmp_path):
     for t in threads:
         t.join()
     assert overlaps == [0, 0, 0, 0]
+
+
+def test_the_lock_needs_no_fcntl_which_windows_lacks(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = ("import sys; sys.modules['fcntl'] = None  # as on Windows: import fcntl fails\n"
+            "from pathlib import Path\nfrom compression.core.files import file_lock\n"
+            f"with file_lock(Path({str(tmp_path / 'a.lock')!r})):\n    print('held')\n")
+    result = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, cwd=ROOT,
+                            timeout=120)
+    assert result.returncode == 0 and result.stdout == "held\n", result.stderr

@@ -166,6 +166,25 @@ def test_reading_the_history_writes_nothing_and_shows_a_dead_servers_run_as_inte
     assert store.get(dead).status == "interrupted" and store.get(alive).status == "running"
 
 
+def test_on_windows_another_process_is_never_signalled_and_its_runs_stay_in_flight(tmp_path, monkeypatch):
+    """There os.kill(pid, 0) would send Ctrl+C to the server it asks about, not check that it exists."""
+    import dataclasses
+    import os
+    import socket
+    import sqlite3
+
+    import compression.history.store as store_module
+
+    db = tmp_path / "runs.sqlite"
+    store = RunStore(db)
+    run_id = store.record(dataclasses.replace(_run(), status="running"))
+    with sqlite3.connect(db) as raw:  # another server on this machine, a pid that is not this process's
+        raw.execute("UPDATE runs SET process = ? WHERE id = ?", (f"{socket.gethostname()}:{os.getpid() + 1}:x", run_id))
+    monkeypatch.setattr(store_module, "_KILL_0_CHECKS", False)  # as on Windows
+    monkeypatch.setattr(store_module.os, "kill", lambda *args: pytest.fail("os.kill called on Windows"))
+    assert store.get(run_id).status == "running"
+
+
 def test_an_older_history_file_gains_status_and_owner(tmp_path):
     import sqlite3
 

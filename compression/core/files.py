@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import tempfile
@@ -10,17 +9,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from filelock import FileLock
+
 
 @contextmanager
 def file_lock(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `lock_path` (created if needed): one writer across processes and sessions."""
+    """Hold an exclusive lock on `lock_path` (created if needed): one writer across processes and sessions, on
+    Unix (flock) and Windows (msvcrt) alike. A new lock object per call, so threads exclude each other too."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(lock_path):
+        yield
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

@@ -27,6 +27,9 @@ _COLUMNS = (("status", "TEXT NOT NULL DEFAULT 'done'"), ("owner", "TEXT NOT NULL
 IN_FLIGHT = "running"
 INTERRUPTED = "interrupted"
 _BOOT = uuid.uuid4().hex[:8]  # this process's life: a pid can be reused after a restart, this cannot
+# os.kill(pid, 0) asks whether a process exists on POSIX; on Windows signal 0 is CTRL_C_EVENT, so it would send
+# Ctrl+C to the process it asks about. It is never called there.
+_KILL_0_CHECKS = os.name != "nt"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -58,8 +61,10 @@ def _alive(process: str) -> bool:
         return True
     if pid == str(os.getpid()):
         return boot == _BOOT
+    if not _KILL_0_CHECKS:  # not knowing, say alive: after a restart on Windows its in-flight runs stay "running"
+        return True
     try:
-        os.kill(int(pid), 0)
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
     except (ValueError, ProcessLookupError):
         return False
     except PermissionError:  # someone else's live process
