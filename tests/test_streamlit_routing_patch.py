@@ -42,3 +42,18 @@ def test_page_switch_still_filters_params_in_populate_from_query_string():
     assert "populate_from_query_string(" in inspect.getsource(script_runner)
     assert "on_script_finished" in inspect.getsource(script_runner)  # the clean-up before the switch run
     assert "remove_stale_bindings(" in inspect.getsource(inspect.getmodule(SessionState))
+
+
+def test_streamlit_is_pinned_to_the_minor_release_these_patches_were_tested_on():
+    """A new minor release may change the private classes patched here: pip must not install one unasked."""
+    import re
+
+    import streamlit
+    from conftest import ROOT
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    [requirement] = re.findall(r'"(streamlit\b[^"]*)"', (ROOT / "pyproject.toml").read_text())
+    allowed, installed = Requirement(requirement).specifier, Version(streamlit.__version__)
+    assert installed in allowed
+    assert Version(f"{installed.major}.{installed.minor + 1}") not in allowed, requirement
