@@ -1,5 +1,6 @@
 """Quantization figures: valid plotly (re-validated here, since the builders skip validation for speed)."""
 
+import inspect
 import math
 
 import plotly.graph_objects as go
@@ -31,6 +32,20 @@ DRAWN = {
     "bars": [("size", [4.0, 0.5]), ("latency", [0.5])],  # KiB; a latency not measured is left out
     "qat": [("QAT", [0.9]), ("fp32 control", [])],
 }
+
+
+def test_every_builder_is_among_the_figures_validated(monkeypatch):
+    builders = {name for name, f in inspect.getmembers(plots_quant, inspect.isfunction)
+                if not name.startswith("_") and f.__module__ == plots_quant.__name__}
+    called = set()
+    for name in builders:
+        def recorded(*args, _real=getattr(plots_quant, name), _name=name, **kwargs):
+            called.add(_name)
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(plots_quant, name, recorded)
+    for build in FIGURES.values():
+        build()
+    assert called == builders
 
 
 @pytest.mark.parametrize("name", FIGURES)
