@@ -1,5 +1,7 @@
 """The real app in headless Chromium: open it, pick a model, look at it."""
 
+import re
+
 import pytest
 from conftest import SCREENSHOTS, open_page, wait_idle
 from playwright.sync_api import expect
@@ -7,16 +9,25 @@ from playwright.sync_api import expect
 pytestmark = pytest.mark.e2e
 
 
+# The weight histogram's title ("layer: N weights") and its bars.
+HISTOGRAM = """gd => ({title: gd.layout.title.text, bars: Array.from(gd.data[0].y)})"""
+
+
 def test_open_app_pick_model_and_screenshot(app_server, page):
     open_page(page, f"{app_server}/?model=mlp", page.get_by_text("Accuracy (held-out)"))
+    chart = page.locator(".js-plotly-plot").first
+    expect(chart).to_contain_text("weights")
+    mlp_title = chart.evaluate(HISTOGRAM)["title"]
     sidebar = page.get_by_test_id("stSidebar")
     sidebar.get_by_test_id("stSelectbox").first.click()
     page.get_by_role("option", name="cnn", exact=True).click()
     expect(page.get_by_text("38,282", exact=True)).to_be_visible()  # the cnn's parameter count
     assert "model=cnn" in page.url  # the choice is in the URL, so the link reproduces the view
+    expect(chart).not_to_contain_text(mlp_title)  # the histogram now shows a layer of the cnn
     wait_idle(page)
-    bars = page.locator(".js-plotly-plot").first.evaluate("gd => gd.data[0].y.length")
-    assert bars == 100
+    histogram = chart.evaluate(HISTOGRAM)
+    weights = int(re.search(r": ([\d,]+) weights", histogram["title"]).group(1).replace(",", ""))
+    assert len(histogram["bars"]) == 100 and sum(histogram["bars"]) == weights  # every weight of the layer, binned
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "model-page-cnn.png"), full_page=True)
 
