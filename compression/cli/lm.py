@@ -65,10 +65,10 @@ def build_config(args):
 
 def run(args) -> int:
     config = build_config(args)
+    evaluation = load_text(args.text)  # texts first: refusing a bad one costs no model load
+    calibration = load_text(args.calibration_text) if args.calibration_text else evaluation
     lm = load_language_model(args.model)
     seq_len = min(args.seq_len, max_positions(lm))
-    evaluation = load_text(args.text)
-    calibration = load_text(args.calibration_text) if args.calibration_text else evaluation
     eval_ids = evaluation_ids(lm.tokenizer, evaluation.evaluation, args.eval_samples, seq_len)
     calib_ids = calibration_ids(lm.tokenizer, calibration.calibration, args.samples, seq_len, args.seed)
     baseline = perplexity(lm.model.to(args.device), eval_ids)

@@ -18,9 +18,13 @@ ARCH_DATA_ENV = "COMPRESSION_LAB_ARCH_DATA"  # its data: a built-in dataset name
 # elements that a decoder may allocate for a file (or a model built from it), checked before allocating.
 MAX_UPLOAD_ENV = "COMPRESSION_LAB_MAX_UPLOAD_MB"
 MAX_ELEMENTS_ENV = "COMPRESSION_LAB_MAX_ELEMENTS"
+# Language models are far larger than the uploaded classifiers the element budget is sized for (SmolLM2 has 135M
+# parameters): a model's config and files are checked against this budget of parameters instead.
+MAX_LM_PARAMS_ENV = "COMPRESSION_LAB_MAX_LM_PARAMS"
 DEFAULT_MAX_UPLOAD_MB = 200  # Streamlit's own default for server.maxUploadSize
 SHARED_MAX_UPLOAD_MB = 50  # shared mode: a class's uploads are digit classifiers and small LMs, not 200 MB files
 DEFAULT_MAX_ELEMENTS = 1 << 25  # 33.5M elements: 128 MiB of float32, ~125x the largest zoo model
+DEFAULT_MAX_LM_PARAMS = 1 << 29  # 537M parameters: 2 GiB of float32; SmolLM2-360M and Qwen2.5-0.5B fit
 
 # Debian's dataset-fashion-mnist package puts the IDX files here (`dpkg -L dataset-fashion-mnist`).
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -57,6 +61,11 @@ def max_upload_bytes() -> int:
 def max_elements() -> int:
     """Most tensor elements one file may hold or declare, and most parameters a model built from it may have."""
     return _positive_int(MAX_ELEMENTS_ENV, DEFAULT_MAX_ELEMENTS)
+
+
+def max_lm_params() -> int:
+    """Most parameters a language model (its config, its GGUF or safetensors files) may declare."""
+    return _positive_int(MAX_LM_PARAMS_ENV, DEFAULT_MAX_LM_PARAMS)
 
 
 def _positive_int(env: str, default: int) -> int:

@@ -9,8 +9,11 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import stat
 import zipfile
 import zlib
+from pathlib import Path
 
 from compression.core import settings
 from compression.core.errors import InputError, LimitExceeded
@@ -32,6 +35,25 @@ def check_file_size(size: int, name: str) -> None:
                             f"(${settings.MAX_UPLOAD_ENV})")
 
 
+def check_regular_file(path: Path, name: str, capped: bool = True, follow_symlinks: bool = True) -> int:
+    """The size of a file about to be read: a plain file (a FIFO or /dev/zero never ends) within the upload cap.
+
+    Inside a model folder a symlink is refused (`follow_symlinks=False`): it could point anywhere on the server.
+    """
+    try:
+        info = os.stat(path) if follow_symlinks else os.lstat(path)
+    except OSError as exc:
+        raise InputError(f"{name} cannot be read ({exc.strerror or type(exc).__name__})") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise InputError(f"{name} is a symbolic link; files of a model folder must be plain files inside it "
+                         "(copy them with cp -L)")
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"{name} is not a regular file")
+    if capped:
+        check_file_size(info.st_size, name)
+    return info.st_size
+
+
 def numel(shape: object, where: str) -> int:
     """Elements of a declared shape: a list of at most MAX_NDIM non-negative integers (exact, no overflow)."""
     if not isinstance(shape, (list, tuple)) or len(shape) > MAX_NDIM:
@@ -44,15 +66,15 @@ def numel(shape: object, where: str) -> int:
 class ElementBudget:
     """Running total of the elements a file declares, refused as soon as it passes the budget."""
 
-    def __init__(self, where: str, limit: int | None = None):
-        self.where, self.limit, self.total = where, limit or settings.max_elements(), 0
+    def __init__(self, where: str, limit: int | None = None, env: str = settings.MAX_ELEMENTS_ENV):
+        self.where, self.limit, self.env, self.total = where, limit or settings.max_elements(), env, 0
 
     def add(self, count: int, what: str = "") -> None:
         self.total += count
         if self.total > self.limit:
             thing = f" ({what})" if what else ""
             raise LimitExceeded(f"{self.where} declares more than {self.limit:,} tensor elements{thing}; the limit "
-                                f"is ${settings.MAX_ELEMENTS_ENV}")
+                                f"is ${self.env}")
 
 
 def inflate(data: bytes, where: str, limit: int = MAX_HEADER_BYTES) -> bytes:
@@ -69,24 +91,24 @@ def inflate(data: bytes, where: str, limit: int = MAX_HEADER_BYTES) -> bytes:
     return out
 
 
-def parse_json(raw: bytes, where: str) -> object:
+def parse_json(raw: bytes, where: str, what: str = "the header") -> object:
     """JSON of at most MAX_NESTING levels (deeper input is refused, never recursed into)."""
     try:
         value = json.loads(raw)
     except RecursionError as exc:
-        raise LimitExceeded(f"{where}: the header is nested too deeply") from exc
+        raise LimitExceeded(f"{where}: {what} is nested too deeply") from exc
     except (ValueError, TypeError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise InputError(f"{where}: the header is not valid JSON") from exc
-    check_nesting(value, where)
+        raise InputError(f"{where}: {what} is not valid JSON") from exc
+    check_nesting(value, where, what=what)
     return value
 
 
-def check_nesting(value: object, where: str, limit: int = MAX_NESTING) -> None:
+def check_nesting(value: object, where: str, limit: int = MAX_NESTING, what: str = "the header") -> None:
     stack = [(value, 1)]
     while stack:  # iterative: a deep value must not exhaust the interpreter's stack here either
         item, depth = stack.pop()
         if depth > limit:
-            raise LimitExceeded(f"{where}: the header is nested more than {limit} levels deep")
+            raise LimitExceeded(f"{where}: {what} is nested more than {limit} levels deep")
         children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
         stack.extend((child, depth + 1) for child in children)
 

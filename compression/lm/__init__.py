@@ -15,15 +15,15 @@ from compression.lm.layer_map import (FAMILIES, DecoderLayers, Family, decoder_l
 from compression.lm.loading import MODEL_NAMES, load_language_model
 from compression.lm.models import (SMOLLM2, LanguageModel, ModelInfo, load_gguf, load_hf_folder, load_smollm2,
                                    save_hf_folder, smollm2_path)
-from compression.lm.text import (CORPORA, FORTUNES, KJV, TextSplit, calibration_ids, corpus_available,
+from compression.lm.text import (CORPORA, FORTUNES, KJV, TextSplit, calibration_ids, corpus_available, decode_text,
                                  evaluation_ids, load_text, split_text)
 from compression.lm.tinygpt import TINY_GPT, TrainStep, load_tiny_gpt, train_tiny_gpt
 
 __all__ = [
     "CORPORA", "FAMILIES", "FORTUNES", "KJV", "MODEL_NAMES", "SMOLLM2", "TINY_GPT",
     "DecoderLayers", "Family", "LanguageModel", "ModelInfo", "Perplexity", "TextSplit", "TrainStep",
-    "calibration_ids", "channel_max", "corpus_available", "decoder_layers", "evaluation_ids", "family_of", "generate",
-    "layer_linears", "layer_roles", "load_gguf", "load_hf_folder", "load_language_model", "load_smollm2", "load_text",
-    "load_tiny_gpt", "max_positions", "perplexity", "save_hf_folder", "smollm2_path", "split_text",
-    "train_tiny_gpt",
+    "calibration_ids", "channel_max", "corpus_available", "decode_text", "decoder_layers", "evaluation_ids",
+    "family_of", "generate", "layer_linears", "layer_roles", "load_gguf", "load_hf_folder", "load_language_model",
+    "load_smollm2", "load_text", "load_tiny_gpt", "max_positions", "perplexity", "save_hf_folder", "smollm2_path",
+    "split_text", "train_tiny_gpt",
 ]

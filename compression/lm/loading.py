@@ -22,4 +22,4 @@ def load_language_model(spec: str) -> LanguageModel:
         return load_hf_folder(path)
     if path.is_file() and path.suffix.lower() == ".gguf":
         return load_gguf(path)
-    raise InputError(f"--model {spec!r} is not {TINY_GPT}, {SMOLLM2}, a Hugging Face folder or a .gguf file")
+    raise InputError(f"{spec!r} is not {TINY_GPT}, {SMOLLM2}, a Hugging Face folder or a .gguf file")

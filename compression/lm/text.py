@@ -6,6 +6,7 @@ never overlap when both come from the same text. Calibrating on a different text
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -14,9 +15,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from compression.core.errors import InputError
+from compression.core.errors import InputError, LimitExceeded
 from compression.core.files import write_bytes_atomic
 from compression.core.settings import cache_dir
+from compression.formats import limits
 
 KJV = "kjv"
 FORTUNES = "fortunes"
@@ -24,6 +26,9 @@ CORPORA = (KJV, FORTUNES)
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
 HELD_OUT = 0.1  # the last tenth of a text is for evaluation
 CHARS_PER_TOKEN_BOUND = 12  # a window of T tokens is cut from at most 12*T characters of text
+MAX_LINE_BYTES = 1 << 20  # a text is lines of prose; a 100 MB single line is not one
+# C0 and C1 control characters other than the whitespace ones (tab, line feed, vertical tab, form feed, return)
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -66,10 +71,31 @@ def load_text(spec: str) -> TextSplit:
     path = Path(spec)
     if not path.is_file():
         raise InputError(f"text {spec!r} is neither {', '.join(CORPORA)} nor a file")
+    limits.check_regular_file(path, path.name)
+    return split_text(path.name, decode_text(path.read_bytes(), path.name))
+
+
+def decode_text(raw: bytes, name: str) -> str:
+    """Bytes that must be plain text: within the upload cap, UTF-8, no control characters but whitespace, and no line
+    longer than MAX_LINE_BYTES. Anything else (a binary file, a NUL, a 100 MB line) is refused in one line."""
+    limits.check_upload_size(raw, name)
     try:
-        return split_text(path.name, path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise InputError(f"{path.name} is not UTF-8 text") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{name} is not UTF-8 text (byte {exc.start:,} is 0x{raw[exc.start]:02x})") from None
+    control = _CONTROL.search(text)
+    if control:
+        raise InputError(f"{name} is not plain text: character {control.start():,} is the control character "
+                         f"U+{ord(control.group()):04X}")
+    start = 0  # the start of a line; jump to the last line break within the next MAX_LINE_BYTES + 1 bytes
+    while len(raw) - start > MAX_LINE_BYTES:
+        end = start + MAX_LINE_BYTES + 1
+        last = max(raw.rfind(b"\n", start, end), raw.rfind(b"\r", start, end))
+        if last < 0:
+            raise LimitExceeded(f"{name} has a line longer than {MAX_LINE_BYTES:,} bytes (byte {start:,} on); a "
+                                "text must be broken into lines")
+        start = last + 1
+    return text
 
 
 def evaluation_ids(tokenizer, text: str, samples: int, seq_len: int) -> Tensor:

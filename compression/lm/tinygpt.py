@@ -61,7 +61,7 @@ def load_tiny_gpt() -> LanguageModel:
     """The cached tiny GPT, trained first (under a minute) if needed."""
     if not (tiny_gpt_folder() / "config.json").is_file():
         run_to_end(train_tiny_gpt())
-    return load_hf_folder(tiny_gpt_folder(), name=TINY_GPT)
+    return load_hf_folder(tiny_gpt_folder(), name=TINY_GPT, capped=False)  # our own cache
 
 
 def char_tokenizer(text: str) -> PreTrainedTokenizerFast:
