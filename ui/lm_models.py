@@ -12,13 +12,14 @@ from compression.lm import (
     generate,
     Perplexity,
     TextSplit,
+    decode_text,
     evaluation_ids,
     load_language_model,
     load_text,
     perplexity,
     split_text,
 )
-from ui.lm_choices import is_lm, lm_spec
+from ui.lm_choices import CUSTOM_LM, LM_ENV, is_lm, lm_spec
 from ui.routing import ensure_routed
 
 UPLOADED_TEXT = "uploaded .txt"
@@ -41,7 +42,8 @@ def current_lm() -> LanguageModel | None:
                         "trains itself once, a minute or two)…"):
             return lm_model(lm_spec(choice))
     except InputError as exc:
-        st.error(str(exc))
+        # the server's own model is named by whoever started it: say where it came from
+        st.error(f"The server's language model (${LM_ENV}) cannot be used: {exc}" if choice == CUSTOM_LM else str(exc))
         return None
 
 
@@ -56,10 +58,7 @@ def text_split(name: str, uploaded: bytes | None) -> TextSplit:
         return builtin_text(name)
     if uploaded is None:
         raise InputError("upload a .txt file first (UTF-8, at least 2000 characters)")
-    try:
-        return split_text(UPLOADED_TEXT, uploaded.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InputError("the uploaded file is not UTF-8 text") from None
+    return split_text(UPLOADED_TEXT, decode_text(uploaded, "the uploaded file"))
 
 
 def text_key(split: TextSplit) -> str:

@@ -8,7 +8,7 @@ from functools import cached_property
 import pandas as pd
 import streamlit as st
 
-from compression.core import InputError, Job
+from compression.core import InputError, Job, settings
 from compression.history import run_from_result
 from compression.lm import (
     CORPORA,
@@ -88,7 +88,8 @@ def controls(spec: str) -> LMSettings | None:
                                help="Perplexity is measured on its held-out last tenth.")
     upload = None
     if UPLOADED_TEXT in (calib_name, eval_name):
-        file = t[2].file_uploader("Your text (.txt, UTF-8)", type=["txt"], key="lm_upload")
+        file = t[2].file_uploader("Your text (.txt, UTF-8)", type=["txt"], key="lm_upload",
+                                  max_upload_size=settings.max_upload_mb())
         upload = file.getvalue() if file is not None else None
     with st.expander("Sizes and prompt"):
         s = st.columns(4)

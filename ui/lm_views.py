@@ -147,7 +147,9 @@ def outliers(lm: LanguageModel, spec: str, calibration: TextSplit) -> None:
     median = sorted(values)[len(values) // 2]
     st.plotly_chart(plots_lm.channel_max_chart(values, f"layer {layer}, input of {role}: max |x| per channel "
                                                        f"(4 × 128 tokens of {calibration.name})"), key="lm_outliers")
-    st.caption(f"Largest channel {max(values) / median:.1f}× the median. Real LLMs (SmolLM2) show a few channels far "
+    # half the channels may stay at zero on a degenerate text: there is no ratio to give then
+    ratio = f"{max(values) / median:.1f}× the median" if median > 0 else "above a median of 0"
+    st.caption(f"Largest channel {ratio}. Real LLMs (SmolLM2) show a few channels far "
                "above the rest: rounding them with the others wastes the grid on them (SmoothQuant moves them into "
                "the weights, AWQ protects their weights). The tiny GPT has none, which is why Wanda ≈ magnitude and "
                "AWQ ≈ RTN on it.")
