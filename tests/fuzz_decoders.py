@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 
 from compression.core.errors import InputError
 
-MAX_EXAMPLES = {"clab": 300, "packed": 300, "npz": 200, "safetensors": 200, "pt": 100, "onnx": 40}
+MAX_EXAMPLES = {"clab": 300, "packed": 300, "npz": 200, "safetensors": 200, "pt": 100, "onnx": 40, "gguf": 300,
+                "tokenizer": 120}
+LOADERS = ("gguf", "tokenizer")
 # A hostile value for a header field: sizes near the limits, wrong types, deep or long containers.
 FIELD_VALUES = st.one_of(
     st.integers(-2, 40), st.sampled_from([2 ** 16, 2 ** 25 + 1, 2 ** 31, 2 ** 40, 2 ** 63, 10 ** 30, -2 ** 63]),
@@ -252,9 +254,136 @@ def fuzz_onnx():
     return arbitrary, mutated
 
 
+def _integer_slots(reader, limit_per_field: int = 8) -> list[tuple[int, int]]:
+    """(byte position, width) of the integers of a GGUF's header: counts, lengths, value and item types, array
+    lengths, tensor dimensions, types and offsets (the first few parts of each field, as the gguf package saw them)."""
+    slots = [(8, 8), (16, 8)]  # the tensor count and the metadata count
+    fields = list(reader.fields.values())[3:] + [tensor.field for tensor in reader.tensors]
+    for field in fields:
+        position = field.offset
+        for part in field.parts[:limit_per_field]:
+            if part.dtype.kind in "ui" and part.dtype.itemsize > 1:
+                slots += [(position + i * part.dtype.itemsize, part.dtype.itemsize) for i in range(min(len(part), 4))]
+            position += part.nbytes
+    return slots
+
+
+GGUF_INTEGERS = st.one_of(st.integers(0, 40), st.sampled_from([2 ** 16, 2 ** 20 + 1, 2 ** 24, 2 ** 31, 2 ** 32 - 1,
+                                                                2 ** 40, 2 ** 63, 2 ** 64 - 1]))
+
+
+def fuzz_gguf():
+    """A valid tiny Llama written by GGUFWriter, its header integers set to hostile values and its bytes flipped, loaded
+    whole (checks, then transformers dequantizing what they accept): refused in one line, or loaded."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import gguf
+    from lm_hostile import write_gguf
+
+    from compression.lm import load_gguf
+
+    folder = Path(tempfile.mkdtemp())
+    atexit.register(shutil.rmtree, folder, True)
+    os.environ["COMPRESSION_LAB_CACHE"] = str(folder / "cache")  # one dequantized folder per accepted example
+    path = write_gguf(folder / "valid.gguf")
+    valid = path.read_bytes()
+    slots = _integer_slots(gguf.GGUFReader(str(path)))
+    load_gguf(path)  # the valid file loads (and transformers' imports are done before the examples)
+
+    def check(data: bytes) -> None:
+        path.write_bytes(data)
+        refuse_or_decode(load_gguf, path)
+
+    @given(st.binary(max_size=400))
+    def arbitrary(raw):
+        check(raw)
+        check(valid[:24] + raw)
+
+    @given(st.lists(st.tuples(st.integers(0, len(slots) - 1), GGUF_INTEGERS), max_size=3), FLIPS,
+           st.one_of(st.just(0), st.integers(-64, 8)))
+    def mutated(changes, flips, cut):
+        data = bytearray(valid)
+        for slot, value in changes:
+            position, width = slots[slot]
+            data[position:position + width] = (value % 2 ** (8 * width)).to_bytes(width, "little")
+        data = _flip(bytes(data), flips)
+        check(data[:cut] if cut < 0 else data + b"\0" * cut)
+
+    return arbitrary, mutated
+
+
+# A hostile value for a tokenizer.json node: the field values above, and the names of the tokenizers' components.
+TOKENIZER_VALUES = st.one_of(FIELD_VALUES, st.sampled_from(
+    ["BPE", "WordLevel", "WordPiece", "Unigram", "Sequence", "Split", "ByteLevel", "Metaspace", "Fuse", "<unk>"]),
+    st.fixed_dictionaries({"type": st.sampled_from(["Split", "Replace", "Sequence", "BPE", "Unigram", "ByteLevel"]),
+                           "pattern": st.one_of(st.just({"Regex": "("}), st.just({"String": ""}), FIELD_VALUES)}),
+    st.dictionaries(st.text(max_size=3), st.integers(-2, 2 ** 40), max_size=4))
+
+
+def _mutated_json(value: object, picks: list) -> object:
+    """Set one child of a chosen dict or list node of a JSON value (nodes numbered in a fixed walk)."""
+    value = json.loads(json.dumps(value))
+    for node_index, key_index, new in picks:
+        new = json.loads(json.dumps(new))  # a copy: a value drawn twice must not become its own child
+        nodes, stack = [], [value]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, (dict, list)):
+                nodes.append(node)
+                stack.extend(node.values() if isinstance(node, dict) else node)
+        node = nodes[node_index % len(nodes)]
+        if isinstance(node, dict):
+            keys = sorted(node) + ["x"]
+            node[keys[key_index % len(keys)]] = new
+        elif node:
+            node[key_index % len(node)] = new
+        else:
+            node.append(new)
+    return value
+
+
+def fuzz_tokenizer():
+    """A valid tiny Llama folder whose tokenizer.json is mutated, loaded whole: refused in one line, or loaded."""
+    import atexit
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from lm_hostile import hf_folder
+
+    from compression.lm import load_hf_folder
+
+    root = Path(tempfile.mkdtemp())
+    atexit.register(shutil.rmtree, root, True)
+    folder = hf_folder(root / "model")
+    valid = json.loads((folder / "tokenizer.json").read_text())
+    load_hf_folder(folder)  # the valid folder loads
+
+    def load(raw: bytes) -> None:
+        (folder / "tokenizer.json").write_bytes(raw)
+        refuse_or_decode(load_hf_folder, folder)
+
+    @given(st.binary(max_size=200))
+    def arbitrary(raw):
+        load(raw)
+
+    @given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 40), TOKENIZER_VALUES), min_size=1, max_size=3))
+    def mutated(picks):
+        load(json.dumps(_mutated_json(valid, picks)).encode())
+
+    return arbitrary, mutated
+
+
 def main(name: str) -> None:
     torch.set_num_threads(1)
-    options = settings(max_examples=MAX_EXAMPLES[name], deadline=2000, database=None, derandomize=True,
+    # the language-model loaders run transformers on what their checks accept: no per-example deadline there (the
+    # child's own timeout still bounds the run), since a loaded machine can stretch one load past any fixed one
+    deadline = None if name in LOADERS else 2000
+    options = settings(max_examples=MAX_EXAMPLES[name], deadline=deadline, database=None, derandomize=True,
                        suppress_health_check=list(HealthCheck))
     for test in globals()[f"fuzz_{name}"]():
         options(test)()

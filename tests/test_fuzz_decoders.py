@@ -4,7 +4,7 @@ import pytest
 from conftest import require
 from hostile import run_limited
 
-DECODERS = ["clab", "packed", "npz", "safetensors", "pt", "onnx"]
+DECODERS = ["clab", "packed", "npz", "safetensors", "pt", "onnx", "gguf", "tokenizer"]
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
