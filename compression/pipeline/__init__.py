@@ -22,10 +22,37 @@ from compression.pipeline.lm import (
     packed_size_bytes,
     unpack,
 )
+from compression.pipeline.lm_cost import (
+    FITS_CONTEXT,
+    Agreement,
+    Cost,
+    CostConfig,
+    RunCost,
+    agreement,
+    measure_cost,
+    prompt_ids,
+    run_cost,
+    weight_bytes,
+)
+from compression.pipeline.lm_deploy import HEADS, Deployed, deploy_dense, deploy_kernels
 from compression.pipeline.oneshot import OneShotConfig, OneShotResult, block_process, compress
 from compression.pipeline.run import STEPS, PipelineConfig, run_pipeline
 
 __all__ = [
+    "Agreement",
+    "agreement",
+    "Cost",
+    "CostConfig",
+    "deploy_dense",
+    "deploy_kernels",
+    "Deployed",
+    "FITS_CONTEXT",
+    "HEADS",
+    "measure_cost",
+    "prompt_ids",
+    "run_cost",
+    "RunCost",
+    "weight_bytes",
     "best_run",
     "best_under_budget",
     "block_process",

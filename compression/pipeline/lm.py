@@ -30,13 +30,15 @@ WA_METHODS = ("smoothquant", "naive")  # naive: the same W·A· without migratin
 
 def lm_config(method: str, sparsity: float = 0.5, nm: tuple[int, int] | None = None, bits: int = 4,
               group_size: int = 64, alpha: float = 0.5, wa_bits: int = 8, act_granularity: str = "per-token",
-              act_order: bool = True, percdamp: float = 0.01, scope: str = "row") -> OneShotConfig:
+              act_order: bool = True, percdamp: float = 0.01, scope: str = "row",
+              scheme: str = "asymmetric") -> OneShotConfig:
     """A language-model method as the shared configs express it: pruning ranks per row; weights round onto
-    asymmetric grids with float16 scales per group of input columns (group_size 0: per output channel)."""
+    asymmetric grids (or `scheme` symmetric ones, the grids llama.cpp's Q4_0 and Q8_0 hold) with float16 scales per
+    group of input columns (group_size 0: per output channel)."""
     if method in PRUNE_METHODS:
         return PruneConfig(amount=None if nm else sparsity, method=method, scope=scope, nm=nm, percdamp=percdamp)
     if method in QUANT_METHODS:
-        return QuantConfig(bits=bits, scheme="asymmetric", granularity="per-group" if group_size else "per-channel",
+        return QuantConfig(bits=bits, scheme=scheme, granularity="per-group" if group_size else "per-channel",
                            group_size=group_size or 64, method=method, act_order=act_order, percdamp=percdamp,
                            fp16_scales=True)
     if method in WA_METHODS:
