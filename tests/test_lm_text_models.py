@@ -92,3 +92,17 @@ def test_smollm2_loads_from_its_wheel_and_says_it_was_4_bit():
     assert info.source_quantization == "Q4_1" and "4-bit" in info.note
     ids = lm.tokenizer("And God said, Let there be light: and there was light.", return_tensors="pt")["input_ids"]
     assert perplexity(lm.model, ids).perplexity < 30
+
+
+def test_loading_a_gguf_prints_nothing(tmp_path, monkeypatch, capfd):
+    # the engine never prints: transformers' GGUF converter draws a progress bar of its own
+    import lm_hostile
+
+    from compression.lm import load_gguf
+
+    monkeypatch.setenv("COMPRESSION_LAB_CACHE", str(tmp_path / "cache"))
+    path = lm_hostile.write_gguf(tmp_path / "tiny.gguf")
+    capfd.readouterr()
+    load_gguf(path)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import functools
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -203,10 +204,17 @@ def _quiet() -> Iterator[None]:
     and what matters is refused with a reason instead."""
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
+    # Its GGUF converter draws a tqdm bar of its own, which disable_progress_bar does not reach: hand it a
+    # disabled one while we load (the module's attribute is what its loop calls).
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils  # lazy: only GGUF loads need it
+
+    bar = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
     try:
         yield
     finally:
         hf_logging.set_verbosity(level)
+        gguf_utils.tqdm = bar
 
 
 def _refuse_missing(loading: dict, where: str) -> None:
