@@ -151,3 +151,30 @@ def test_device_estimates_are_bandwidth_over_bytes():
 def test_bandwidth_fields():
     bandwidth = measure_bandwidth(buffer_mib=8, repeats=2)
     assert bandwidth.gb_s_min <= bandwidth.gb_s <= bandwidth.gb_s_max and bandwidth.buffer_bytes == 8 << 20
+
+
+CLI_FIELDS = {"top1_accuracy", "baseline_top1_accuracy", "kernel", "decode_tokens_per_s", "decode_tokens_per_s_min",
+              "decode_tokens_per_s_max", "prefill_tokens_per_s", "dense_decode_tokens_per_s", "decode_speedup",
+              "weight_bytes_per_token", "peak_memory_bytes", "bandwidth_gb_s", "predicted_decode_tokens_per_s",
+              "real_perplexity", "top1_agreement", "max_abs_logit_diff", "cost"}
+
+
+def test_cli_measure_speed_prints_the_cost_fields(tmp_path, capsys):
+    import json
+
+    from compression.cli import main
+    from compression.lm import save_hf_folder
+    from lm_helpers import TEXT
+
+    save_hf_folder(tied_llama(), tmp_path / "model")
+    (tmp_path / "text.txt").write_text(TEXT)
+    args = ["lm", "--model", str(tmp_path / "model"), "--text", str(tmp_path / "text.txt"), "--eval-samples", "2",
+            "--seq-len", "32", "--method", "rtn", "--bits", "4", "--group-size", "32", "--measure-speed",
+            "--speed-prompt-tokens", "16", "--speed-new-tokens", "2", "--speed-repeats", "1", "--head", "int8",
+            "--gguf-out", str(tmp_path / "m.gguf"), "--json", "--no-record"]
+    assert main(args) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert CLI_FIELDS <= set(payload)
+    assert payload["kernel"] == "int4pack + int8 head" and payload["threads"] == 1
+    assert payload["gguf"]["stored_as"] == {"Q8_0": 14, "F16": 1, "F32": 5}
+    assert {d["device"] for d in payload["cost"]["devices"]} == {d.name for d in DEVICES}

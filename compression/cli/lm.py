@@ -18,9 +18,10 @@ from compression.lm import (
     perplexity,
     save_hf_folder,
 )
-from compression.pipeline import (PRUNE_METHODS, QUANT_METHODS, WA_METHODS, compress_lm, fp16_size_bytes, lm_config,
-                                  pack, packed_size_bytes)
-from compression.quantization import ACT_GRANULARITIES, SmoothQuantConfig
+from compression.core.hardware import measure_bandwidth
+from compression.pipeline import (HEADS, PRUNE_METHODS, QUANT_METHODS, WA_METHODS, CostConfig, compress_lm,
+                                  export_gguf, fp16_size_bytes, lm_config, pack, packed_size_bytes, run_cost)
+from compression.quantization import ACT_GRANULARITIES, KERNELS, SCHEMES, SmoothQuantConfig
 
 
 def register(sub) -> None:
@@ -33,6 +34,9 @@ def register(sub) -> None:
                         help="magnitude: rank within each output row, or over each whole layer")
     parser.add_argument("--bits", type=int, default=4, help="rtn/gptq/awq: weight bits")
     parser.add_argument("--group-size", type=int, default=64, help="rtn/gptq/awq: input columns per group (0: per row)")
+    parser.add_argument("--scheme", choices=SCHEMES, default="asymmetric",
+                        help="rtn/gptq/awq: grid with a zero point (asymmetric) or around zero (symmetric: the grids "
+                             "GGUF's Q4_0 and Q8_0 hold)")
     parser.add_argument("--act-order", action=argparse.BooleanOptionalAction, default=True,
                         help="gptq: columns by decreasing diag H (default on)")
     parser.add_argument("--percdamp", type=float, default=0.01, help="sparsegpt/gptq: dampening (of mean diag H)")
@@ -50,6 +54,20 @@ def register(sub) -> None:
     parser.add_argument("--prompt", help="also print the compressed model's greedy continuation of this prompt")
     parser.add_argument("--out", help="write the compressed model as a Hugging Face folder")
     parser.add_argument("--packed-out", help="write the packed file whose size is reported")
+    parser.add_argument("--gguf-out", help="write a llama.cpp GGUF: quantized linears as Q4_0/Q8_0 blocks where the "
+                                           "grid matches exactly, other tensors float (Llama-family models)")
+    parser.add_argument("--measure-speed", action="store_true",
+                        help="also measure what the run buys: batch-1 decode and prefill tokens/s and peak memory of "
+                             "the model on real low-bit kernels (in a child process) beside the dense float32 model, "
+                             "bytes read per token, this machine's bandwidth and the estimates it gives")
+    parser.add_argument("--speed-prompt-tokens", type=int, default=256, help="--measure-speed: prompt tokens")
+    parser.add_argument("--speed-new-tokens", type=int, default=32, help="--measure-speed: tokens decoded per repeat")
+    parser.add_argument("--speed-repeats", type=int, default=5, help="--measure-speed: repeats (median reported)")
+    parser.add_argument("--kernel", choices=("auto", *KERNELS), default="auto",
+                        help="--measure-speed: the low-bit kernel (auto: int4pack where the grid maps, else int8pack)")
+    parser.add_argument("--head", choices=HEADS, default="float",
+                        help="--measure-speed: the output head as the run left it, or rounded to int8 for the int8 "
+                             "kernel (measured apart: the run did not round it)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     common.add_record_argument(parser)
     parser.set_defaults(func=run)
@@ -60,11 +78,14 @@ def build_config(args):
         return SmoothQuantConfig(args.alpha, args.method == "smoothquant", args.weight_bits, args.act_bits,
                                  args.act_granularity)
     return lm_config(args.method, args.sparsity, common.parse_nm(args.nm) if args.nm else None, args.bits,
-                     args.group_size, act_order=args.act_order, percdamp=args.percdamp, scope=args.scope)
+                     args.group_size, act_order=args.act_order, percdamp=args.percdamp, scope=args.scope,
+                     scheme=args.scheme)
 
 
 def run(args) -> int:
     config = build_config(args)
+    cost_config = CostConfig(args.speed_prompt_tokens, args.speed_new_tokens, args.speed_repeats, args.threads) \
+        if args.measure_speed else None
     evaluation = load_text(args.text)  # texts first: refusing a bad one costs no model load
     calibration = load_text(args.calibration_text) if args.calibration_text else evaluation
     lm = load_language_model(args.model)
@@ -81,9 +102,15 @@ def run(args) -> int:
     payload = {
         "model": lm.info.name, "model_info": lm.info.to_dict(), **result.to_dict(),
         "perplexity": measured.perplexity, "baseline_perplexity": baseline.perplexity, "tokens": measured.tokens,
+        "top1_accuracy": measured.top1, "baseline_top1_accuracy": baseline.top1,
         "size_bytes": packed_size_bytes(result), "baseline_size_bytes": fp16_size_bytes(lm),
         "evaluation_text": evaluation.name, "calibration_text": calibration.name, "seq_len": seq_len,
     }
+    if cost_config is not None:
+        if not args.json:
+            print("  measuring speed and memory…", file=sys.stderr)
+        payload.update(run_cost(lm, result, eval_ids, cost_config, bandwidth=measure_bandwidth(), head=args.head,
+                                kernel=args.kernel).to_dict())
     if args.prompt:
         payload["prompt"], payload["generation"] = args.prompt, generate(result.lm, args.prompt)
     if args.out:
@@ -92,15 +119,44 @@ def run(args) -> int:
     if args.packed_out:
         common.write_bytes_atomic(Path(args.packed_out), pack(result))
         payload["packed_out"] = args.packed_out
+    if args.gguf_out:
+        payload["gguf"] = export_gguf(result.lm, result.run.qtensors, Path(args.gguf_out)).to_dict()
     payload["run_id"] = common.record(args, "lm", lm.info.name, payload, config.label)
     if args.json:
         common.print_json(payload)
         return 0
     print(f"{lm.info.name}: {config.label} in {result.seconds:.1f} s on {result.device}")
-    print(f"  perplexity {measured.perplexity:.2f} (dense {baseline.perplexity:.2f}) on {measured.tokens} tokens")
+    print(f"  perplexity {measured.perplexity:.2f} (dense {baseline.perplexity:.2f}) on {measured.tokens} tokens; "
+          f"next-token top-1 accuracy {measured.top1:.1%} (dense {baseline.top1:.1%})")
     print(f"  packed file {payload['size_bytes']:,} bytes (float16 model {payload['baseline_size_bytes']:,} bytes)")
-    for note in result.notes:
+    if cost_config is not None:
+        print_cost(payload)
+    for note in [*result.notes, *(payload.get("cost") or {}).get("notes", [])]:
         print(f"  note: {note}")
     if args.prompt:
         print(f"  {args.prompt!r} -> {payload['generation']!r}")
     return 0
+
+
+def print_cost(payload: dict) -> None:
+    """The measured cost and the labelled estimates, in words."""
+    mib = 2 ** 20
+    print(f"  {payload['kernel']}: decode {payload['decode_tokens_per_s']:.1f} tokens/s "
+          f"({payload['decode_tokens_per_s_min']:.1f}–{payload['decode_tokens_per_s_max']:.1f}) vs dense float32 "
+          f"{payload['dense_decode_tokens_per_s']:.1f}: {payload['decode_speedup']:.2f}×; prefill "
+          f"{payload['prefill_tokens_per_s']:.0f} tokens/s ({payload['prefill_speedup']:.2f}×), batch 1, "
+          f"{payload['threads']} thread(s)")
+    if payload.get("peak_memory_bytes"):
+        print(f"  peak memory {payload['peak_memory_bytes'] / mib:,.0f} MiB (dense "
+              f"{payload['dense_peak_memory_bytes'] / mib:,.0f} MiB), measured in a child process")
+    print(f"  reads {payload['weight_bytes_per_token'] / mib:,.1f} MiB of weights per token (computed)")
+    if payload.get("real_perplexity") is not None:
+        print(f"  real kernels: perplexity {payload['real_perplexity']:.2f} (×{payload['real_perplexity_ratio']:.4f} "
+              f"of the float model's), top-1 agreement {payload['top1_agreement']:.1%}, max |Δlogit| "
+              f"{payload['max_abs_logit_diff']:.3g}")
+    if payload.get("predicted_decode_tokens_per_s"):
+        print(f"  estimate: {payload['predicted_decode_tokens_per_s']:.1f} tokens/s = copy bandwidth "
+              f"{payload['bandwidth_gb_s']:.1f} GB/s ÷ bytes per token")
+    for device in payload["cost"]["devices"]:
+        print(f"  estimate on {device['device']}: {'fits' if device['fits'] else 'does not fit'} "
+              f"({device['needed_bytes'] / mib:,.0f} MiB), ~{device['tokens_per_s']:,.0f} tokens/s")

@@ -35,6 +35,7 @@ from compression.pipeline.lm_cost import (
     weight_bytes,
 )
 from compression.pipeline.lm_deploy import HEADS, Deployed, deploy_dense, deploy_kernels
+from compression.pipeline.lm_export import Export, export_gguf, export_hf_folder, from_packed, gguf_blocks
 from compression.pipeline.oneshot import OneShotConfig, OneShotResult, block_process, compress
 from compression.pipeline.run import STEPS, PipelineConfig, run_pipeline
 
@@ -46,6 +47,11 @@ __all__ = [
     "deploy_dense",
     "deploy_kernels",
     "Deployed",
+    "Export",
+    "export_gguf",
+    "export_hf_folder",
+    "from_packed",
+    "gguf_blocks",
     "FITS_CONTEXT",
     "HEADS",
     "measure_cost",
