@@ -372,7 +372,7 @@ def test_overlapping_stored_tensors(valid):
     header, body = _header_and_body(valid)
     header["w.scale"]["data_offsets"] = header["b"]["data_offsets"]
     header["w.scale"]["shape"] = [6]
-    _refused(_raw_file(header, body), "overlaps another")
+    _refused(_raw_file(header, body), "overlap in the file")
 
 
 def test_a_gap_between_stored_tensors(valid):

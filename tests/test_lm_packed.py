@@ -129,8 +129,8 @@ def _giant_stored(data: bytes) -> bytes:
 GIANT = {
     "entry": (_giant_entry, 0, "declares more than 33,554,432 tensor elements"),
     "entry-huge-budget": (_giant_entry, 1 << 40, "has shape [1536], not [3750000000]"),
-    "stored-tensor": (_giant_stored, 0, "not the 20000000000 its dtype and shape need"),
-    "stored-tensor-huge-budget": (_giant_stored, 1 << 40, "not the 20000000000 its dtype and shape need"),
+    "stored-tensor": (_giant_stored, 0, "not the 20,000,000,000 its dtype and shape need"),
+    "stored-tensor-huge-budget": (_giant_stored, 1 << 40, "not the 20,000,000,000 its dtype and shape need"),
 }
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compression.core.errors import InputError, LimitExceeded
-from compression.formats import limits
+from compression.formats import limits, safetensors_header
 
 CONFIG = "config.json"
 TOKENIZER = "tokenizer.json"
@@ -22,10 +22,7 @@ JSON_FILES = ("generation_config.json", "tokenizer_config.json", "special_tokens
               "chat_template.json")
 OTHER_FILES = ("chat_template.jinja", "vocab.json", "merges.txt", "vocab.txt", "tokenizer.model", "spiece.model")
 PICKLED = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-MAX_TENSORS = 100_000  # entries of one shard or of the index
 MAX_JSON_BYTES = 64 << 20  # one JSON file: the largest real tokenizer.json are about 35 MB, and parsing costs ~10x
-ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "U16": 2, "I16": 2, "F16": 2, "BF16": 2,
-            "U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8}
 _PLAIN_NAME = re.compile(r"[\w.\-]+")  # a shard named by the index: a file name, never a path
 
 
@@ -97,8 +94,8 @@ def _weights(folder: Path, where: str, capped: bool, budget: limits.ElementBudge
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not weight_map:
         raise InputError(f"{where}/{INDEX} has no weight_map")
-    if len(weight_map) > MAX_TENSORS:
-        raise LimitExceeded(f"{where}/{INDEX} lists {len(weight_map):,} tensors; the limit is {MAX_TENSORS:,}")
+    if len(weight_map) > safetensors_header.MAX_TENSORS:
+        raise LimitExceeded(f"{where}/{INDEX} lists {len(weight_map):,} tensors; the limit is {safetensors_header.MAX_TENSORS:,}")
     wanted: dict[str, list[str]] = {}
     for name, file in weight_map.items():
         if not isinstance(file, str) or not _PLAIN_NAME.fullmatch(file) or file in (".", ".."):
@@ -124,37 +121,7 @@ def _weights(folder: Path, where: str, capped: bool, budget: limits.ElementBudge
 def _shard(path: Path, where: str, capped: bool, budget: limits.ElementBudget) -> dict[str, tuple]:
     """A safetensors file's header, checked: dtypes, shapes, byte ranges inside the file and apart, the budget."""
     size = limits.check_regular_file(path, where, capped, follow_symlinks=False)
-    corrupt = f"{where} is not a valid safetensors file (corrupt or truncated)"
     with open(path, "rb") as file:
-        prefix = file.read(8)
-        if len(prefix) < 8:
-            raise InputError(f"{corrupt}: no header")
-        length = int.from_bytes(prefix, "little")
-        if length > limits.MAX_HEADER_BYTES:
-            raise LimitExceeded(f"{where}: the header is over {limits.MAX_HEADER_BYTES:,} bytes")
-        if length > size - 8:
-            raise InputError(f"{corrupt}: the header runs past the end")
-        header = limits.parse_json(file.read(length), where)
-    if not isinstance(header, dict):
-        raise InputError(f"{corrupt}: the header is not a map")
-    header.pop("__metadata__", None)
-    if len(header) > MAX_TENSORS:
-        raise LimitExceeded(f"{where}: {len(header):,} tensors is over the limit of {MAX_TENSORS:,}")
-    body, spans, out = size - 8 - length, [], {}
-    for name, info in header.items():
-        if not isinstance(info, dict) or info.get("dtype") not in ITEMSIZE:
-            raise InputError(f"{where}: tensor {name[:80]!r} has no supported dtype")
-        count = limits.numel(info.get("shape"), f"{where}, tensor {name[:80]!r}")
-        budget.add(count, f"tensor {name[:80]!r} has shape {info['shape']}")
-        span = info.get("data_offsets")
-        if (not isinstance(span, list) or len(span) != 2
-                or any(isinstance(o, bool) or not isinstance(o, int) for o in span)
-                or not 0 <= span[0] <= span[1] <= body or span[1] - span[0] != count * ITEMSIZE[info["dtype"]]):
-            raise InputError(f"{corrupt}: tensor {name[:80]!r} does not match its bytes")
-        spans.append((span[0], span[1], name))
-        out[name] = (info["dtype"], tuple(info["shape"]))
-    spans.sort()
-    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
-        if start < end:
-            raise InputError(f"{where}: tensors {first[:80]!r} and {second[:80]!r} overlap in the file")
-    return out
+        length = safetensors_header.header_length(file.read(8), size, where)
+        stored, _ = safetensors_header.check_header(file.read(length), size, where, budget)
+    return {name: (info.dtype, tuple(info.shape)) for name, info in stored.items()}

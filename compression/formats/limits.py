@@ -21,6 +21,7 @@ from compression.core.errors import InputError, LimitExceeded
 MAX_HEADER_BYTES = 1 << 20  # a decompressed JSON header (.clab, packed, safetensors); real ones are a few kB
 MAX_NESTING = 32  # JSON depth; our headers use 4
 MAX_NDIM = 8  # tensor dimensions
+MAX_EXTENT = 2 ** 62  # a shape's non-zero sizes multiplied
 
 
 def check_upload_size(data: bytes, name: str) -> None:
@@ -60,6 +61,8 @@ def numel(shape: object, where: str) -> int:
         raise InputError(f"{where}: a tensor shape must be a list of at most {MAX_NDIM} sizes, got {_short(shape)}")
     if any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape):
         raise InputError(f"{where}: a tensor shape must hold non-negative integers, got {_short(shape)}")
+    if math.prod(size or 1 for size in shape) > MAX_EXTENT:  # torch's int64 strides overflow, even when empty
+        raise InputError(f"{where}: the sizes of shape {_short(shape)} multiply past {MAX_EXTENT:,}")
     return math.prod(shape)
 
 

@@ -15,14 +15,12 @@ from torch import Tensor, nn
 
 from compression.core import settings
 from compression.core.errors import InputError, LimitExceeded
-from compression.formats import limits
+from compression.formats import limits, safetensors_header
 
 # torch.load(weights_only=True) had code-execution bypasses up to 2.9.1: CVE-2025-32434 (GHSA-53q9-r3pm-6pq6,
 # fixed in 2.6.0) and CVE-2026-24747 (GHSA-63cw-57p8-fm3p, fixed in 2.10.0). Older torch never unpickles uploads.
 MIN_TORCH_FOR_PICKLE = (2, 10)
 MAX_TENSORS = 100_000  # entries of one weights file (a state dict of a large model has a few thousand)
-_SAFETENSORS_ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "U16": 2, "I16": 2, "F16": 2,
-                         "BF16": 2, "U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8}
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 REFUSED_SUFFIXES = {
     ".pt2": "a torch.export (.pt2) archive can run code when it is loaded",
@@ -60,32 +58,8 @@ def _read_safetensors(data: bytes, filename: str) -> dict[str, Tensor]:
 def _check_safetensors_header(data: bytes, filename: str) -> None:
     """Check the JSON header (size, depth, entry count, shapes, dtypes, offsets, element budget) before loading."""
     where = f"{filename} (safetensors)"
-    corrupt = f"{filename} is not a valid safetensors file (corrupt or truncated)"
-    if len(data) < 8:
-        raise InputError(f"{corrupt}: no header")
-    size = int.from_bytes(data[:8], "little")
-    if size > len(data) - 8:
-        raise InputError(f"{corrupt}: the header runs past the end")
-    if size > limits.MAX_HEADER_BYTES:
-        raise LimitExceeded(f"{where}: the header is over {limits.MAX_HEADER_BYTES:,} bytes")
-    header = limits.parse_json(data[8:8 + size], where)
-    if not isinstance(header, dict):
-        raise InputError(f"{corrupt}: the header is not a map")
-    header.pop("__metadata__", None)
-    if len(header) > MAX_TENSORS:
-        raise LimitExceeded(f"{where}: {len(header):,} tensors is over the limit of {MAX_TENSORS:,}")
-    budget, body = limits.ElementBudget(where), len(data) - 8 - size
-    for name, info in header.items():
-        if not isinstance(info, dict) or info.get("dtype") not in _SAFETENSORS_ITEMSIZE:
-            raise InputError(f"{where}: tensor {name[:80]!r} has no supported dtype")
-        count = limits.numel(info.get("shape"), f"{where}, tensor {name[:80]!r}")
-        budget.add(count, f"tensor {name[:80]!r} has shape {info['shape']}")
-        span = info.get("data_offsets")
-        if (not isinstance(span, list) or len(span) != 2
-                or any(isinstance(o, bool) or not isinstance(o, int) for o in span)
-                or not 0 <= span[0] <= span[1] <= body
-                or span[1] - span[0] != count * _SAFETENSORS_ITEMSIZE[info["dtype"]]):
-            raise InputError(f"{corrupt}: tensor {name[:80]!r} does not match its bytes")
+    length = safetensors_header.header_length(data[:8], len(data), where)
+    safetensors_header.check_header(data[8:8 + length], len(data), where, limits.ElementBudget(where))
 
 
 def torch_version() -> tuple[int, int]:
