@@ -146,6 +146,57 @@ def wait_idle(page) -> None:
     expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
 
 
+# Follows the messages between the page and the server from now on: once the page asks for a rerun (a BackMsg with
+# rerun_script, field 11), the run that starts after it (a ForwardMsg with new_session, field 4) and ends in full
+# (script_finished, field 6, = FINISHED_SUCCESSFULLY, 0) sets window.__run.ended. The page's own script-state
+# attribute cannot tell: React may draw "running" and "notRunning" of a quick run in one render, or never leave
+# "running" when a run takes over from the one under way.
+_FOLLOW_A_RUN = """() => {
+    const fields = bytes => {  // a protobuf message's top-level fields: {number: varint value, or true}
+        const found = {};
+        let i = 0;
+        const varint = () => {
+            let value = 0, shift = 0, byte;
+            do { byte = bytes[i++]; value += (byte & 127) * 2 ** shift; shift += 7; } while (byte & 128);
+            return value;
+        };
+        while (i < bytes.length) {
+            const tag = varint(), wire = tag % 8, number = Math.floor(tag / 8);
+            if (wire === 0) found[number] = varint();
+            else if (wire === 2) { const length = varint(); i += length; found[number] = true; }
+            else if (wire === 1 || wire === 5) { i += wire === 1 ? 8 : 4; found[number] = true; }
+            else break;
+        }
+        return found;
+    };
+    window.__run = {asked: false, started: false, ended: false};
+    if (window.__heard) return;  // the page is followed already
+    window.__heard = new WeakSet();
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (data) {
+        if (!window.__heard.has(this)) {
+            window.__heard.add(this);
+            this.addEventListener('message', event => {
+                const run = window.__run, message = fields(new Uint8Array(event.data));
+                if (run.asked && message[4]) run.started = true;
+                if (run.started && message[6] === 0) run.ended = true;
+            });
+        }
+        if (fields(data instanceof ArrayBuffer ? new Uint8Array(data) : data)[11]) window.__run.asked = true;
+        return send.call(this, data);
+    };
+}"""
+
+
+@contextlib.contextmanager
+def a_whole_run(page):
+    """Wait, after the block, until the script run that a rerun asked for in the block has ended: for an action
+    whose run changes nothing a test can see (a number typed into a box)."""
+    page.evaluate(_FOLLOW_A_RUN)
+    yield
+    page.wait_for_function("() => window.__run.ended")
+
+
 def open_page(page, url: str, shows) -> None:
     """Go to `url`, wait until `shows` (a locator of something that page's run draws) is visible, then until the
     run has ended."""

@@ -4,7 +4,8 @@ controls show the value in force, percent axes read in order, and every page rea
 import re
 
 import pytest
-from conftest import BROWSER_TIMEOUT_MS, assert_legends_clear, full_page_screenshot, open_page, open_router, wait_idle
+from conftest import (BROWSER_TIMEOUT_MS, a_whole_run, assert_legends_clear, full_page_screenshot, open_page,
+                      open_router, wait_idle)
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
@@ -16,6 +17,11 @@ PERCENT_TICKS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')
     Object.keys(gd._fullLayout || {}).filter(k => /^yaxis\\d*$/.test(k))
         .map(k => (gd._fullLayout[k]._vals || []).map(v => v.text))
         .filter(texts => texts.length && texts.every(t => /%$/.test(t))))"""
+
+
+# The Pruning page's accuracy curve (its 3rd chart) once its current-setting point is drawn at sparsity x.
+CURRENT_POINT_AT = """x => { const gd = document.querySelectorAll('.js-plotly-plot')[2];
+    return gd && gd._fullData && gd._fullData[1] && Math.abs(gd._fullData[1].x[0] - x) < 0.005; }"""
 
 
 def _slider_value(page, label: str) -> float:
@@ -56,11 +62,13 @@ def test_back_and_forward_restore_the_settings_of_each_page(app_server, page, zo
         page.keyboard.press("ArrowRight")
         page.wait_for_timeout(50)
     page.wait_for_url(re.compile("sparsity=0.84"))
-    epochs = page.get_by_label("Epochs", exact=True)
-    epochs.fill("300")
-    epochs.press("Enter")
-    page.wait_for_url(lambda url: "sparsity=0.84" in url and "prune_ft_epochs=300" in url)
+    page.wait_for_function(CURRENT_POINT_AT, arg=0.84)  # the last key's run has drawn its point
     wait_idle(page)
+    epochs = page.get_by_label("Epochs", exact=True)
+    with a_whole_run(page):  # Back while its run is under way would race the page's own URL writes
+        epochs.fill("300")
+        epochs.press("Enter")
+    assert "sparsity=0.84" in page.url and "prune_ft_epochs=300" in page.url
     page.go_back()
     page.wait_for_url(lambda url: "/quantize" in url and "bits=2" in url)
     expect(_title(page, "Quantization")).to_be_visible()
