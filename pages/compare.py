@@ -30,7 +30,7 @@ from compression.pipeline import (
 from compression.plots import common as plots
 from compression.plots import compare as plots_compare
 from compression.plots import language_model as plots_lm
-from ui import history, jobs
+from ui import history, jobs, lm_cost_compare
 from ui.common import current_model
 from ui.downloads import download_button
 from ui.routing import ensure_routed
@@ -135,6 +135,7 @@ else:
                                                    [f"{r.model} · {r.label}" for r in lm_runs.itertuples()],
                                                    list(lm_runs["model"])))
         st.plotly_chart(figures[-1])
+    figures += lm_cost_compare.charts(lm_runs.to_dict("records"))  # LM runs against tokens/s or memory, cost table
     download_button(d[3], "HTML report", lambda: runs_report(shown.to_dict("records"), figures),
                     "runs-report.html", mime="text/html", key="cmp_report")
 

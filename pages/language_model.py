@@ -3,6 +3,7 @@
 import streamlit as st
 
 from ui import lm_sections as sections
+from ui import lm_speed
 from ui import lm_views as views
 from ui.lm_choices import TINY_GPT, lm_spec
 from ui.lm_models import current_lm
@@ -33,6 +34,7 @@ sections.run_section(lm, settings, dense_ppl)
 slot, points = sections.charts(settings, dense_ppl)
 live = sections.live_rtn_first(lm, settings, slot, points, dense_ppl)
 sections.results_table(settings, dense_ppl)
+lm_speed.section(lm, settings, dense_ppl)  # What it buys: speed, memory, devices (on a button)
 if dense is not None:
     st.caption(f"Dense perplexity {dense.perplexity:.2f} on {dense.tokens:,} held-out tokens of "
                f"{settings.evaluation.name} (dashed line).")
