@@ -1,7 +1,7 @@
 """Compare page: every recorded run, the accuracy/size and accuracy/latency trade-offs, and a budget search."""
 
 import io
-import time
+import math
 
 import pandas as pd
 import streamlit as st
@@ -10,13 +10,21 @@ from compression.core import InputError, readable
 from compression.core.settings import shared_mode
 from compression.data import load_dataset
 from compression.history import (
+    CLASSIFIER_COLUMNS,
+    LATENCY_TOLERANCE,
+    LM_COLUMNS,
     Run,
     latency_groups,
     latency_method_label,
+    lm_group,
     model_from_run_file,
     pareto_front,
+    run_names,
     runs_report,
     runs_table,
+    split_families,
+    summarise,
+    table_of,
     write_csv,
 )
 from compression.metrics import LATENCY_METHOD, histogram
@@ -29,16 +37,22 @@ from compression.pipeline import (
 )
 from compression.plots import common as plots
 from compression.plots import compare as plots_compare
-from compression.plots import language_model as plots_lm
 from ui import history, jobs, lm_cost_compare
 from ui.common import current_model
 from ui.downloads import download_button
 from ui.routing import ensure_routed
 
 
-def readable_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """The table as a stakeholder reads it: words for columns, %, KiB and ms in the cells, blanks for missing."""
-    return pd.DataFrame({readable.name(c): [readable.value(c, v) for v in frame[c]] for c in frame.columns})
+def table_frame(rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:
+    """A family's runs as a stakeholder reads them: its own compact columns, words for headers and kinds, %, KiB
+    and ms in the cells, blanks for missing values."""
+    headers, cells = table_of(rows, columns)
+    return pd.DataFrame(cells, columns=headers)
+
+
+def measured(row: dict, *keys: str) -> bool:
+    """Whether the run recorded a finite number under every one of `keys`."""
+    return all(isinstance(row.get(k), (int, float)) and math.isfinite(row[k]) for k in keys)
 
 
 def _test_sizes(models) -> dict[str, int]:
@@ -54,35 +68,42 @@ def _test_sizes(models) -> dict[str, int]:
     return sizes
 
 
-def run_name(run: Run) -> str:
-    return f"{run.model} · {run.label} · {time.strftime('%d %b %H:%M', time.localtime(run.created_at))}"
-
-
 ensure_routed()
 st.title("Compare")
 st.caption("Every run from every page and the CLI is recorded here (an SQLite file in your data folder). "
-           "The Pareto frontier joins the runs no other run beats on both accuracy and size.")
+           "Classifiers are ranked by accuracy on held-out images (higher is better), language models by perplexity "
+           "on held-out text (lower is better); the two never share a ranking or a chart.")
 
 store = history.store()
 runs = store.runs() if store is not None else []
-table = pd.DataFrame(runs_table(runs))
+rows = runs_table(runs)
 
-if table.empty:
+if not rows:
     st.info("No runs recorded yet. Run a pipeline, a fine-tune, QAT or a distillation, or use the CLI "
             "(`python -m compression pipeline --model mlp --out mlp.clab`).")
 else:
     f = st.columns(2)
-    kinds = f[0].multiselect("Kind", sorted(table["kind"].unique()), key="cmp_kind", bind="query-params")
-    models = f[1].multiselect("Model", sorted(table["model"].unique()), key="cmp_model", bind="query-params")
-    keep = table["kind"].isin(kinds or table["kind"]) & table["model"].isin(models or table["model"])
-    shown = table[keep]
-    st.dataframe(readable_table(shown), hide_index=True, key="cmp_table")
-    test_sizes = _test_sizes(shown["model"].unique())
-    if test_sizes:
-        st.caption(readable.one_image_each(test_sizes))
+    kinds = f[0].multiselect("Kind", sorted({r["kind"] for r in rows}), key="cmp_kind", bind="query-params",
+                             format_func=readable.kind)
+    models = f[1].multiselect("Model", sorted({r["model"] for r in rows}), key="cmp_model", bind="query-params")
+    shown = [r for r in rows if (not kinds or r["kind"] in kinds) and (not models or r["model"] in models)]
+    names = dict(zip((r["id"] for r in shown), run_names(shown)))  # unique: five runs with one label differ
+    classifiers, lms = split_families(shown)
+    st.markdown("\n".join(f"- **{k}**: {v}" for k, v in summarise(shown).items()))
+    if classifiers:
+        st.markdown("**Classifier runs**: accuracy on held-out test images, higher is better.")
+        st.dataframe(table_frame(classifiers, CLASSIFIER_COLUMNS), hide_index=True, key="cmp_table")
+    if lms:
+        st.markdown("**Language-model runs**: perplexity on the held-out last tenth of the evaluation text, lower "
+                    "is better; compare perplexities only on the same model, text and tokens.")
+        st.dataframe(table_frame(lms, LM_COLUMNS), hide_index=True, key="cmp_lm_table")
+    test_sizes = _test_sizes({r["model"] for r in classifiers})
+    noise = readable.one_image_each(test_sizes) if test_sizes else ""
+    if noise:
+        st.caption(noise)
     d = st.columns([3, 1, 1, 1])
     mine = {r.id for r in history.deletable(runs)}
-    doomed = d[0].multiselect("Delete runs", [i for i in shown["id"] if i in mine], key="cmp_delete",
+    doomed = d[0].multiselect("Delete runs", [r["id"] for r in shown if r["id"] in mine], key="cmp_delete",
                               placeholder="choose run ids",
                               help="On a shared server you may delete only the runs you created." if shared_mode()
                               else None)
@@ -93,67 +114,77 @@ else:
 
     d[1].button("Delete", key="cmp_delete_go", on_click=delete, disabled=not doomed)
     buffer = io.StringIO()
-    write_csv([row for row in runs_table(runs) if row["id"] in set(shown["id"])], buffer)  # no NaN, ints stay ints
-    download_button(d[2], "Runs as CSV", buffer.getvalue(), "runs.csv", mime="text/csv", key="cmp_csv")
+    write_csv(shown, buffer)  # headers in words with units, numbers a spreadsheet can sum
+    download_button(d[2], "Runs as CSV", buffer.getvalue(), "runs.csv", mime="text/csv", key="cmp_csv",
+                    help="One header row in words with units (accuracy in %, sizes in bytes, times in ms or s) and "
+                         "plain numbers, as a spreadsheet expects; `python -m compression runs list --json` gives "
+                         "the recorded keys at full precision.")
 
     figures = []
-    lm_runs = shown.dropna(subset=["perplexity", "size_bytes"]) if {"perplexity", "size_bytes"} <= set(shown) \
-        else shown.iloc[0:0]  # language models: perplexity instead of accuracy
-    shown_cls = shown.drop(lm_runs.index)
-    plotted = shown.dropna(subset=[c for c in ("accuracy", "size_bytes") if c in shown]) \
-        if {"accuracy", "size_bytes"} <= set(shown) else shown.iloc[0:0]
-    if not plotted.empty:
-        labels = [f"{r.model} · {r.label}" for r in plotted.itertuples()]
-        xs, ys = list(plotted["size_bytes"]), list(plotted["accuracy"])
+    plotted = [r for r in classifiers if measured(r, "accuracy", "size_bytes")]
+    if plotted:
+        labels = [names[r["id"]] for r in plotted]
+        xs, ys = [r["size_bytes"] for r in plotted], [r["accuracy"] for r in plotted]
         figures.append(plots_compare.pareto_chart(xs, ys, labels, pareto_front(xs, ys), "file size (log)",
                                                   "Accuracy vs size"))
-        groups = latency_groups(plotted.to_dict("records")) if "latency_ms" in plotted else {}
+        groups = latency_groups(plotted)
         if groups:
             # Latencies are comparable only when measured the same way (statistic, batch size, threads).
             method = st.selectbox("Latency measured as", list(groups), key="cmp_latency_method") \
                 if len(groups) > 1 else next(iter(groups))
-            timed = plotted.iloc[groups[method]]
-            lx, ly = list(timed["latency_ms"]), list(timed["accuracy"])
+            timed = [plotted[i] for i in groups[method]]
+            lx, ly = [r["latency_ms"] for r in timed], [r["accuracy"] for r in timed]
             figures.append(plots_compare.pareto_chart(
-                lx, ly, [f"{r.model} · {r.label}" for r in timed.itertuples()], pareto_front(lx, ly),
+                lx, ly, [names[r["id"]] for r in timed], pareto_front(lx, ly, LATENCY_TOLERANCE),
                 f"latency (ms, {method})", "Accuracy vs latency", log_x=False, x_unit="ms"))
             others = sum(len(v) for k, v in groups.items() if k != method)
-            st.caption(f"Latency is compared only between runs measured the same way: {method}."
-                       + (f" {others} run(s) timed another way are left out of that chart." if others else ""))
+            latency_note = (f"Latency is compared only between runs measured the same way: {method}."
+                            + (f" {others} run(s) timed another way are left out of that chart." if others else "")
+                            + f" On its frontier, latencies within {LATENCY_TOLERANCE:.0%} of each other count as "
+                              "equal: each run kept its median, not its spread, and timings of one model on a shared "
+                              "CPU differ by a few percent, so a faster-looking run must be clearly faster to join it.")
         for fig in figures:
             st.plotly_chart(fig)
-        missing = len(shown_cls) - len(plotted)
+        if groups:
+            st.caption(latency_note)  # under the charts it is about
+        missing = len(classifiers) - len(plotted)
         if missing:
-            st.caption(f"{missing} run(s) recorded no file size (e.g. fine-tunes and distillations measured only "
-                       "accuracy), so they are in the table but not on this chart.")
+            st.caption(f"{missing} classifier run(s) recorded no file size (e.g. fine-tunes and distillations "
+                       "measured only accuracy), so they are in the table but not on this chart.")
         st.caption("Sizes are the bytes of each run's own file: .clab for pipelines, the sparse encoding for "
                    "pruning settings, the packed file for quantization, torch.save for students.")
-    elif lm_runs.empty:
-        st.info("None of these runs has both an accuracy and a size to plot.")
-    if not lm_runs.empty:
-        figures.append(plots_lm.perplexity_vs_size(list(lm_runs["size_bytes"]), list(lm_runs["perplexity"]),
-                                                   [f"{r.model} · {r.label}" for r in lm_runs.itertuples()],
-                                                   list(lm_runs["model"])))
+    elif classifiers:
+        st.info("None of these classifier runs has both an accuracy and a size to plot.")
+    charted = [r for r in lms if measured(r, "perplexity", "size_bytes")]
+    if charted:
+        dense = {lm_group(r): (r["baseline_size_bytes"], r["baseline_perplexity"]) for r in reversed(charted)
+                 if measured(r, "baseline_size_bytes", "baseline_perplexity")}
+        figures.append(plots_compare.perplexity_vs_size([r["size_bytes"] for r in charted],
+                                                        [r["perplexity"] for r in charted],
+                                                        [names[r["id"]] for r in charted],
+                                                        [lm_group(r) for r in charted], dense))
         st.plotly_chart(figures[-1])
-    figures += lm_cost_compare.charts(lm_runs.to_dict("records"))  # LM runs against tokens/s or memory, cost table
-    download_button(d[3], "HTML report", lambda: runs_report(shown.to_dict("records"), figures),
-                    "runs-report.html", mime="text/html", key="cmp_report")
+        st.caption("One colour per model and evaluation (text and number of held-out tokens): perplexities compare "
+                   "only within a colour. The open diamond is the dense model, every weight in float16, on the "
+                   "same tokens.")
+    figures += lm_cost_compare.charts(lms)  # LM runs against measured tokens/s or memory, and their cost table
+    download_button(d[3], "HTML report", lambda: runs_report(shown, figures, [noise]), "runs-report.html",
+                    mime="text/html", key="cmp_report")
 
     st.subheader("Two runs side by side")
-    by_id = {r.id: r for r in runs}
-    ids = list(shown["id"])
+    by_id, row_by_id = {r.id: r for r in runs}, {r["id"]: r for r in shown}
+    ids = [r["id"] for r in shown]
     pick = st.columns(2)
-    a = pick[0].selectbox("Run A", ids, index=0, key="cmp_a", bind="query-params",
-                          format_func=lambda i: run_name(by_id[i]))
+    a = pick[0].selectbox("Run A", ids, index=0, key="cmp_a", bind="query-params", format_func=names.get)
     b = pick[1].selectbox("Run B", ids, index=min(1, len(ids) - 1), key="cmp_b", bind="query-params",
-                          format_func=lambda i: run_name(by_id[i]))
+                          format_func=names.get)
     if a and b:
         left, right = by_id[a], by_id[b]
-        metrics = sorted((m for m in set(left.metrics) | set(right.metrics) if m not in LATENCY_METHOD),
-                         key=readable.name)
+        skip = {"id", "created", "kind", "model", "label", "status", *LATENCY_METHOD}
+        metrics = sorted((m for m in set(row_by_id[a]) | set(row_by_id[b]) if m not in skip), key=readable.name)
         st.dataframe(pd.DataFrame({"metric": [readable.name(m) for m in metrics],
-                                   f"A · {left.label}": [readable.value(m, left.metrics.get(m)) for m in metrics],
-                                   f"B · {right.label}": [readable.value(m, right.metrics.get(m)) for m in metrics]}),
+                                   f"A · {left.label}": [readable.value(m, row_by_id[a].get(m)) for m in metrics],
+                                   f"B · {right.label}": [readable.value(m, row_by_id[b].get(m)) for m in metrics]}),
                      hide_index=True)
         if "latency_ms" in left.metrics or "latency_ms" in right.metrics:
             st.caption(f"Latency of A: {latency_method_label(left.metrics)}; of B: "
@@ -214,8 +245,9 @@ if picked is not None:
     def start() -> None:
         if job is not None and job.running:
             return
-        try:
-            config = BudgetConfig(budget=budget, metric=metric, student_hidden=tuple(students))
+        try:  # the widgets' values now: a callback runs before this run redraws them, so the names above are stale
+            config = BudgetConfig(budget=st.session_state["budget_value"], metric=st.session_state["budget_metric"],
+                                  student_hidden=tuple(st.session_state["budget_students"]))
         except InputError as exc:
             st.session_state["budget_error"] = str(exc)
             return

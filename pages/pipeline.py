@@ -138,8 +138,10 @@ st.plotly_chart(plots_compare.stage_bars(stage_names,
                                          [result.baseline_accuracy] + [s.accuracy for s in result.stages]))
 st.dataframe(pd.DataFrame([{"step": plots_compare.stage_label(s.name), "accuracy": readable.percent(s.accuracy, 2),
                             "file size": readable.size(s.size_bytes), "parameters": readable.count(s.params),
-                            "non-zero parameters": readable.count(s.nonzero_params), "time (s)": f"{s.seconds:.1f}"}
+                            "non-zero parameters": readable.count(s.nonzero_params),
+                            "time": readable.seconds(s.seconds)}
                            for s in result.stages]), hide_index=True)
+st.caption(readable.one_image(len(result.model.dataset.y_test)))
 st.caption("Pruning and weight sharing leave an fp32 file the same size (zeros and shared values still cost 4 "
            "bytes each); only the encode step turns them into a smaller file.")
 if "encode" not in result.config.steps:

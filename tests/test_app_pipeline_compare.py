@@ -123,11 +123,13 @@ def test_budget_search_marks_the_best_run_under_budget(zoo, history_dir):
     zoo("mlp")
     at = page("compare")
     at.number_input(key="budget_value").set_value(3000.0)
-    at.button(key="budget_go").click().run()
+    at.button(key="budget_go").click().run()  # the value typed and the click in one run: the search uses 3,000
     at = wait_for(at, "budget_job", 300)
     at.run()
     assert not at.exception
     assert any("Best under budget" in s.value for s in at.success)
+    search = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    assert "budget 3,000 B" in [t.get("name") for t in search["data"]]  # as typed, not "2.9 KiB"
     assert any(r.kind == "budget" for r in RunStore(history_dir / "runs.sqlite").runs())
 
 
@@ -182,3 +184,31 @@ def test_compare_decodes_both_a_distilled_student_and_a_clab_file(zoo, history_d
     assert not [w.value for w in at.warning if "cannot be decoded" in w.value]
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert any(t.startswith("Run A") for t in titles) and any(t.startswith("Run B") for t in titles)
+
+
+def test_compare_keeps_classifiers_and_language_models_apart(zoo, history_dir):
+    """A language-model run is never ranked by accuracy ("accuracy nan%"): each family has its summary line, its
+    table and its chart; a quantized LM run reads as its bits, never as the sparsity its rounding left."""
+    zoo("mlp")
+    store = RunStore(history_dir / "runs.sqlite")
+    store.record(Run(kind="pipeline", model="mlp", config={}, metrics={"accuracy": 0.95, "size_bytes": 2000},
+                     label="p"))
+    lm = store.record(Run(kind="lm", model="tiny-gpt", label="rtn 4-bit g64", details={"calibration": "kjv",
+                          "evaluation": "kjv"},
+                          config={"kind": "quantize", "bits": 4, "granularity": "per-group", "group_size": 64},
+                          metrics={"perplexity": 5.5, "baseline_perplexity": 5.47, "tokens": 2032, "bits": 4,
+                                   "sparsity": 0.13, "size_bytes": 503_808, "baseline_size_bytes": 1_638_400}))
+    at = page("compare")
+    assert not at.exception
+    summary = next(m.value for m in at.markdown if "most accurate classifier run" in m.value)
+    assert "mlp · p (pipeline): accuracy 95.00%" in summary and "nan" not in summary.lower()
+    assert "lowest perplexity, tiny-gpt · kjv, 2,032 tokens**: rtn 4-bit g64: 5.50 (dense model 5.47)" in summary
+    classifiers, lms = (d.value for d in at.dataframe[:2])
+    assert list(classifiers["run"]) == ["p"] and "perplexity (lower is better)" not in classifiers.columns
+    assert list(lms["what it did"]) == ["4-bit weights, groups of 64"] and "sparsity" not in lms.columns
+    assert list(lms["evaluation tokens"]) == ["2,032"] and list(lms["calibration text"]) == ["kjv"]
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert titles[:2] == ["Accuracy vs size", "Language models: perplexity vs size"]
+    at.selectbox(key="cmp_a").set_value(lm).run()
+    side = next(d.value for d in at.dataframe if "metric" in d.value.columns)
+    assert "sparsity" not in list(side["metric"]) and "what it did" in list(side["metric"])

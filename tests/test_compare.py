@@ -8,9 +8,9 @@ from safetensors.torch import load as st_load
 
 from compression.core import run_to_end
 from compression.core.errors import InputError
-from compression.history import latency_groups
+from compression.history import LATENCY_TOLERANCE, latency_groups
 from compression.history.compare import pareto_front
-from compression.history.report import html_report
+from compression.history.report import Section, html_report
 from compression.models.export import dense_safetensors, onnx_bytes
 from compression.pipeline.budget import BudgetConfig, best_run, best_under_budget, budget_search
 from compression.plots.compare import pareto_chart
@@ -20,6 +20,16 @@ def test_pareto_front_keeps_only_undominated_points():
     sizes = [100, 200, 150, 300, 120]
     accuracy = [0.90, 0.95, 0.93, 0.94, 0.89]
     assert pareto_front(sizes, accuracy) == [0, 2, 1]  # 300/0.94 is beaten by 200/0.95; 120/0.89 by 100/0.90
+
+
+def test_a_latency_frontier_is_not_drawn_through_timer_noise():
+    """Five runs of one model a few microseconds apart: with the tolerance, the most accurate stands for them all
+    (without it the frontier stepped through the noise); a clearly faster run still joins it."""
+    latency = [0.0130, 0.0132, 0.0134, 0.0136, 0.0138, 0.0060]
+    accuracy = [0.9333, 0.9361, 0.9333, 0.9306, 0.9333, 0.90]
+    assert pareto_front(latency, accuracy) == [5, 0, 1]
+    assert pareto_front(latency, accuracy, LATENCY_TOLERANCE) == [5, 1]
+    assert pareto_front([1.0, 1.05], [0.9, 0.9], LATENCY_TOLERANCE) == [0]  # equally accurate: the fastest
 
 
 def test_budget_search_measures_real_files_and_picks_the_best_that_fits(zoo):
@@ -43,7 +53,8 @@ def test_budget_config_refuses_nonsense():
 
 def test_report_is_standalone_html_with_the_charts_and_the_runs():
     fig = pareto_chart([100, 200], [0.9, 0.95], ["a", "b"], [0, 1], "bytes", "Pareto")
-    page = html_report("My report", {"model": "mlp", "ratio": 20.1}, [{"id": "x1", "accuracy": 0.97}], [fig])
+    page = html_report("My report", {"model": "mlp", "ratio": "20.1×"}, [Section("Runs", ["id", "accuracy"],
+                                                                                [["x1", "97.00%"]])], [fig])
     assert page.startswith("<!doctype html>") and "Pareto" in page and "x1" in page
     assert "Plotly.newPlot" in page and len(page) > 1_000_000  # plotly.js itself is inlined
     assert not re.search(r"<script[^>]+src=", page)  # nothing to fetch: the report reads offline

@@ -22,7 +22,7 @@ def _assert_reads_as_words(report: str) -> None:
     visible = re.sub(r"<script.*?</script>", "", report, flags=re.S)
     visible = re.sub(r"<[^>]+>", " ", visible)
     assert not re.findall(r"\b[a-z]+_[a-z_]+\b", visible), re.findall(r"\b[a-z]+_[a-z_]+\b", visible)[:5]
-    assert "{'" not in visible and "None" not in visible
+    assert "{'" not in visible and "None" not in visible and not re.search(r"\bnan\b", visible, flags=re.I)
     assert re.search(r"accuracy.{0,80}?\d+\.\d+%", visible, flags=re.S)
 
 
@@ -57,6 +57,19 @@ def _download(page, button: str):
     return download.value
 
 
+def _look_at_report(page, report, name: str) -> None:
+    """The downloaded report opened offline at 1400 and 800 px: it fits the window (tables scroll in their own box),
+    with a screenshot of each under artifacts/screenshots."""
+    reader = page.context.new_page()
+    for width in (1400, 800):
+        reader.set_viewport_size({"width": width, "height": 1000})
+        reader.goto(report.as_uri())
+        reader.wait_for_selector(".js-plotly-plot")
+        assert reader.evaluate("() => document.documentElement.scrollWidth") <= width, (name, width)
+        reader.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
+    reader.close()
+
+
 def test_run_a_pipeline_then_compare_and_download_the_report(app_server, page, zoo, tmp_path):
     zoo("mlp")
     open_page(page, f"{app_server}/pipeline?model=mlp", page.get_by_role("button", name="Run pipeline"))
@@ -71,6 +84,10 @@ def test_run_a_pipeline_then_compare_and_download_the_report(app_server, page, z
     pipeline_report = tmp_path / "pipeline-report.html"
     download.save_as(pipeline_report)
     _assert_reads_as_words(pipeline_report.read_text())
+    text = pipeline_report.read_text()
+    assert "MLP 64-100-10 on 8x8 digits" in text and "360 held-out images" in text  # what it is, what it was tested on
+    assert "One test image is 0.28 points" in text and not re.search(r"\d B<", text)  # noise; one unit per size
+    _look_at_report(page, pipeline_report, "pipeline-report")
     assert_legends_clear(page, "pipeline")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     full_page_screenshot(page, "pipeline-mlp.png")

@@ -6,34 +6,65 @@ Pages, the Compare page and the HTML report all format through here (the engine'
 from __future__ import annotations
 
 import math
+import re
 
-# Metric keys as recorded (snake_case, units in the name) -> the words a stakeholder reads.
+# Metric keys as recorded (snake_case, units in the name) -> the words a stakeholder reads. Every key the history can
+# hold has its own words here (tests/test_readable.py records real runs of every kind and checks each key), and no two
+# keys share words: two different columns never read the same.
 NAMES = {
-    "accuracy": "accuracy", "baseline_accuracy": "accuracy before", "size_bytes": "file size",
-    "baseline_size_bytes": "file size before", "sparse_size_bytes": "sparse file", "shrunk_size_bytes":
-    "shrunk file", "latency_ms": "latency", "baseline_latency_ms": "latency before", "dense_latency_ms":
-    "dense latency", "shrunk_latency_ms": "shrunk latency", "params": "parameters", "nonzero_params":
-    "non-zero parameters", "shrunk_params": "shrunk parameters", "compression_ratio": "compression ratio",
-    "sparsity": "sparsity", "threshold": "threshold τ", "oneshot_accuracy": "one-shot accuracy",
-    "retention": "kept of dense", "agreement": "agreement with teacher", "gain": "gain vs scratch",
-    "student_accuracy": "distilled student", "scratch_accuracy": "scratch student",
-    "teacher_accuracy": "teacher", "control_accuracy": "fp32 control", "control_ptq_accuracy":
-    "fp32 control, then PTQ", "ptq_accuracy": "PTQ accuracy", "qat_accuracy": "QAT accuracy",
-    "student_params": "student parameters", "teacher_params": "teacher parameters", "created": "recorded",
-    "kind": "kind", "model": "model", "label": "run", "id": "id", "bits": "bits", "loss": "loss",
-    "elapsed_s": "time (s)", "seconds": "time (s)", "epochs": "epochs", "student_size_bytes": "student file",
-    "teacher_size_bytes": "teacher file", "student_latency_ms": "student latency",
-    "teacher_latency_ms": "teacher latency", "labeled_images": "labelled images", "train_images": "training images",
+    # what every run has
+    "id": "id", "created": "recorded", "kind": "kind", "model": "model", "label": "run", "status": "status",
+    # accuracy and size
+    "accuracy": "accuracy", "baseline_accuracy": "accuracy before", "loss": "test loss",
+    "baseline_loss": "test loss before", "size_bytes": "file size", "baseline_size_bytes": "file size before",
+    "sparse_size_bytes": "sparse file", "shrunk_size_bytes": "shrunk file", "compression_ratio": "compression ratio",
+    "params": "parameters", "baseline_params": "parameters before", "nonzero_params": "non-zero parameters",
+    "shrunk_params": "shrunk parameters",
+    # latency and how it was measured
+    "latency_ms": "latency", "baseline_latency_ms": "latency before", "dense_latency_ms": "dense latency",
+    "shrunk_latency_ms": "shrunk latency", "latency_stat": "latency statistic", "latency_batch": "latency batch size",
+    "latency_threads": "latency threads",
+    # pruning
+    "sparsity": "sparsity", "target_sparsity": "target sparsity", "threshold": "threshold τ",
+    "oneshot_accuracy": "one-shot accuracy", "retention": "kept of dense", "finetune_epochs": "fine-tune epochs",
+    "calibration_samples": "calibration images",
+    # quantization
+    "bits": "bits", "activation_bits": "activation bits", "weight_only_accuracy": "weights-only accuracy",
+    "ptq_accuracy": "PTQ accuracy", "qat_accuracy": "QAT accuracy", "qat_epochs": "QAT epochs",
+    "control_accuracy": "fp32 control", "control_ptq_accuracy": "fp32 control, then PTQ",
+    # distillation
+    "student_accuracy": "distilled student accuracy", "scratch_accuracy": "scratch student accuracy",
+    "teacher_accuracy": "teacher accuracy", "agreement": "agreement with teacher",
+    "scratch_agreement": "scratch agreement with teacher", "gain": "gain vs scratch",
+    "student_params": "student parameters", "teacher_params": "teacher parameters",
+    "student_size_bytes": "student file", "teacher_size_bytes": "teacher file",
+    "student_latency_ms": "student latency", "teacher_latency_ms": "teacher latency",
+    "labeled_images": "labelled images", "train_images": "training images", "steps": "training steps",
+    "elapsed_s": "training time", "epochs": "epochs",
+    # language models
+    "perplexity": "perplexity", "baseline_perplexity": "dense perplexity", "tokens": "evaluation tokens",
+    "seconds": "compression time", "seq_len": "tokens per window", "new_tokens": "generated tokens",
+    "calibration_text": "calibration text", "evaluation_text": "evaluation text", "setting": "what it did",
 }
-FRACTIONS = ("accuracy", "sparsity", "retention", "agreement", "gain")  # keys holding a fraction shown in %
+FRACTIONS = ("accuracy", "sparsity", "retention", "agreement")  # keys holding a fraction shown in %
+POINTS = ("gain",)  # differences of two accuracies: shown in percentage points, signed
+SECONDS = ("seconds", "elapsed_s")  # durations in seconds
+KINDS = {"prune": "pruning", "quantize": "quantization", "distill": "distillation", "pipeline": "pipeline",
+         "budget": "budget search", "lm": "language model"}
+_UNIT_SUFFIX = re.compile(r"_(bytes|ms|s)$")
 
 
 def name(key: str) -> str:
-    """A metric key as words: 'baseline_latency_ms' -> 'latency before'."""
+    """A metric key as words: 'baseline_latency_ms' -> 'latency before'; an unknown key loses its unit suffix only
+    ('foo_latency_ms' -> 'foo latency', 'target_sparsity' keeps its s)."""
     if key in NAMES:
         return NAMES[key]
-    words = key.replace("_bytes", "").replace("_ms", "").replace("_s", "").replace("_", " ")
-    return words.strip()
+    return _UNIT_SUFFIX.sub("", key).replace("_", " ").strip()
+
+
+def kind(key: str) -> str:
+    """A run's kind as words: 'lm' -> 'language model'."""
+    return KINDS.get(key, key)
 
 
 def is_fraction(key: str) -> bool:
@@ -44,9 +75,10 @@ def percent(fraction: float, digits: int = 1) -> str:
     return f"{fraction:.{digits}%}"
 
 
-def points(delta: float, digits: int = 1) -> str:
-    """A difference of two fractions in percentage points, signed."""
-    return f"{100 * delta:+.{digits}f} pts"
+def points(delta: float, digits: int = 1, unit: str = "pts") -> str:
+    """A difference of two fractions in percentage points, signed: '+14.2 pts' on a card, '+14.17 points' in a
+    table (`unit="points"`)."""
+    return f"{100 * delta:+.{digits}f} {unit}"
 
 
 def size(n_bytes: float) -> str:
@@ -70,6 +102,23 @@ def count(n: int) -> str:
     return f"{n:,}"
 
 
+def shape(dims) -> str:
+    """An array shape as people write it: '360 × 64', 'N × 1 × 8 × 8' (None: any size), never '(360, 64)'."""
+    return " × ".join("N" if d is None or d == "N" else str(d) for d in dims) or "a single value"
+
+
+def seconds(value: float) -> str:
+    """A duration at one precision, tenths of a second: '12.3 s', '0.4 s', '< 0.1 s' (never '0.0 s')."""
+    if 0 < value < 0.05:
+        return "< 0.1 s"
+    return f"{value:,.1f} s"
+
+
+def perplexity(value: float) -> str:
+    """Perplexity with two decimals (5.47, 930.12): lower is better."""
+    return f"{value:,.2f}"
+
+
 def value(key: str, v: object) -> str:
     """One recorded metric, formatted by what its key says it holds; None reads as an empty cell."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -80,6 +129,12 @@ def value(key: str, v: object) -> str:
         return size(v)
     if key.endswith("_ms"):
         return ms(v)
+    if key in POINTS:
+        return points(v, 2, "points")
+    if key in SECONDS:
+        return seconds(v)
+    if key.endswith("perplexity"):
+        return perplexity(v)
     if is_fraction(key):
         return percent(v, 2)
     if key.endswith("ratio"):

@@ -10,15 +10,34 @@ from compression.models.architectures import ARCHITECTURES, student_architecture
 from compression.models.loading import LoadedModel, load_clab, load_weights
 
 
-def pareto_front(xs: Sequence[float], ys: Sequence[float]) -> list[int]:
-    """Indices of points no other point beats (smaller-or-equal x and larger-or-equal y, one strictly), by x."""
-    order = sorted(range(len(xs)), key=lambda i: (xs[i], -ys[i]))
-    front, best_y = [], float("-inf")
-    for i in order:
-        if ys[i] > best_y:
-            front.append(i)
-            best_y = ys[i]
-    return front
+# Latencies within this fraction of each other count as equal on the accuracy-vs-latency frontier. A recorded run
+# keeps its median, not its spread, and on a shared CPU two timings of the same dense model differ by a few percent
+# (the budget search's decoded variants all run the same dense matrix multiplies): a frontier that steps at every
+# such difference is drawn through timer noise.
+LATENCY_TOLERANCE = 0.10
+
+
+def pareto_front(xs: Sequence[float], ys: Sequence[float], x_tolerance: float = 0.0) -> list[int]:
+    """Indices of the points no other point beats (smaller-or-equal x and larger-or-equal y, one strictly), by x.
+
+    With `x_tolerance`, two xs within that fraction of the larger count as equal: a point is beaten by any more
+    accurate point that is not meaningfully slower, and only a meaningfully smaller x is a strict gain (of equally
+    accurate points within the tolerance, the fastest stands for all).
+    """
+    def tied(i: int, j: int) -> bool:
+        return abs(xs[i] - xs[j]) <= x_tolerance * max(abs(xs[i]), abs(xs[j]))
+
+    def beats(j: int, i: int) -> bool:
+        if ys[j] < ys[i] or (xs[j] > xs[i] and not tied(i, j)):
+            return False
+        if ys[j] > ys[i] or (xs[j] < xs[i] and not tied(i, j)):
+            return True
+        # equally accurate and as fast within the tolerance: one point stands for them, the fastest (the first of
+        # identical ones), so the frontier does not run along noise
+        return xs[j] < xs[i] or (xs[j] == xs[i] and j < i)
+
+    front = [i for i in range(len(xs)) if not any(beats(j, i) for j in range(len(xs)) if j != i)]
+    return sorted(front, key=lambda i: (xs[i], -ys[i]))
 
 
 UNKNOWN_METHOD = "measured an unrecorded way"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from compression.core.errors import InputError
+from compression.history.views import LM, lm_setting
 from compression.metrics import LATENCY_METHOD
 
 DATA_ENV = "COMPRESSION_LAB_DATA"
@@ -231,8 +232,22 @@ def runs_table(runs: list[Run]) -> list[dict[str, Any]]:
         row = {"id": run.id, "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created_at)),
                "kind": run.kind, "model": run.model, "label": run.label, "status": run.status}
         row.update({k: v for k, v in run.metrics.items() if isinstance(v, (int, float, str, bool)) or v is None})
+        if run.kind == LM:
+            row.update(_language_model_fields(run))
+            if "target_sparsity" not in run.metrics:  # a quantized run's zeros come from rounding, not pruning
+                row.pop("sparsity", None)
         rows.append(row)
     return rows
+
+
+def _language_model_fields(run: Run) -> dict[str, str]:
+    """What a language-model run did and which texts it used. The LM page records `calibration` and `evaluation`,
+    the CLI `calibration_text` and `evaluation_text`; a run without calibration (RTN, magnitude) still names the
+    text it would have used."""
+    details = run.details
+    return {"setting": lm_setting(run.config),
+            "calibration_text": details.get("calibration_text") or details.get("calibration") or "",
+            "evaluation_text": details.get("evaluation_text") or details.get("evaluation") or ""}
 
 
 def run_from_result(kind: str, model: str, result: Mapping[str, Any], label: str = "",

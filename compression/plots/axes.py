@@ -51,13 +51,15 @@ def legend_below() -> dict:
 
 def log_axis(values: Sequence[float], fmt: Callable[[float], str]) -> dict:
     """A log axis (plain dict) with 1-2-5 ticks labelled by `fmt`: plotly's own log ticks label the minor ones with
-    bare digits (5 6 7 8 9 100k 2 3)."""
+    bare digits (5 6 7 8 9 100k 2 3). A range too narrow for three 1-2-5 ticks gets evenly stepped ones (5.2, 5.4,
+    5.6 rather than a lone 5)."""
     shown = _positive(values)
     if not shown:
         return dict(type="log")
     low, high = min(shown), max(shown)
     decades = range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
-    return _ticked([(m * 10.0 ** k, fmt(m * 10.0 ** k), m == 1) for k in decades for m in (1, 2, 5)], low, high)
+    coarse = _ticked([(m * 10.0 ** k, fmt(m * 10.0 ** k), m == 1) for k in decades for m in (1, 2, 5)], low, high)
+    return _finer(coarse, low, high, 1.0, lambda v: fmt(v))
 
 
 _SIZE_TICKS = [(m * 10 ** k * 1024 ** p, f"{m * 10 ** k} {unit}", m == 1)
@@ -67,9 +69,35 @@ MAX_TICKS = 10  # plotly does not thin ticks given as an array: more overlap at 
 
 def size_axis(values: Sequence[float]) -> dict:
     """A log axis (plain dict) for byte counts, ticked 1, 2, 5, 10… 500 in B, KiB, MiB, GiB or TiB: 5 KiB, not
-    4.9 KiB or 5,120 B, and 1 MiB after 500 KiB, not 1,000 KiB. Plotly's own ticks where none of these fit."""
+    4.9 KiB or 5,120 B, and 1 MiB after 500 KiB, not 1,000 KiB. A range too narrow for three of those (95 to
+    174 MiB) is ticked in even steps of its own unit (100, 120, 140, 160 MiB). Plotly's own ticks where none fit."""
     shown = _positive(values)
-    return _ticked(_SIZE_TICKS, min(shown), max(shown)) if shown else dict(type="log")
+    if not shown:
+        return dict(type="log")
+    low, high = min(shown), max(shown)
+    coarse = _ticked(_SIZE_TICKS, low, high)
+    if "tickvals" not in coarse:
+        return coarse
+    unit = max((p for p in range(5) if 1024 ** p <= high), default=0)
+    name = ("B", "KiB", "MiB", "GiB", "TiB")[unit]
+    return _finer(coarse, low, high, 1024.0 ** unit, lambda v: f"{v:g} {name}")
+
+
+def _finer(coarse: dict, low: float, high: float, scale: float, label: Callable[[float], str]) -> dict:
+    """`coarse` unless fewer than three of its ticks fall on the data's range [low, high]: then ticks every 1, 2,
+    or 5 × 10^k (in units of `scale`) across it, with the axis range fitted to the data so every tick shows."""
+    inside = [v for v in coarse.get("tickvals", ()) if low <= v <= high]
+    if high <= low or len(inside) >= 3:
+        return coarse
+    lo, hi = low / scale, high / scale
+    raw = (hi - lo) / 5
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    ticks = [k * step for k in range(math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9) + 1)]
+    values = [float(f"{t:.6g}") for t in ticks]
+    pad = 0.08 * (math.log10(high) - math.log10(low)) + 0.01
+    return dict(type="log", tickmode="array", tickvals=[v * scale for v in values], ticktext=[label(v) for v in values],
+                range=[math.log10(low) - pad, math.log10(high) + pad])
 
 
 def _positive(values: Sequence[float | None]) -> list[float]:
