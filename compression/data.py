@@ -18,6 +18,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import Tensor
 
+from compression.core import readable
 from compression.core.errors import InputError
 from compression.core.settings import FASHION_MNIST_ENV, fashion_mnist_dirs
 from compression.formats import limits
@@ -172,17 +173,17 @@ def load_npz(data: bytes, *, name: str = "upload", classes: int | None = None) -
             y_spec = _npy_header(archive, members["y.npy"], name, "y")
             x_shape, y_shape = x_spec[0], y_spec[0]
             if x_spec[2].kind not in "fiub" or len(x_shape) < 2:
-                raise InputError(f"{name}: 'x' must be a numeric array of shape (N, ...), "
-                                 f"got {x_spec[2]} {x_shape}")
+                raise InputError(f"{name}: 'x' must be a numeric array with one row per sample (N × ...), "
+                                 f"got {x_spec[2]} of shape {readable.shape(x_shape)}")
             if len(y_shape) != 1 or y_spec[2].kind not in "iu":
-                raise InputError(f"{name}: 'y' must be integer class labels of shape (N,), "
-                                 f"got {y_spec[2]} {y_shape}")
+                raise InputError(f"{name}: 'y' must hold integer class labels, one per sample (shape N), "
+                                 f"got {y_spec[2]} of shape {readable.shape(y_shape)}")
             if x_shape[0] != y_shape[0]:
                 raise InputError(f"{name}: 'x' has {x_shape[0]} samples but 'y' has {y_shape[0]}")
             if not 0 < y_shape[0] <= MAX_NPZ_SAMPLES:
                 raise InputError(f"{name}: need between 1 and {MAX_NPZ_SAMPLES} samples, got {y_shape[0]}")
-            budget.add(limits.numel(x_shape, name), f"'x' has shape {x_shape}")
-            budget.add(y_shape[0], f"'y' has shape {y_shape}")
+            budget.add(limits.numel(x_shape, name), f"'x' has shape {readable.shape(x_shape)}")
+            budget.add(y_shape[0], f"'y' has shape {readable.shape(y_shape)}")
             x = _npy_body(archive, members["x.npy"], x_spec, name, "x")
             y = _npy_body(archive, members["y.npy"], y_spec, name, "y")
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as exc:

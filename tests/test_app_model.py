@@ -198,3 +198,30 @@ def test_the_servers_own_architecture_is_offered_and_measured(zoo, tmp_path, mon
     assert not at.exception and not at.error
     assert {m.label: m.value for m in at.metric}["Accuracy (held-out)"] == f"{zoo('mlp').evaluate().accuracy:.2%}"
     assert "server_nets" in sys.modules
+
+
+def test_a_refused_upload_names_the_model_still_in_use_and_a_valid_pair_ends_the_error(zoo):
+    """After a valid ONNX pair, a refused .npz leaves that model's numbers on the page: the error says whose they
+    are, in words (no Python tuple), on every page while the refused file is in the sidebar; a valid pair ends it."""
+    model = zoo("mlp")
+    onnx_bytes, good = onnx_upload(model)
+    bad = io.BytesIO()
+    np.savez(bad, x=model.dataset.x_test.numpy().reshape(len(model.dataset.y_test), -1)[:, :50],
+             y=model.dataset.y_test.numpy())
+    at = app("Upload ONNX…")
+    at.sidebar.file_uploader(key="upload_onnx_file").upload("m.onnx", onnx_bytes)
+    at.sidebar.file_uploader(key="upload_npz_file").upload("first.npz", good)
+    at.run()
+    assert not at.error
+    at.sidebar.file_uploader(key="upload_npz_file").upload("bad.npz", bad.getvalue())
+    at.run()
+    [error] = [e.value for e in at.error]
+    assert "bad.npz: each sample of 'x' has shape 50, but the model expects 1 × 8 × 8" in error
+    assert "Still in use: **m.onnx** with its data **first.npz**" in error and "(" not in error
+    at.switch_page("pages/prune.py").run()
+    assert [e.value for e in at.error] == [error]  # the numbers on this page are the old model's too: say so
+    at.sidebar.file_uploader(key="upload_npz_file").upload("second.npz", good)
+    at.run()
+    assert not at.exception and not at.error
+    at.switch_page("pages/quantize.py").run()
+    assert not at.exception and not at.error

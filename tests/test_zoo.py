@@ -51,3 +51,27 @@ def test_workbench_swaps_weights_in_and_back_out(zoo):
     zeroed = bench.evaluate({"fc1.weight": torch.zeros_like(model.weights()["fc1.weight"])})
     assert zeroed.accuracy < 0.5 < base.accuracy
     assert bench.evaluate().accuracy == base.accuracy  # the earlier swap was undone
+
+
+def test_a_model_another_process_is_training_is_waited_for_out_loud(zoo, tmp_path, monkeypatch):
+    """First use while another process holds the model's lock: progress says it waits (it sat at 0% in silence),
+    then the model that process cached is used, not trained again."""
+    import shutil
+
+    from filelock import FileLock
+
+    from compression.core import Waiting
+    from compression.models.zoo import train_zoo_model, zoo_path
+
+    trained = zoo_path("mlp")
+    zoo("mlp")
+    monkeypatch.setenv("COMPRESSION_LAB_CACHE", str(tmp_path))
+    other = FileLock(zoo_path("mlp").with_suffix(".lock"))
+    other.acquire()  # the other process, training mlp
+    steps = train_zoo_model("mlp")
+    waits = [next(steps), next(steps)]
+    assert all(isinstance(w, Waiting) and w.what == "another process training mlp" for w in waits)
+    assert 0 < waits[0].seconds < waits[1].seconds and waits[0].fraction == 0.0
+    shutil.copy(trained, zoo_path("mlp"))  # it finishes, cached
+    other.release()
+    assert list(steps) == []  # found in the cache: nothing trained here

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from compression.core import InputError, settings
+from compression.core import InputError, Waiting, settings
 from compression.models import (
     ARCHITECTURES,
     ZOO,
@@ -50,6 +50,9 @@ def _ensure_trained(name: str) -> None:
         return
     bar = st.sidebar.progress(0.0, text=f"Training {name} on first use…")
     for step in train_zoo_model(name):
+        if isinstance(step, Waiting):  # another session or process trains it: it will be cached for us too
+            bar.progress(0.0, text=f"Waiting for {step.what} ({step.seconds:.0f} s)…")
+            continue
         acc = f" · test accuracy {step.test_accuracy:.1%}" if step.test_accuracy is not None else ""
         bar.progress(min(step.fraction, 1.0), text=f"Training {name}: epoch {step.epoch:.1f}{acc}")
     bar.empty()
@@ -76,8 +79,10 @@ def _weights_uploader() -> None:
                             type=["safetensors", "pt", "pth", "bin", "clab", "pt2", "ptl"], key="upload_weights_file",
                             max_upload_size=settings.max_upload_mb(),
                             help="A .clab file from the Pipeline page names its own architecture.")
-    if file is not None and st.session_state.get("uploaded_token") != (file.file_id, arch):
-        _try_load(lambda: load_weights(arch, file.getvalue(), file.name), (file.file_id, arch))
+    token = (file.file_id, arch) if file is not None else None
+    st.session_state["upload_in_sidebar"] = token
+    if token is not None and st.session_state.get("uploaded_token") != token:
+        _try_load(lambda: load_weights(arch, file.getvalue(), file.name), token)
 
 
 def _onnx_uploader() -> None:
@@ -87,8 +92,9 @@ def _onnx_uploader() -> None:
                                   max_upload_size=settings.max_upload_mb())
     data_file = st.file_uploader("Evaluation data (.npz with arrays x and y)", type=["npz"], key="upload_npz_file",
                                  max_upload_size=settings.max_upload_mb())
-    if model_file is not None and data_file is not None:
-        token = (model_file.file_id, data_file.file_id)
+    token = (model_file.file_id, data_file.file_id) if model_file is not None and data_file is not None else None
+    st.session_state["upload_in_sidebar"] = token
+    if token is not None:
         if st.session_state.get("uploaded_token") != token:
             _try_load(lambda: load_onnx_with_data(model_file.getvalue(), model_file.name,
                                                   data_file.getvalue(), data_file.name), token)
@@ -105,6 +111,21 @@ def _try_load(load, token) -> None:
         st.session_state["uploaded_token"] = token
         return
     st.session_state.update(uploaded_model=model, uploaded_facts=facts, uploaded_token=token, upload_error=None)
+
+
+def upload_error() -> None:
+    """The reason the last upload was refused, while the sidebar still holds the refused file (a valid upload, or
+    removing the file, ends it), naming the model still in use so its numbers below are not taken for the new one's.
+    """
+    error, kept = st.session_state.get("upload_error"), st.session_state.get("uploaded_model")
+    if not error or st.session_state.get("uploaded_token") != st.session_state.get("upload_in_sidebar"):
+        return
+    if kept is None:
+        st.error(f"Upload refused: {error}")
+    else:
+        data = f" with its data **{kept.dataset.name}**" if kept.source == "onnx" else ""
+        st.error(f"Upload refused: {error}\n\nStill in use: **{kept.name}**{data}, loaded before. The numbers on this "
+                 "page are that model's.")
 
 
 def current_model() -> tuple[LoadedModel, ModelFacts] | None:
@@ -129,8 +150,7 @@ def current_model() -> tuple[LoadedModel, ModelFacts] | None:
             st.error(str(exc))
             return None
         return model, describe(model)
-    if st.session_state.get("upload_error"):
-        st.error(st.session_state["upload_error"])
+    upload_error()
     if st.session_state.get("uploaded_model") is None:
         st.info("Upload a model in the sidebar, or pick a zoo model.")
         return None

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from compression.core import InputError, files
+from compression.core import InputError, Waiting, files
 from compression.formats import check_file_size
 from compression.history import HistoryError, RunStore, run_from_result
 from compression.models import (
@@ -46,9 +46,12 @@ def resolve_model(args: argparse.Namespace) -> LoadedModel:
     if name in ZOO:
         if not is_cached(name):
             print(f"training {name} on first use…", file=sys.stderr)
-            shown = 0
+            shown, waited = 0, False
             for step in train_zoo_model(name):
-                if step.test_accuracy is not None and step.fraction >= shown:
+                if isinstance(step, Waiting) and not waited:
+                    print(f"  waiting for {step.what}…", file=sys.stderr)
+                    waited = True
+                elif step.test_accuracy is not None and step.fraction >= shown:
                     print(f"  {step.fraction:4.0%}  test accuracy {step.test_accuracy:.3f}", file=sys.stderr)
                     shown += 0.25
         return load_zoo(name)

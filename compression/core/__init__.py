@@ -2,6 +2,6 @@
 
 from compression.core.errors import InputError
 from compression.core.jobs import Job, JobPool, default_pool
-from compression.core.progress import Drive, run_to_end
+from compression.core.progress import Drive, Waiting, run_to_end
 
-__all__ = ["Drive", "InputError", "Job", "JobPool", "default_pool", "run_to_end"]
+__all__ = ["Drive", "InputError", "Job", "JobPool", "Waiting", "default_pool", "run_to_end"]

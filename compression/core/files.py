@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
+
+W = TypeVar("W")
 
 
 @contextmanager
@@ -19,6 +23,20 @@ def file_lock(lock_path: Path) -> Iterator[None]:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(lock_path):
         yield
+
+
+def acquire(lock_path: Path, waiting: Callable[[float], W], poll_s: float = 0.5) -> Generator[W, None, FileLock]:
+    """Take the exclusive lock at `lock_path` (as `file_lock` does); while another process or thread holds it,
+    yield `waiting(seconds waited so far)` every `poll_s`, so a caller can say it waits instead of sitting still.
+    Returns the held lock: release it with `lock.release()`."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock, start = FileLock(lock_path), time.monotonic()
+    while True:
+        try:
+            lock.acquire(timeout=poll_s)
+            return lock
+        except Timeout:
+            yield waiting(time.monotonic() - start)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 S = TypeVar("S")
@@ -31,3 +32,12 @@ def run_to_end(generator: Generator[S, None, R]) -> R:
     for _ in run:
         pass
     return run.result
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A progress step of work that has not started: it waits for `what` (held by another process or session)."""
+
+    what: str
+    seconds: float  # waited so far
+    fraction: float = 0.0  # no progress yet

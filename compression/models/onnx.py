@@ -15,7 +15,7 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 from torch import Tensor
 
-from compression.core import settings
+from compression.core import readable, settings
 from compression.core.errors import InputError, LimitExceeded
 from compression.data import Dataset
 from compression.formats import limits
@@ -110,8 +110,8 @@ class OnnxModel:
         expected = self.input_shape[1:]
         got = data.input_shape
         if len(expected) != len(got) or any(e is not None and e != g for e, g in zip(expected, got)):
-            shown = tuple("N" if d is None else d for d in self.input_shape)
-            raise InputError(f"{data.name}: 'x' has samples of shape {got}, the model expects {shown}")
+            raise InputError(f"{data.name}: each sample of 'x' has shape {readable.shape(got)}, but the model expects "
+                             f"{readable.shape(['any' if d is None else d for d in expected])} per sample")
         if self.num_outputs is not None and int(data.y_test.max()) >= self.num_outputs:
             raise InputError(f"{data.name}: labels go up to {int(data.y_test.max())}, "
                              f"but the model has only {self.num_outputs} outputs")

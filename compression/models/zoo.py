@@ -13,8 +13,8 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from compression.core.errors import InputError
-from compression.core.files import file_lock, write_bytes_atomic
-from compression.core.progress import run_to_end
+from compression.core.files import acquire, write_bytes_atomic
+from compression.core.progress import Waiting, run_to_end
 from compression.core.settings import cache_dir
 from compression.data import load_dataset
 from compression.metrics import evaluate, state_dict_of
@@ -42,12 +42,18 @@ def is_cached(name: str) -> bool:
     return zoo_path(name).is_file()
 
 
-def train_zoo_model(name: str) -> Iterator[Step]:
-    """Train zoo model `name` from its fixed seed and cache it, yielding progress; nothing if already cached."""
+def train_zoo_model(name: str) -> Iterator[Step | Waiting]:
+    """Train zoo model `name` from its fixed seed and cache it, yielding progress; nothing if already cached.
+
+    One trainer per model across processes and sessions: while another holds the model's lock, this yields
+    `Waiting` steps (so a page can say "waiting for another process training it" rather than sit at 0%), then
+    finds the cached file the other one wrote.
+    """
     if name not in RECIPES:
         raise InputError(f"unknown zoo model {name!r}; choose one of {', '.join(ZOO)}")
     path = zoo_path(name)
-    with file_lock(path.with_suffix(".lock")):  # one trainer per model across processes and sessions
+    lock = yield from acquire(path.with_suffix(".lock"), lambda s: Waiting(f"another process training {name}", s))
+    try:
         if path.is_file():  # another session finished it while we waited for the lock
             return
         arch, recipe = get_architecture(name), RECIPES[name]
@@ -63,6 +69,8 @@ def train_zoo_model(name: str) -> Iterator[Step]:
                 "torch": torch.__version__, "zoo_version": ZOO_VERSION}
         # atomic: a killed run never leaves a half-written cache file
         write_bytes_atomic(path, save(state_dict_of(model), metadata={"compression_lab": json.dumps(meta)}))
+    finally:
+        lock.release()
 
 
 def load_zoo_module(name: str) -> nn.Module:
