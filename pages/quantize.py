@@ -20,6 +20,6 @@ views.live_views(model, settings, result, bench)
 views.size_and_speed(model, result, bench)
 record = {**result.to_dict(), **({"calibration_samples": settings.samples} if result.config.needs_calibration else {})}
 history.record_button("quantize", model.name, record, views.run_label(settings.config), key="quantize_record")
-sections.activations_section(model, settings.config)
+sections.activations_section(model, result.config)  # the model in force: mixed precision included
 sections.qat_section(model, replace(settings.config, method="rtn"))  # QAT trains toward round-to-nearest grids
 sections.int8_section(model, result.weights)

@@ -166,3 +166,13 @@ def test_quantize_refuses_nan_weights(zoo):
     bad[0, 0] = math.nan
     with pytest.raises(InputError, match="fc1.weight"):
         quantize(with_weights(model, {"fc1.weight": bad}), QuantConfig(bits=4))
+
+
+def test_the_first_mixed_precision_proposal_trades_bits_between_layers():
+    from compression.quantization.ptq import LayerSensitivity, propose_bits
+
+    rows = [LayerSensitivity("a", 4, 20.0, 0.90, 0.05), LayerSensitivity("b", 4, 30.0, 0.95, 0.00),
+            LayerSensitivity("c", 4, 25.0, 0.95, 0.00)]
+    assert propose_bits(rows, 4) == {"a": 5, "c": 5, "b": 3}  # a tie on accuracy: the lower SQNR is more sensitive
+    assert propose_bits(rows[:1], 4) == {"a": 4}  # one layer: nothing to trade
+    assert propose_bits(rows[:2], 16) == {"a": 16, "b": 15} and propose_bits(rows[:2], 1) == {"a": 2, "b": 1}

@@ -23,6 +23,7 @@ from compression.quantization import (
     compare_speed,
     deploy_int8,
     large_mlp_int8,
+    propose_bits,
     qat_with_control,
     quantize_activations,
     sensitivity,
@@ -42,10 +43,14 @@ def mixed_precision(model: LoadedModel, config: QuantConfig, bench: Workbench) -
     with session_lock("q"):
         rows = remembered("q_sensitivity", (model_token(model, "q"), config_key(config)),
                           lambda: sensitivity(model, config, bench))
+    proposed = propose_bits(rows, config.bits)
     table = pd.DataFrame([{"layer": r.layer, "SQNR (dB)": r.sqnr_db, "accuracy drop (points)": r.accuracy_drop * 100,
-                           "bits": config.bits} for r in rows])
+                           "bits": proposed[r.layer]} for r in rows])
+    trade = "" if len(rows) < 2 else (
+        f" Proposed: the more sensitive half of the layers at {min(config.bits + 1, 16)} bits, the others at "
+        f"{max(config.bits - 1, 1)}.")
     st.caption(f"Each layer quantized **alone** to {config.bits} bits: the layers that cost the most accuracy "
-               "deserve more bits. Edit the bits column to set a bit-width per layer.")
+               f"deserve more bits.{trade} Edit the bits column to set a bit-width per layer.")
     edited = st.data_editor(table, key="q_layer_bits", hide_index=True, disabled=["layer", "SQNR (dB)",
                                                                                   "accuracy drop (points)"],
                             column_config={"bits": st.column_config.NumberColumn(min_value=1, max_value=16, step=1),
@@ -55,7 +60,18 @@ def mixed_precision(model: LoadedModel, config: QuantConfig, bench: Workbench) -
             if pd.notna(row["bits"]) and int(row["bits"]) != config.bits}
 
 
+def activation_card_labels(model: LoadedModel, config: QuantConfig, act_bits: int) -> tuple[str, str]:
+    """The two cards' labels for the weights in force: 'W4A8 accuracy' and 'Weights-only 4-bit', or with mixed
+    precision on 'W3–5A8 accuracy (mixed precision)' and 'Weights-only, mixed 3–5-bit'."""
+    bits = sorted({config.bits_for(layer) for layer in model.weights()})
+    if len(bits) == 1:
+        return f"W{bits[0]}A{act_bits} accuracy", f"Weights-only {bits[0]}-bit"
+    span = f"{bits[0]}–{bits[-1]}"
+    return f"W{span}A{act_bits} accuracy (mixed precision)", f"Weights-only, mixed {span}-bit"
+
+
 def activations_section(model: LoadedModel, config: QuantConfig) -> None:
+    """Weights as `config` says (the model in force: mixed precision included) and every layer's input rounded."""
     st.subheader("Weights + activations (static PTQ)")
     if model.module is None:
         st.info(NEEDS_TORCH.format("Activation quantization"))
@@ -79,8 +95,9 @@ def activations_section(model: LoadedModel, config: QuantConfig) -> None:
         st.error(str(exc))
         return
     m = st.columns(3)
-    m[0].metric(f"W{config.bits}A{act_bits} accuracy", f"{result.accuracy:.2%}")
-    m[1].metric(f"Weights-only {config.bits}-bit", f"{result.weight_only_accuracy:.2%}")
+    both, weights_only = activation_card_labels(model, config, act_bits)
+    m[0].metric(both, f"{result.accuracy:.2%}")
+    m[1].metric(weights_only, f"{result.weight_only_accuracy:.2%}")
     m[2].metric("fp32", f"{result.baseline_accuracy:.2%}")
     st.dataframe(pd.DataFrame([{"layer input": r.layer, "grid from": r.lo, "grid to": r.hi, "scale": r.scale,
                                 "zero point": r.zero_point} for r in result.ranges]), hide_index=True)

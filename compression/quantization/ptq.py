@@ -6,7 +6,7 @@ The pure math lives in compression.quantization.primitives and is re-exported he
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -135,6 +135,17 @@ def sensitivity(model: LoadedModel, config: QuantConfig, workbench: Workbench | 
         rows.append(LayerSensitivity(name, config.bits_for(name), one.layers[0].sqnr_db, accuracy,
                                      baseline.accuracy - accuracy))
     return tuple(rows)
+
+
+def propose_bits(rows: Sequence[LayerSensitivity], bits: int) -> dict[str, int]:
+    """A first mixed-precision allocation from a sensitivity scan at `bits`: the more sensitive half of the layers
+    (largest accuracy drop, then lowest SQNR) one bit more, the rest one bit less, within 1 to 16 bits. Every layer
+    at `bits` would change nothing; with one layer there is nothing to trade, so it keeps `bits`."""
+    if len(rows) < 2:
+        return {r.layer: bits for r in rows}
+    ranked = sorted(rows, key=lambda r: (-r.accuracy_drop, r.sqnr_db))
+    sensitive = {r.layer for r in ranked[:(len(ranked) + 1) // 2]}
+    return {r.layer: min(bits + 1, MAX_BITS) if r.layer in sensitive else max(bits - 1, MIN_BITS) for r in rows}
 
 
 def accuracy_vs_bits(model: LoadedModel, config: QuantConfig, bits: Iterable[int] = range(MIN_BITS, MAX_BITS + 1),
