@@ -22,8 +22,11 @@ def distill_curves(rows: Sequence[dict], teacher_accuracy: float | None = None,
     epochs = [r["epoch"] for r in rows]
 
     def line(y, name, color, axis="", dash=None, width=2, markers=False, x=None):
-        return dict(type="scatter", x=epochs if x is None else x, y=y, name=name, xaxis=f"x{axis}", yaxis=f"y{axis}",
-                    mode="lines+markers" if markers else "lines", line=dict(color=color, dash=dash, width=width))
+        trace = dict(type="scatter", x=epochs if x is None else x, y=y, name=name, xaxis=f"x{axis}", yaxis=f"y{axis}",
+                     mode="lines+markers" if markers else "lines", line=dict(color=color, dash=dash, width=width))
+        if not axis:  # the log loss axis cannot draw a zero: such a point is left out and the line joins across it
+            trace.update(y=[v if v is not None and v > 0 else None for v in y], connectgaps=True)
+        return trace
 
     # The parts first and thin, the total last and wide: a part that is almost all of the total (α near 0) sits
     # under the total line instead of hiding it.
@@ -47,9 +50,15 @@ def distill_curves(rows: Sequence[dict], teacher_accuracy: float | None = None,
     accuracies = [v for r in evaluated for v in (r["student_accuracy"], r["scratch_accuracy"]) if v is not None]
     if accuracies:  # zoom on the data: 96% and 97% must not sit on one line of a 0-100% axis
         layout["yaxis2"].update(percent_axis(accuracies + ([teacher_accuracy] if teacher_accuracy is not None else [])))
-    losses = [v for trace in data if trace["yaxis"] == "y" for v in trace["y"] if v is not None and v > 0]
+    losses = [v for trace in data if trace["yaxis"] == "y" for v in trace["y"] if v is not None]
     if losses:  # the log axis spans every loss line (plotly's autorange let the scratch loss fall off the bottom)
         layout["yaxis"]["range"] = [math.floor(math.log10(min(losses))), math.ceil(math.log10(max(losses)))]
+    if any(r.get("scratch_loss") == 0 for r in rows):
+        # With few labels, a stretch of steps can hold no labelled image: the scratch student's loss is an exact 0
+        # there (it learns nothing), which a log axis cannot draw. Say so instead of letting the line drop away.
+        layout.setdefault("annotations", []).append(dict(
+            text="scratch loss 0 (no labelled image in those steps): not drawn", xref="x domain", yref="y domain",
+            x=0.01, y=0.01, xanchor="left", yanchor="bottom", showarrow=False, font=dict(size=11, color=SCRATCH)))
     if total_epochs:
         layout["xaxis"]["range"] = layout["xaxis2"]["range"] = [0, total_epochs]
     # Built from plain dicts without plotly's validation: this figure is redrawn twice a second while a run
