@@ -43,6 +43,7 @@ NAMES = {
     "elapsed_s": "training time", "epochs": "epochs",
     # language models
     "perplexity": "perplexity", "baseline_perplexity": "dense perplexity", "tokens": "evaluation tokens",
+    "top1_accuracy": "next-token accuracy", "baseline_top1_accuracy": "dense next-token accuracy",
     "seconds": "compression time", "seq_len": "tokens per window", "new_tokens": "generated tokens",
     "calibration_text": "calibration text", "evaluation_text": "evaluation text", "setting": "what it did",
 }
