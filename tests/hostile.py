@@ -212,6 +212,7 @@ def main(folder: Path) -> None:
     """Load every case written in `folder`; print {case: [error type, message, MiB the peak RSS grew]} as JSON."""
     import resource
 
+    import compression.models.loading  # noqa: F401  imported before the first case, whose growth it would count
     from compression.core.errors import InputError
 
     results = {}
