@@ -156,15 +156,28 @@ def show(measured: list[dict], dense_ppl: float | None) -> None:
         return
     dense = measured[-1]["cost"]["dense"]
     headline(measured)
-    st.dataframe(cost_table(measured, dense, dense_ppl), hide_index=True, key="lm_cost_table")
-    st.caption("Decode and prefill: batch 1, median of 5 repeats [slowest–fastest], a 256-token prompt, 32 greedy "
-               "tokens with the KV cache. Peak memory: the measuring process's resident peak (its Python runtime "
-               "included). Bytes per token are computed from the tensors the model reads, not timed. Estimate: "
-               + PREDICTION + ".")
+    number = st.column_config.NumberColumn
+    st.dataframe(cost_table(measured, dense, dense_ppl), hide_index=True, key="lm_cost_table", column_config={
+        "decode tok/s": number(format="%.1f"), "× dense": number(format="%.2f×"), "prefill tok/s": number(format="%.0f"),
+        "weights MiB/token (computed)": number(format="%.1f"), "model MiB (measured)": number(format="%.0f"),
+        "process peak MiB": number(format="%.0f"), "estimate tok/s": number(format="%.0f"),
+        "perplexity": number(format="%.2f"), "perplexity, real kernels": number(format="%.2f"),
+        "top-1": number(format="percent")})
+    st.caption(f"Decode and prefill: batch 1, {dense['threads']} thread(s), median of {dense['repeats']} repeats "
+               f"[slowest–fastest] of {dense['new_tokens']} greedy tokens with the KV cache after a "
+               f"{dense['prompt_tokens']}-token prompt. Model memory: the peak resident memory of a process running "
+               "only this model, less that process before it read the model (its Python runtime, "
+               f"{(dense['runtime_rss_bytes'] or 0) / MIB:,.0f} MiB here; process peak beside it). Bytes per token are "
+               "computed from the tensors the model reads, not timed. Estimate tok/s = this machine's copy bandwidth ÷ bytes "
+               "read per token (weights + KV cache): an estimate, not a measurement.")
+    def model_bytes(cost: dict) -> float | None:
+        mib = model_mib(cost)
+        return mib * MIB if mib else None
+
     points = [{"label": "dense float32", "tokens_per_s": dense["decode_tokens_per_s"], "perplexity": dense_ppl,
-               "memory_bytes": dense["peak_rss_bytes"], "dense": True}] if dense_ppl else []
+               "memory_bytes": model_bytes(dense), "dense": True}] if dense_ppl else []
     points += [{"label": r["label"], "tokens_per_s": r["decode_tokens_per_s"],
-                "perplexity": r.get("real_perplexity") or r["perplexity"], "memory_bytes": r.get("peak_memory_bytes")}
+                "perplexity": r.get("real_perplexity") or r["perplexity"], "memory_bytes": model_bytes(r["cost"]["run"])}
                for r in measured]
     st.plotly_chart(plots_cost.quality_vs_speed(points), key="lm_cost_chart")
     devices(measured)
@@ -176,8 +189,8 @@ def headline(rows: list[dict]) -> None:
     """'runs N× faster, needs M MiB, fits X' for the fastest measured run."""
     best = max(rows, key=lambda r: r["decode_speedup"])
     fits = [d["device"] for d in best["cost"]["devices"] if d["fits"]]
-    memory = (f", needs {best['peak_memory_bytes'] / MIB:,.0f} MiB (dense {best['dense_peak_memory_bytes'] / MIB:,.0f}"
-              " MiB)") if best.get("peak_memory_bytes") else ""
+    memory = (f", needs {model_mib(best['cost']['run']):,.0f} MiB for the model (dense "
+              f"{model_mib(best['cost']['dense']):,.0f} MiB, measured)") if best.get("peak_memory_bytes") else ""
     st.markdown(f"**{best['label']}** on {best['kernel']} decodes **{best['decode_speedup']:.2f}×** as fast as the "
                 f"dense float32 model ({best['decode_tokens_per_s']:.1f} vs {best['dense_decode_tokens_per_s']:.1f} "
                 f"tokens/s, measured){memory}; it fits (estimate): {', '.join(fits) or 'none of the devices below'}.")
@@ -185,6 +198,13 @@ def headline(rows: list[dict]) -> None:
     for r in slower:
         st.warning(f"{r['label']} on {r['kernel']} is slower than dense here: {r['decode_tokens_per_s']:.1f} vs "
                    f"{r['dense_decode_tokens_per_s']:.1f} tokens/s (measured).")
+
+
+def model_mib(cost: dict) -> float | None:
+    """A measured cost's model memory: the process's peak less the process before it read the model, in MiB."""
+    if not cost.get("peak_rss_bytes") or cost.get("runtime_rss_bytes") is None:
+        return None
+    return (cost["peak_rss_bytes"] - cost["runtime_rss_bytes"]) / MIB
 
 
 def cost_table(rows: list[dict], dense: dict, dense_ppl: float | None) -> pd.DataFrame:
@@ -195,7 +215,7 @@ def cost_table(rows: list[dict], dense: dict, dense_ppl: float | None) -> pd.Dat
               "range": spread(dense["decode_tokens_per_s_min"], dense["decode_tokens_per_s_max"]), "× dense": 1.0,
               "prefill tok/s": dense["prefill_tokens_per_s"],
               "weights MiB/token (computed)": dense["weight_bytes_per_token"] / MIB,
-              "peak MiB (measured)": (dense["peak_rss_bytes"] or 0) / MIB or None,
+              "model MiB (measured)": model_mib(dense), "process peak MiB": (dense["peak_rss_bytes"] or 0) / MIB or None,
               "estimate tok/s": rows[-1].get("dense_predicted_decode_tokens_per_s"),
               "perplexity": dense_ppl, "perplexity, real kernels": None, "top-1": None}]
     for r in rows:
@@ -203,7 +223,8 @@ def cost_table(rows: list[dict], dense: dict, dense_ppl: float | None) -> pd.Dat
                       "range": spread(r["decode_tokens_per_s_min"], r["decode_tokens_per_s_max"]),
                       "× dense": r["decode_speedup"], "prefill tok/s": r["prefill_tokens_per_s"],
                       "weights MiB/token (computed)": r["weight_bytes_per_token"] / MIB,
-                      "peak MiB (measured)": (r.get("peak_memory_bytes") or 0) / MIB or None,
+                      "model MiB (measured)": model_mib(r["cost"]["run"]),
+                      "process peak MiB": (r.get("peak_memory_bytes") or 0) / MIB or None,
                       "estimate tok/s": r.get("predicted_decode_tokens_per_s"), "perplexity": r["perplexity"],
                       "perplexity, real kernels": r.get("real_perplexity"),
                       "top-1": r.get("real_top1_accuracy", r.get("top1_accuracy"))})
@@ -229,6 +250,8 @@ def devices(rows: list[dict]) -> None:
         for device in chosen:
             e = estimate(device, needed, per_token)
             table.append({"run": r["label"], "device": device.name, "fits? (estimate)": "yes" if e.fits else "no",
-                          "needs MiB": e.needed_bytes / MIB, "tokens/s (estimate)": e.tokens_per_s})
-    st.dataframe(pd.DataFrame(table), hide_index=True, key="lm_device_estimates")
-    st.caption(f"Fits: {FITS}. Tokens/s: {PREDICTION}.")
+                          "needs MiB (estimate)": e.needed_bytes / MIB, "tokens/s (estimate)": e.tokens_per_s})
+    st.dataframe(pd.DataFrame(table), hide_index=True, key="lm_device_estimates", column_config={
+        "needs MiB (estimate)": st.column_config.NumberColumn(format="%.1f"),
+        "tokens/s (estimate)": st.column_config.NumberColumn(format="%.0f")})
+    st.caption(f"Fits? An {FITS}. Tokens/s: an {PREDICTION}, with the device's published bandwidth.")

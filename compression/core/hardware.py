@@ -18,7 +18,8 @@ from compression.core.errors import InputError
 GB = 1e9  # bandwidths in GB/s, decimal, as vendors publish them
 GIB = 2 ** 30
 PREDICTION = "estimate: bandwidth ÷ bytes read per token (weights + KV cache)"
-FITS = "estimate: weights + KV cache at the context shown ≤ the device's memory (its OS and apps need some too)"
+FITS = ("estimate: every weight + a float16 KV cache of 2,048 tokens ≤ the device's memory (its OS and apps need "
+        "some of it too)")
 
 
 @dataclass(frozen=True)

@@ -24,18 +24,18 @@ def _marker_sizes(memory_bytes: Sequence[float | None]) -> list[float]:
 
 def quality_vs_speed(points: Sequence[Mapping], title: str = "Quality against speed (batch 1)") -> go.Figure:
     """Each point {label, tokens_per_s, perplexity, memory_bytes, dense (bool)}: decode tokens/s across (measured),
-    perplexity up (lower is better), marker area ∝ peak memory (measured). Better runs sit to the lower right."""
+    perplexity up (lower is better), marker area ∝ the model's memory (measured). Better runs sit lower right."""
     fig = go.Figure()
     sizes = _marker_sizes([p.get("memory_bytes") for p in points])
     hover = "%{text}<br>%{x:.1f} tokens/s · perplexity %{y:.2f}<br>%{customdata}<extra></extra>"
     for i, (p, size) in enumerate(zip(points, sizes)):
-        memory = f"peak memory {readable.size(p['memory_bytes'])}" if p.get("memory_bytes") else "memory not measured"
+        memory = f"memory {readable.size(p['memory_bytes'])}" if p.get("memory_bytes") else "memory not measured"
         dense = bool(p.get("dense"))
         fig.add_trace(go.Scatter(
             x=[p["tokens_per_s"]], y=[p["perplexity"]], mode="markers", name=p["label"], text=[p["label"]],
             customdata=[memory], hovertemplate=hover,
-            marker={"size": size, "color": "rgba(0,0,0,0)" if dense else PALETTE[i % len(PALETTE)],
-                    "symbol": "diamond-open" if dense else "circle",
+            marker={"size": size, "color": "#333" if dense else PALETTE[i % len(PALETTE)],  # an open symbol's outline
+                    "symbol": "diamond-open" if dense else "circle", "opacity": 1.0 if dense else 0.8,
                     "line": {"width": 2, "color": "#333" if dense else PALETTE[i % len(PALETTE)]}}))
     fig.update_layout(title=title, xaxis_title="decode tokens/s (measured, log)",
                       yaxis_title="perplexity (held-out, lower is better, log)", legend=legend_below(),
