@@ -17,11 +17,12 @@ import torch
 from compression.core.progress import run_to_end
 from compression.lm import (TrainStep, calibration_ids, evaluation_ids, load_smollm2, load_text, load_tiny_gpt,
                             perplexity, train_tiny_gpt)
-from compression.pipeline import compress_lm, fp16_size_bytes, lm_config, packed_size_bytes
+from compression.pipeline import LiveRTN, compress_lm, fp16_size_bytes, lm_config, packed_size_bytes
 from compression.quantization import SmoothQuantConfig
 from compression.core.settings import CACHE_ENV
 from compression.lm.models import gguf_cache_folder, smollm2_path
-from ui.lm_runs import SHORT, live_rtn
+from compression.core.threads import use_threads
+from ui.lm_runs import SHORT
 
 SAMPLES, SEQ_LEN = 16, 256
 SECONDS_TARGET, MEMORY_TARGET_GB, RTN_FIGURE_TARGET_S, TINY_TRAIN_TARGET_S = 60.0, 3.0, 2.0, 60.0
@@ -114,18 +115,25 @@ def _smoothquant(run: Runner) -> None:
 
 
 def _rtn_figure(lm, text, device) -> None:
-    """The page's first figure for the RTN slider, through the page's own path: round, then the short slice."""
+    """The page's first figure for the RTN slider, through the page's own path at the server's thread policy: the
+    shared working copy rounds every linear in place, then the short slice is measured (the first move also makes
+    that copy: the cold start)."""
     short = evaluation_ids(lm.tokenizer, text.evaluation, *SHORT)
     lm.model.to("cpu")  # the page compresses on the CPU
+    threads = torch.get_num_threads()
+    policy = use_threads()
     times = []
+    start = time.perf_counter()
+    live = LiveRTN(lm)
     for bits in (4, 3, 8):
-        start = time.perf_counter()
-        ppl = next(live_rtn(lm, lm_config("rtn", bits=bits, group_size=64), short, short)).perplexity
+        ppl = live.perplexity(lm_config("rtn", bits=bits, group_size=64), short).perplexity
         times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+    torch.set_num_threads(threads)
     lm.model.to(device)
-    print(f"RTN slider figure (quantize + perplexity of {short.numel()} tokens, last ppl {ppl:.1f}): "
-          f"median {sorted(times)[1]:.2f} s (target <= {RTN_FIGURE_TARGET_S:.0f}) -> "
-          f"{verdict(sorted(times)[1] <= RTN_FIGURE_TARGET_S)}")
+    print(f"RTN slider figure at {policy} thread(s) (round + perplexity of {short.numel()} tokens, "
+          f"last ppl {ppl:.1f}): cold start (the working copy made) {times[0]:.2f} s, then {times[1]:.2f} and "
+          f"{times[2]:.2f} s (target <= {RTN_FIGURE_TARGET_S:.0f}) -> {verdict(max(times) <= RTN_FIGURE_TARGET_S)}")
 
 
 def _tiny_gpt(device) -> None:

@@ -8,7 +8,7 @@ compress it, then run it to feed the next one. Closing the generator stops after
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from compression.calibration.layers import is_weight_layer, matrix_inputs
+from compression.core.errors import InputError
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,18 +143,41 @@ def walk(model: nn.Module, block_map: BlockMap, inputs: Tensor | None,
         yield BlockStep(index, len(blocks), block.name, time.perf_counter() - start, report.errors, report.notes)
 
 
+def _dense_inputs(model: nn.Module, block_map: BlockMap, inputs: Tensor,
+                  last: int | None = None) -> Iterator[tuple[int, Block, dict[str, Tensor]]]:
+    """(block index, block, {role: inputs (tokens, in)}) of each block up to `last`, on the model as it is."""
+    state = block_map.start(model, inputs)
+    blocks = block_map.blocks(model)
+    for index, block in enumerate(blocks[: None if last is None else last + 1]):
+        yield index, block, block_map.block_inputs(model, block, state)
+        if index + 1 < len(blocks):
+            state = block_map.advance(model, block, state)
+
+
 @torch.no_grad()
 def input_norms(model: nn.Module, block_map: BlockMap, inputs: Tensor) -> dict[str, Tensor]:
     """‖X_j‖₂ of every input channel of every weight layer, on the model as it is (nothing is compressed).
 
     Few channels far louder than the rest (activation outliers) are what Wanda, AWQ and SmoothQuant exploit.
     """
-    out = {}
-    state = block_map.start(model, inputs)
-    blocks = block_map.blocks(model)
-    for index, block in enumerate(blocks):
-        for role, x in block_map.block_inputs(model, block, state).items():
-            out[block.weight_names.get(role, role)] = x.float().pow(2).sum(0).sqrt()
-        if index + 1 < len(blocks):
-            state = block_map.advance(model, block, state)
-    return out
+    return {block.weight_names.get(role, role): x.float().pow(2).sum(0).sqrt()
+            for _, block, found in _dense_inputs(model, block_map, inputs) for role, x in found.items()}
+
+
+@torch.no_grad()
+def input_ranges(model: nn.Module, block_map: BlockMap, inputs: Tensor) -> dict[tuple[int, str], Tensor]:
+    """max|x_j| of every input channel of every weight layer, {(block index, role): (in,)}, on the model as it is:
+    where the activation outliers are (the largest channel over the median one)."""
+    return {(index, role): x.abs().amax(0).float()
+            for index, _, found in _dense_inputs(model, block_map, inputs) for role, x in found.items()}
+
+
+@torch.no_grad()
+def layer_inputs(model: nn.Module, block_map: BlockMap, inputs: Tensor, index: int) -> tuple[Block, dict[str, Tensor]]:
+    """Block `index` and the inputs (tokens, in) of its weight layers, on the model as it is (nothing compressed):
+    the data a view of one layer's compression is computed on."""
+    count = len(block_map.blocks(model))
+    if not 0 <= index < count:
+        raise InputError(f"block must be from 0 to {count - 1}, got {index}")
+    *_, (_, block, found) = _dense_inputs(model, block_map, inputs, index)
+    return block, found

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 MAX_DAMP_TRIES = 6  # percdamp x1, x10, ... before giving up on a factorization
+ERROR_TOKENS = 512  # evenly spaced calibration tokens on which each layer's relative output error is measured
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,12 +64,25 @@ def subsample(x: Tensor, max_tokens: int | None) -> Tensor:
     return x
 
 
+def subsample_size(tokens: int, max_tokens: int | None) -> int:
+    """How many rows `subsample` keeps of `tokens`."""
+    if not max_tokens or tokens <= max_tokens:
+        return tokens
+    return -(-tokens // -(-tokens // max_tokens))
+
+
 def relative_error(w: Tensor, w_hat: Tensor, x: Tensor, max_tokens: int | None = None) -> float:
     """‖XWᵀ − XŴᵀ‖² / ‖XWᵀ‖² for inputs x (tokens, in), on at most `max_tokens` of them."""
     x = subsample(x, max_tokens).float()
     reference = x @ w.float().t()
     diff = reference - x @ w_hat.float().t()
     return (diff.pow(2).sum() / reference.pow(2).sum().clamp_min(1e-30)).item()
+
+
+def row_output_errors(w: Tensor, w_hat: Tensor, h: Tensor) -> Tensor:
+    """‖X(w_i − ŵ_i)‖² / ‖Xw_i‖² of each output row i (out,), from H = 2XᵀX/n alone (the 2/n cancels)."""
+    w, e = w.float(), (w.float() - w_hat.float())
+    return ((e @ h) * e).sum(1) / ((w @ h) * w).sum(1).clamp_min(1e-30)
 
 
 class InputStats:

@@ -7,6 +7,18 @@ from compression.pipeline.budget import (
     best_under_budget,
     budget_search,
 )
+from compression.pipeline.explain import (
+    OneLayer,
+    Outlier,
+    PruneWhy,
+    QuantWhy,
+    SmoothWhy,
+    explain_pruning,
+    explain_quantization,
+    explain_smoothing,
+    find_outliers,
+    one_layer,
+)
 from compression.pipeline.lm import (
     PRUNE_METHODS,
     QUANT_METHODS,
@@ -36,6 +48,7 @@ from compression.pipeline.lm_cost import (
 )
 from compression.pipeline.lm_deploy import HEADS, Deployed, deploy_dense, deploy_kernels
 from compression.pipeline.lm_export import Export, export_gguf, export_hf_folder, from_packed, gguf_blocks
+from compression.pipeline.lm_live import LiveRTN
 from compression.pipeline.oneshot import OneShotConfig, OneShotResult, block_process, compress
 from compression.pipeline.run import STEPS, PipelineConfig, run_pipeline
 
@@ -47,6 +60,10 @@ __all__ = [
     "deploy_dense",
     "deploy_kernels",
     "Deployed",
+    "explain_pruning",
+    "explain_quantization",
+    "explain_smoothing",
+    "find_outliers",
     "Export",
     "export_gguf",
     "export_hf_folder",
@@ -68,18 +85,25 @@ __all__ = [
     "compress_lm",
     "config_from_dict",
     "fp16_size_bytes",
+    "LiveRTN",
     "lm_config",
     "LMResult",
     "method_kind",
     "method_of",
+    "one_layer",
+    "OneLayer",
     "OneShotConfig",
     "OneShotResult",
+    "Outlier",
     "pack",
     "packed_size_bytes",
     "PipelineConfig",
     "PRUNE_METHODS",
+    "PruneWhy",
+    "QuantWhy",
     "QUANT_METHODS",
     "run_pipeline",
+    "SmoothWhy",
     "STEPS",
     "unpack",
     "WA_METHODS",

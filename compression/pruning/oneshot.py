@@ -10,15 +10,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from compression.calibration import (Block, BlockProcess, BlockReport, BlockStep, InputStats, WeightLayers,
-                                     get_weight, relative_error, set_weight, walk)
+from compression.calibration import (ERROR_TOKENS, Block, BlockProcess, BlockReport, BlockStep, InputStats,
+                                     WeightLayers, get_weight, relative_error, set_weight, walk)
 from compression.core.errors import InputError
 from compression.pruning.config import PruneConfig
 from compression.pruning.masks import magnitude_mask, nm_keep, row_keep, select_weights
 from compression.pruning.sparsegpt import sparsegpt_prune
 from compression.pruning.wanda import wanda_prune
 
-ERROR_TOKENS = 512  # evenly spaced calibration tokens on which each layer's relative output error is measured
 
 
 def prune_matrix(w: Tensor, config: PruneConfig, stats: InputStats | None = None,

@@ -48,3 +48,9 @@ def sparsegpt_prune(w: Tensor, h: Tensor, amount: float, nm: tuple[int, int] | N
         w[:, i1:i2] = w1
         w[:, i2:] -= err1 @ hinv[i1:i2, i2:]
     return w, factor.note
+
+
+def survivor_updates(w: Tensor, pruned: Tensor) -> Tensor:
+    """What SparseGPT's updates added to each weight it kept (`pruned` − `w` there) and 0 where it pruned: the
+    compensation for the pruned weights' error, which magnitude and Wanda never make."""
+    return torch.where(pruned != 0, pruned.float() - w.float(), torch.zeros((), dtype=torch.float32))

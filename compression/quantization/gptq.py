@@ -4,6 +4,8 @@ columns not yet quantized through the Cholesky factor of H⁻¹ (the same machin
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -35,7 +37,7 @@ def gptq_quantize(w: Tensor, h: Tensor, bits: int, symmetric: bool = False, gran
                               fp16_scales=fp16_scales)
 
     static = grid(w, size if granularity == "per-group" else None) if act_order or size >= columns else None
-    perm = torch.argsort(torch.diag(h), descending=True) if act_order else torch.arange(columns, device=w.device)
+    perm = column_order(h, act_order)
     w, h = w[:, perm], h[perm][:, perm]
     factor = inverse_factor(h, percdamp)
     quant_min, quant_max = quant_range(bits, symmetric)
@@ -85,3 +87,47 @@ def _quantize_columns(w: Tensor, hinv: Tensor, size: int, perm: Tensor, static: 
         w[:, i1:i2] = w1
         w[:, i2:] -= err1 @ hinv[i1:i2, i2:]
     return found
+
+
+def column_order(h: Tensor, act_order: bool) -> Tensor:
+    """The order GPTQ rounds the columns in: by decreasing diag H (act-order), else left to right."""
+    if act_order:
+        return torch.argsort(torch.diag(h), descending=True)
+    return torch.arange(h.shape[0], device=h.device)
+
+
+@dataclass(frozen=True, eq=False)
+class ErrorPush:
+    """One weight row through GPTQ, every tensor (in,) in the original column order."""
+
+    order: Tensor  # the columns in the order GPTQ rounded them
+    original: Tensor  # the row before
+    before_rounding: Tensor  # each weight when its turn came: the original plus the errors pushed onto it
+    quantized: Tensor  # GPTQ's ŵ: before_rounding rounded onto the grid
+
+    @property
+    def pushed(self) -> Tensor:
+        """What the rounding errors of the columns rounded before it added to each weight."""
+        return self.before_rounding - self.original
+
+
+def error_push(w: Tensor, w_hat: Tensor, h: Tensor, act_order: bool = False, percdamp: float = 0.01) -> ErrorPush:
+    """Replay GPTQ's error push on one row `w` (in,) that gptq_quantize turned into `w_hat` (in,) with Hessian `h`.
+
+    Column by column in GPTQ's order, e_j = (w_j − ŵ_j)/U_jj moves every later column k by −e_j·U_jk (U: the
+    Cholesky factor of the damped H⁻¹, as gptq_quantize builds it). The push never mixes rows, so one row replays
+    exactly what the whole matrix went through.
+    """
+    w = w.clone().float()
+    h = h.float()
+    w[torch.diag(h) == 0] = 0
+    perm = column_order(h, act_order)
+    u = inverse_factor(h[perm][:, perm], percdamp).u
+    x, q = w[perm].clone(), w_hat.float()[perm]
+    before = torch.empty_like(x)
+    for i in range(x.numel()):  # one row: a vector step per column
+        before[i] = x[i]
+        x[i + 1:] -= (x[i] - q[i]) / u[i, i] * u[i, i + 1:]
+    in_place = torch.empty_like(before)
+    in_place[perm] = before
+    return ErrorPush(perm, w, in_place, w_hat.float())

@@ -10,17 +10,16 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from compression.calibration import (Block, BlockProcess, BlockReport, BlockStep, InputStats, WeightLayers, get_weight,
-                                     gram, is_conv1d, relative_error, set_weight, subsample, walk)
+from compression.calibration import (ERROR_TOKENS, Block, BlockProcess, BlockReport, BlockStep, InputStats,
+                                     WeightLayers, get_weight, gram, is_conv1d, relative_error, set_weight, subsample,
+                                     walk)
 from compression.quantization.awq import search_clip, search_scale
 from compression.quantization.config import QuantConfig
 from compression.quantization.gptq import gptq_quantize
 from compression.quantization.hooks import InputFakeQuant
-from compression.quantization.primitives import fake_quantize_dynamic
-from compression.quantization.smoothquant import SmoothQuantConfig, scale_norm, smooth_scales
+from compression.quantization.smoothquant import SmoothQuantConfig, scale_norm, smooth_scales, w_a_error
 from compression.quantization.tensors import QTensor, QuantizedWeights, measured, on_grid, quantize_tensor
 
-ERROR_TOKENS = 512  # evenly spaced calibration tokens on which each linear's relative output error is measured
 CLIP_TOKENS = 2048  # AWQ: tokens whose XᵀX scores the clipping ratios
 
 
@@ -150,11 +149,7 @@ def smooth_block(block: Block, inputs: dict[str, Tensor], alpha: float) -> dict[
 
 
 def _w_a_error(x: Tensor, w: Tensor, w_hat: Tensor, s: Tensor | None, config: SmoothQuantConfig) -> float:
-    x = subsample(x, ERROR_TOKENS).float()
-    reference = x @ w.t()
-    xq = fake_quantize_dynamic(x / s if s is not None else x, config.act_bits, config.act_granularity)
-    diff = reference - xq @ w_hat.t()
-    return (diff.pow(2).sum() / reference.pow(2).sum().clamp_min(1e-30)).item()
+    return w_a_error(subsample(x, ERROR_TOKENS), w, w_hat, s, config.act_bits, config.act_granularity)
 
 
 def quantize_model(module: nn.Module, weights: Mapping[str, Tensor], config: QuantConfig,
