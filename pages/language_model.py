@@ -1,4 +1,5 @@
-"""Language-model page: prune or quantize a causal LM layer by layer and read perplexity against sparsity and bits."""
+"""Language-model page: prune or quantize a causal LM layer by layer, read perplexity against sparsity and bits
+(this session's runs and the history's), and see on one layer why each method works."""
 
 import streamlit as st
 
@@ -7,6 +8,7 @@ from ui import lm_speed
 from ui import lm_views as views
 from ui.lm_choices import TINY_GPT, lm_spec
 from ui.lm_models import current_lm
+from ui.lm_why import why_section
 from ui.routing import ensure_routed
 
 ensure_routed()
@@ -31,13 +33,15 @@ if settings is None:
 dense = sections.dense(settings)
 dense_ppl = dense.perplexity if dense is not None else None
 sections.run_section(lm, settings, dense_ppl)
-slot, points = sections.charts(settings, dense_ppl)
-live = sections.live_rtn_first(lm, settings, slot, points, dense_ppl)
-sections.results_table(settings, dense_ppl)
-lm_speed.section(lm, settings, dense_ppl)  # What it buys: speed, memory, devices (on a button)
+shown = sections.shown_runs(settings, lm.info.name)
+slot, points = sections.charts(shown.rows, settings, dense_ppl)
+live = sections.live_rtn_first(settings, slot, points, dense_ppl)
 if dense is not None:
     st.caption(f"Dense perplexity {dense.perplexity:.2f} on {dense.tokens:,} held-out tokens of "
-               f"{settings.evaluation.name} (dashed line).")
-views.run_details(sections.session_rows(settings), dense_ppl, spec)
-views.outliers(lm, spec, settings.calibration)
-sections.live_rtn_refine(live, settings)
+               f"{settings.evaluation.name} (the dashed line); {sections.noise(dense)}.")
+sections.hidden_note(shown, settings)
+sections.results_table(shown.rows, dense_ppl)
+lm_speed.section(lm, settings, dense_ppl)  # What it buys: speed, memory, devices (on a button)
+views.run_details(shown.rows, dense_ppl, spec)
+sections.live_rtn_refine(live, dense_ppl)  # the live point's full evaluation, once everything above is drawn
+why_section(lm, settings)

@@ -11,7 +11,7 @@ from lm_helpers import tiny_gpt2, tiny_llama, token_ids
 from compression.calibration import get_weight
 from compression.core.errors import InputError
 from compression.formats.packed import read_metadata
-from compression.lm import (channel_max, decoder_layers, family_of, generate, layer_roles, load_hf_folder, perplexity,
+from compression.lm import (decoder_layers, family_of, generate, layer_roles, load_hf_folder, perplexity,
                             save_hf_folder)
 from compression.pipeline import (compress_lm, config_from_dict, fp16_size_bytes, lm_config, pack, packed_size_bytes,
                                   unpack)
@@ -209,16 +209,6 @@ def test_perplexity_counts_the_predicted_tokens(lm):
 def test_greedy_generation_is_repeatable_and_new_text_only(lm):
     first = generate(lm, "In the beginning", 12)
     assert first == generate(lm, "In the beginning", 12) and len(first) <= 12
-
-
-def test_channel_max_finds_a_loud_input_channel():
-    lm = tiny_llama(4)
-    with torch.no_grad():
-        lm.model.model.layers[1].input_layernorm.weight[9] = 50.0
-    peaks = channel_max(lm, token_ids(lm), layer=1, role="q")
-    assert peaks.shape == (64,) and int(peaks.argmax()) == 9
-    with pytest.raises(InputError, match="layer must be"):
-        channel_max(lm, token_ids(lm), layer=5)
 
 
 @pytest.mark.cuda  # deselected by `make test` (-m "not cuda"); run by `make test-cuda`

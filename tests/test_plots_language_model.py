@@ -1,5 +1,7 @@
 """Language-model figures: valid plotly, one line per method, the points where the numbers say."""
 
+import math
+
 import plotly.graph_objects as go
 import pytest
 
@@ -17,7 +19,6 @@ FIGURES = {
     "curves": lambda: plots_lm.perplexity_curves(POINTS, "x", "sparsity", "t", 5.0, {"x": 0.5, "perplexity": 8.5}),
     "empty curves": lambda: plots_lm.perplexity_curves([], "x", "bits", "t"),
     "heatmap": lambda: plots_lm.layer_error_heatmap(ERRORS, "t"),
-    "channels": lambda: plots_lm.channel_max_chart([1.0, 2.0, 90.0, 1.5], "t", top=1),
     "sizes": lambda: plots_lm.size_bars(["fp16", "rtn 4-bit"], [1000, 300]),
     "runs": lambda: plots_lm.perplexity_vs_size([90_000, 1.2e6], [70.0, 5.2], ["a · rtn", "b · gptq"], ["a", "b"]),
 }
@@ -28,7 +29,6 @@ DRAWN = {
     "curves": [("magnitude", [6.0, 9.0]), ("wanda", [7.0]), ("rtn per-channel", [8.0]), ("live", [8.5])],
     "empty curves": [],
     "heatmap": [(None, [0, 1, 2])],  # one row per layer (the values: test_heatmap_is_layers_by_roles)
-    "channels": [("max |x|", [1.0, 2.0, 90.0, 1.5])],
     "sizes": [(None, [1000 / 1024 ** 2, 300 / 1024 ** 2])],  # MiB
     "runs": [("a · rtn", [70.0]), ("b · gptq", [5.2])],
 }
@@ -55,13 +55,8 @@ def test_heatmap_is_layers_by_roles():
     fig = plots_lm.layer_error_heatmap(ERRORS, "t")
     heat = fig.data[0]
     assert list(heat.x) == ["q", "k", "v", "o", "gate", "up", "down"] and list(heat.y) == [0, 1, 2]
-    assert heat.z[2][6] == pytest.approx(0.03)
-
-
-def test_outlier_channels_are_marked():
-    fig = plots_lm.channel_max_chart([1.0, 2.0, 90.0, 1.5], "t", top=1)
-    colors = list(fig.data[0].marker.color)
-    assert colors[2] != colors[0] and colors.count(colors[2]) == 1
+    assert heat.customdata[2][6] == pytest.approx(0.03)  # the value on hover; the colour is its log10
+    assert heat.z[2][6] == pytest.approx(math.log10(0.03))
 
 
 def test_size_bars_say_the_fraction_of_fp16():

@@ -1,7 +1,11 @@
-"""The Language-model page's controls, live RTN, background run and charts (ui/lm_views.py: per-run views)."""
+"""The Language-model page's controls, background run, the runs it shows (this session's and the history's), its
+charts and the live RTN point (ui/lm_views.py: one run in detail; ui/lm_why.py: why each method works)."""
 
 from __future__ import annotations
 
+import math
+import time
+from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -9,25 +13,23 @@ import pandas as pd
 import streamlit as st
 
 from compression.core import InputError, Job, settings
-from compression.history import run_from_result
-from compression.lm import (
-    CORPORA,
-    LanguageModel,
-    TextSplit,
-    calibration_ids,
-    corpus_available,
-    evaluation_ids,
-)
-from compression.pipeline import lm_config
+from compression.history import HistoryError, RunStore
+from compression.lm import (CORPORA, LanguageModel, Perplexity, TextSplit, calibration_ids, corpus_available,
+                            evaluation_ids, perplexity_interval)
+from compression.pipeline import config_from_dict, lm_config
 from compression.plots import language_model as plots_lm
 from compression.quantization import ACT_GRANULARITIES
 from ui import history, jobs
-from ui.lm_models import UPLOADED_TEXT, dense_perplexity, text_key, text_split
-from ui.lm_runs import METHODS, PRUNING, SHORT, LMProgress, configs_for, live_rtn, run_methods, series_of
+from ui.lm_models import (UPLOADED_TEXT, dense_perplexity, evaluation_key, live_perplexity, recorded_key, text_key,
+                          text_split)
+from ui.lm_runs import (METHODS, PRUNING, SHORT, W_A, BatchRecord, LMProgress, configs_for, plotted, row_from_run,
+                        run_methods, series_of)
+from ui.lm_views import PICKED
 
-JOB, META, RESULTS, LIVE, ERROR = "lm_job", "lm_meta", "lm_results", "lm_live", "lm_error"
+JOB, META, RESULTS, LIVE, ERROR, BUSY = "lm_job", "lm_meta", "lm_results", "lm_live", "lm_error", "lm_busy"
 GROUP_SIZES = (0, 32, 64, 128)
 WA_BITS = (8, 6)
+SOURCES = {"all": "all recorded", "mine": "mine", "session": "this session"}  # the labels are what the URL keeps
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,12 @@ class LMSettings:
     seq_len: int
     prompt: str
     new_tokens: int
+    source: str  # which recorded runs the charts show: all, mine, session
 
     @cached_property
     def eval_key(self) -> str:
         """Points are comparable only on the same evaluation tokens: this names them."""
-        return f"{text_key(self.evaluation)}|{self.eval_samples}x{self.seq_len}"
+        return evaluation_key(self.evaluation, self.eval_samples, self.seq_len)
 
 
 def controls(spec: str) -> LMSettings | None:
@@ -91,7 +94,7 @@ def controls(spec: str) -> LMSettings | None:
         file = t[2].file_uploader("Your text (.txt, UTF-8)", type=["txt"], key="lm_upload",
                                   max_upload_size=settings.max_upload_mb())
         upload = file.getvalue() if file is not None else None
-    with st.expander("Sizes and prompt"):
+    with st.expander("Sizes, prompt and which recorded runs to show"):
         s = st.columns(4)
         calib_samples = s[0].number_input("Calibration windows", 1, 128, 16, key="lm_calib_samples",
                                           bind="query-params")
@@ -99,6 +102,11 @@ def controls(spec: str) -> LMSettings | None:
         seq_len = s[2].number_input("Tokens per window", 16, 512, 128, 16, key="lm_seq_len", bind="query-params")
         new_tokens = s[3].number_input("Generated tokens", 1, 200, 40, key="lm_new_tokens")
         prompt = st.text_input("Prompt", "In the beginning God created", key="lm_prompt", bind="query-params")
+        source = st.radio("Runs on the charts", list(SOURCES), format_func=SOURCES.get, horizontal=True,
+                          key="lm_source", bind="query-params",
+                          help="Every run is recorded in the server's history (Compare lists them): all recorded "
+                               "runs of this model on these evaluation tokens (a teacher's prepared set, the "
+                               "class's), only the ones you recorded, or only this session's.")
     if calib_name != eval_name:
         st.warning(f"Calibrating on **{calib_name}** and evaluating on **{eval_name}**: the calibrated methods fit "
                    "the statistics of the text they saw, so expect a higher perplexity than with matching texts.")
@@ -108,24 +116,33 @@ def controls(spec: str) -> LMSettings | None:
         st.error(str(exc))
         return None
     return LMSettings(spec, tuple(methods), sparsity, pattern, bits, group, alpha, int(wa_bits), granularity,
-                      calibration, evaluation,
-                      int(calib_samples), int(eval_samples), int(seq_len), prompt, int(new_tokens))
+                      calibration, evaluation, int(calib_samples), int(eval_samples), int(seq_len), prompt,
+                      int(new_tokens), source)
 
 
-def dense(settings: LMSettings):
+def dense(settings: LMSettings) -> Perplexity | None:
     """The uncompressed model's perplexity on the evaluation tokens (cached), or None with the reason shown."""
     try:
-        return dense_perplexity(settings.spec, settings.evaluation, settings.eval_key, settings.eval_samples,
-                                settings.seq_len)
+        return dense_perplexity(settings.spec, settings.evaluation, text_key(settings.evaluation),
+                                settings.eval_samples, settings.seq_len)
     except InputError as exc:
         st.error(str(exc))
         return None
 
 
+def noise(ppl: Perplexity) -> str:
+    """How far perplexity on these tokens could move on other windows of the same text: '±' in words."""
+    interval = ppl.interval()
+    if interval is None:
+        return f"one window of {ppl.tokens:,} tokens gives no measure of its noise: use more windows"
+    return (f"95% range {interval[0]:.2f}–{interval[1]:.2f} from the spread of its {ppl.windows} windows: "
+            "differences inside that range may be the text, not the method")
+
+
 def run_section(lm: LanguageModel, settings: LMSettings, dense_ppl: float | None) -> None:
     """The Run button; the job itself is polled by `live` below."""
     def start() -> None:
-        if jobs.busy(JOB, ERROR, "A run"):
+        if jobs.busy(JOB, BUSY, "A run"):
             return
         try:
             if not settings.methods:
@@ -140,13 +157,16 @@ def run_section(lm: LanguageModel, settings: LMSettings, dense_ppl: float | None
             st.session_state[ERROR] = str(exc)
             return
         st.session_state[ERROR] = None
+        st.session_state[PICKED] = None  # the detail follows the new batch's runs as they finish
         st.session_state[META] = {"status": "running", "spec": settings.spec, "model": lm.info.name,
                                   "eval_key": settings.eval_key, "calibration": settings.calibration.name,
-                                  "evaluation": settings.evaluation.name, "seen": 0,
-                                  "dense_perplexity": dense_ppl}
-        record = _recorder(dict(st.session_state[META]), history.owner())
+                                  "evaluation": settings.evaluation.name, "seen": 0, "dense_perplexity": dense_ppl,
+                                  "calibration_tokens": settings.calib_samples * settings.seq_len,
+                                  "eval_samples": settings.eval_samples, "seq_len": settings.seq_len}
+        record = BatchRecord(configs, dict(st.session_state[META]), history.owner())
         st.session_state[JOB] = Job(lambda: run_methods(lm, configs, calib, evaluation, settings.prompt,
-                                                        settings.new_tokens, record), label="lm")
+                                                        settings.new_tokens, record.done), label="lm",
+                                    on_end=record.end, end_error=record.error)
 
     st.button("Run", type="primary", key="lm_run", on_click=start, disabled=not settings.methods,
               help="Compress a copy of the model with each chosen method, layer by layer, in the background")
@@ -161,23 +181,23 @@ def live() -> None:
     job, meta = st.session_state.get(JOB), st.session_state.get(META)
     if job is None:
         return
+    if job.running and st.session_state.get(BUSY):  # "already running" stands only while it does
+        st.warning(st.session_state[BUSY])
+    else:
+        st.session_state[BUSY] = None
     steps: list[LMProgress] = job.steps
     collect(steps, meta)
     last = steps[-1] if steps else None
     jobs.progress_bar(job, last.fraction if last else 0.0, last.text if last else "Starting…", "lm_cancel")
     jobs.settle(job, meta)
-    jobs.ended(job, "Cancelled: the methods that had finished stay on the charts.")
+    jobs.ended(job, "Cancelled: the methods that had finished stay on the charts; the one under way is recorded as "
+                    "cancelled.")
 
 
 def _recorder(meta: dict, who: str):
-    """What the job does with each finished method, in its own thread: record it as an "lm" run for `who`."""
+    """Record one finished method's row as the page's job does (a batch of one): how a test makes a page run."""
     def record(row: dict) -> dict:
-        row = {**row, **{k: meta[k] for k in ("spec", "model", "eval_key", "calibration", "evaluation")},
-               "baseline_perplexity": meta.get("dense_perplexity")}
-        kept = {k: v for k, v in row.items() if k not in ("spec", "eval_key", "series", "method", "label", "packed")}
-        row["run_id"], row["history_error"] = history.record_as(run_from_result("lm", row["model"], kept,
-                                                                                row["label"]), who)
-        return row
+        return BatchRecord([config_from_dict(row["config"])], meta, who).done(0, row)
     return record
 
 
@@ -192,114 +212,196 @@ def collect(steps: list[LMProgress], meta: dict) -> None:
     meta["seen"] = len(rows)
 
 
-def session_rows(settings: LMSettings) -> list[dict]:
-    """This session's results on the current model and evaluation tokens."""
-    return [r for r in st.session_state.get(RESULTS, [])
-            if r["spec"] == settings.spec and r["eval_key"] == settings.eval_key]
+@dataclass(frozen=True)
+class Shown:
+    """The runs the charts, the table and the detail show, oldest first, and what was left out and why."""
+
+    rows: list[dict]
+    hidden: list[str]  # one sentence per reason
 
 
-def charts(settings: LMSettings, dense_ppl: float | None):
-    """Perplexity vs sparsity and vs bits; returns the bits chart's placeholder and the points it drew."""
-    rows = session_rows(settings)
+def shown_runs(settings: LMSettings, model_name: str) -> Shown:
+    """This session's runs and the history's on this model and these evaluation tokens (as the source setting
+    says), each once; the runs of this model left out are counted by reason."""
+    session = [r for r in st.session_state.get(RESULTS, []) if r["spec"] == settings.spec]
+    mine = {r["run_id"] for r in session if r["run_id"]}
+    hidden: Counter = Counter()
+    recorded: list[dict] = []
+    if settings.source != "session":
+        try:
+            runs = RunStore().runs(kind="lm", model=model_name)
+        except HistoryError as exc:
+            runs = []
+            hidden[f"the history cannot be read ({exc})"] += 1
+        me = history.owner()
+        for run in runs:
+            if run.id in mine or (settings.source == "mine" and run.owner != me):
+                continue
+            row = row_from_run(run)
+            if row is None:
+                hidden[f"{run.status}: no perplexity to draw" if run.status != "done" else "not a run this page "
+                       "can draw"] += 1
+            elif recorded_key(row) != settings.eval_key:
+                hidden[_other_tokens(row)] += 1
+            else:
+                recorded.append({**row, "spec": settings.spec, "eval_key": settings.eval_key})
+    here = [r for r in session if r["eval_key"] == settings.eval_key]
+    for r in session:
+        if r["eval_key"] != settings.eval_key:
+            hidden[_other_tokens(r)] += 1
+    rows = sorted(recorded, key=lambda r: r["created_at"]) + here
+    return Shown(rows, [f"{n} run{'s' if n > 1 else ''} {why}" for why, n in hidden.most_common()])
+
+
+def _other_tokens(row: dict) -> str:
+    """Why a recorded run of this model is not drawn with these: the tokens it was measured on."""
+    text = row.get("evaluation") or "an unrecorded text"
+    tokens = f"{row['tokens']:,} tokens of " if row.get("tokens") else ""
+    if recorded_key(row) is None:
+        return (f"measured on {tokens}{text} without a record of which windows (recorded before runs kept one, or "
+                "on an uploaded text): they cannot be matched with these tokens")
+    return f"measured on other evaluation tokens ({tokens}{text}): their perplexities do not compare with these"
+
+
+def hidden_note(shown: Shown, settings: LMSettings) -> None:
+    if shown.hidden:
+        st.caption(f"Not on the charts (this model, {settings.eval_samples} × {settings.seq_len} tokens of "
+                   f"{settings.evaluation.name} shown): " + "; ".join(shown.hidden) + ".")
+
+
+def charts(rows: list[dict], settings: LMSettings, dense_ppl: float | None):
+    """Perplexity vs sparsity, vs weight bits and, when there are W·A· runs, vs W·A·; returns the bits chart's
+    placeholder and the points it draws."""
+    points = [plotted(r) for r in rows]
     left, right = st.columns(2)
-    pruned = [{**r, "x": r["target_sparsity"]} for r in rows if r["method"] in PRUNING]
+    pruned = [p for p in points if p["method"] in PRUNING]
     left.plotly_chart(plots_lm.perplexity_curves(pruned, "x", "sparsity (fraction of linear weights zeroed)",
                                                  "Perplexity vs sparsity", dense_ppl, x_range=(0, 1)),
                       key="lm_chart_sparsity")
     if not pruned:
         left.caption("Run magnitude, Wanda or SparseGPT at a few sparsities: each run adds a point to its line.")
-    return right.empty(), [{**r, "x": r["bits"]} for r in rows if r["method"] not in PRUNING]
+    wa = [p for p in points if p["method"] in W_A]
+    if wa:
+        st.plotly_chart(plots_lm.perplexity_wa(wa, dense_ppl), key="lm_chart_wa")
+    return right.empty(), [p for p in points if p["method"] not in PRUNING and p["method"] not in W_A]
 
 
 def bits_chart(slot, points: list[dict], settings: LMSettings, dense_ppl: float | None,
                live: dict | None = None, key: str = "lm_chart_bits") -> None:
-    """The bits chart (`key`: the short-slice point and its refinement share one run, so they need two keys)."""
-    merged = {(p["series"], p["x"]): p for p in points + live_points(settings)}  # a refined live point replaces
-    slot.plotly_chart(plots_lm.perplexity_curves(list(merged.values()), "x", "weight bits",
+    """The weight-only bits chart (`key`: the chart before and after the live RTN point need two keys)."""
+    merged = {(p["series"], p["x"]): p for p in live_points(settings) + points}  # a run replaces a live point
+    slot.plotly_chart(plots_lm.perplexity_curves(list(merged.values()), "x", "weight bits (weights only)",
                                                  "Perplexity vs bits", dense_ppl, live=live,
                                                  x_range=(1.5, 8.5)), key=key)
 
 
 def live_points(settings: LMSettings) -> list[dict]:
-    return [{"method": "rtn", "series": series, "x": bits, "perplexity": ppl, "label": f"{series} {bits}-bit"}
+    return [{"method": "rtn", "series": series, "x": bits, "perplexity": ppl, "label": f"{series} {bits}-bit (live)"}
             for (spec, key, series, bits), ppl in st.session_state.get(LIVE, {}).items()
             if spec == settings.spec and key == settings.eval_key]
 
 
 @dataclass
 class LiveRTN:
-    """The live RTN point between its short-slice measurement and the full evaluation that replaces it."""
+    """The live RTN point: measured on a short slice first (beside the dense model on that slice), then on the full
+    evaluation tokens, the ones the dense line is measured on, which puts it on the chart."""
 
     slot: object  # the bits chart's st.empty()
     points: list[dict]
     dense_ppl: float | None
+    settings: LMSettings | None = None
     label: str = ""
-    key: tuple = ()
-    refined: object = None  # the live_rtn generator, its next value the full perplexity
     note: object = None
 
 
-def live_rtn_first(lm: LanguageModel, settings: LMSettings, slot, points: list[dict],
-                   dense_ppl: float | None) -> LiveRTN:
-    """RTN follows the bits slider: draw the bits chart now, with RTN measured on a short slice if RTN is on."""
+def live_rtn_first(settings: LMSettings, slot, points: list[dict], dense_ppl: float | None) -> LiveRTN:
+    """RTN follows the bits slider: draw the bits chart now, and if RTN is chosen its value on a short slice
+    beside the dense model's on the very same tokens (the chart's dense line is measured on other, more tokens)."""
     live = LiveRTN(slot, points, dense_ppl)
     if "rtn" not in settings.methods:
         bits_chart(slot, points, settings, dense_ppl)
         return live
     config = lm_config("rtn", bits=settings.bits, group_size=settings.group_size)
-    live.label, live.key = f"live: {config.label}", (settings.spec, settings.eval_key, series_of(config), config.bits)
-    done = st.session_state.setdefault(LIVE, {})
-    if live.key in done:
-        bits_chart(slot, points, settings, dense_ppl, {"x": config.bits, "perplexity": done[live.key],
+    live.settings, live.label = settings, f"live: {config.label}"
+    full = _live_cached(settings)
+    if full is not None:
+        bits_chart(slot, points, settings, dense_ppl, {"x": config.bits, "perplexity": full.perplexity,
                                                        "label": live.label})
+        st.caption(_full_caption(live.label, full))
         return live
     bits_chart(slot, points, settings, dense_ppl, key="lm_chart_bits_wait")  # the chart at once, RTN point next
-    try:
-        short = evaluation_ids(lm.tokenizer, settings.evaluation.evaluation, *SHORT)
-        full = evaluation_ids(lm.tokenizer, settings.evaluation.evaluation, settings.eval_samples, settings.seq_len)
-        live.refined = live_rtn(lm, config, short, full)
-        quick = next(live.refined)
-    except InputError as exc:
-        st.error(str(exc))
-        bits_chart(slot, points, settings, dense_ppl)
-        live.refined = None
-        return live
-    # Both measured on the same short slice: a few hundred tokens give a noisy perplexity, so the dense model's
-    # value on those very tokens is the fair reference until the full evaluation below replaces the point.
-    dense_short = dense_perplexity(settings.spec, settings.evaluation, f"{text_key(settings.evaluation)}|short",
-                                   *SHORT)
-    bits_chart(slot, points, settings, dense_ppl, {
-        "x": config.bits, "perplexity": quick.perplexity,
-        "label": f"{live.label}: first {quick.tokens} tokens (dense there {dense_short.perplexity:.1f})"},
-        key="lm_chart_bits_quick")
     live.note = st.empty()
-    live.note.caption(f"Live RTN on the first {quick.tokens} tokens: perplexity {quick.perplexity:.2f} against "
-                      f"{dense_short.perplexity:.2f} for the dense model on the same tokens "
-                      f"(×{quick.perplexity / dense_short.perplexity:.3f}); measuring the full evaluation below…")
+    try:
+        quick = _live(settings, *SHORT)
+        dense_short = dense_perplexity(settings.spec, settings.evaluation, text_key(settings.evaluation), *SHORT)
+    except InputError as exc:
+        live.note.error(str(exc))
+        live.settings = None
+        return live
+    with live.note.container():
+        m = st.columns(3)
+        m[0].metric(f"Live {config.label}, first {quick.tokens:,} tokens", f"{quick.perplexity:.2f}",
+                    help=noise(quick))
+        m[1].metric("Dense model, the same tokens", f"{dense_short.perplexity:.2f}", help=noise(dense_short))
+        m[2].metric("Ratio", f"×{quick.perplexity / dense_short.perplexity:.3f}", delta_color="off",
+                    delta_arrow="off")
+        st.caption(f"A quick first reading on {quick.tokens:,} tokens, both models on the same tokens. "
+                   f"{noise(quick).capitalize()}. Measuring the {settings.eval_samples * (settings.seq_len - 1):,} "
+                   "evaluation tokens of the chart's dense line…")
     return live
 
 
-def live_rtn_refine(live: LiveRTN, settings: LMSettings) -> None:
-    """Replace the short-slice point by the full evaluation (last on the page: everything else is drawn first)."""
-    if live.refined is None:
+def _live(settings: LMSettings, samples: int, seq_len: int) -> Perplexity:
+    return live_perplexity(settings.spec, settings.evaluation, text_key(settings.evaluation), settings.bits,
+                           settings.group_size, samples, seq_len)
+
+
+def _live_cached(settings: LMSettings) -> Perplexity | None:
+    """The full evaluation of the live setting if this session has it already."""
+    return st.session_state.get("lm_live_full", {}).get(_live_key(settings))
+
+
+def _live_key(settings: LMSettings) -> tuple:
+    config = lm_config("rtn", bits=settings.bits, group_size=settings.group_size)
+    return settings.spec, settings.eval_key, series_of(config), config.bits
+
+
+def _full_caption(label: str, full: Perplexity) -> str:
+    return (f"{label.capitalize()}: perplexity {full.perplexity:.2f} on {full.tokens:,} tokens, the same tokens as "
+            f"the dense line; {noise(full)}.")
+
+
+def live_rtn_refine(live: LiveRTN, dense_ppl: float | None) -> None:
+    """The full evaluation of the live setting, drawn on the chart (last on the page: everything else first)."""
+    settings = live.settings
+    if settings is None or live.note is None:
         return
-    full = next(live.refined)
-    st.session_state.setdefault(LIVE, {})[live.key] = full.perplexity
-    bits_chart(live.slot, live.points, settings, live.dense_ppl, {"x": settings.bits, "perplexity": full.perplexity,
-                                                                  "label": live.label})
-    live.note.caption(f"Live RTN: perplexity {full.perplexity:.2f} on {full.tokens:,} tokens.")
+    try:
+        full = _live(settings, settings.eval_samples, settings.seq_len)
+    except InputError as exc:
+        live.note.error(str(exc))
+        return
+    key = _live_key(settings)
+    st.session_state.setdefault("lm_live_full", {})[key] = full
+    st.session_state.setdefault(LIVE, {})[key] = full.perplexity
+    bits_chart(live.slot, live.points, settings, dense_ppl, {"x": settings.bits, "perplexity": full.perplexity,
+                                                             "label": live.label})
+    live.note.caption(_full_caption(live.label, full))
 
 
-def results_table(settings: LMSettings, dense_ppl: float | None) -> None:
-    rows = session_rows(settings)
+def results_table(rows: list[dict], dense_ppl: float | None) -> None:
     if not rows:
         st.info("Choose methods and press **Run**: each finished method adds a point to the charts above.")
         return
-    table = pd.DataFrame([{"method": r["label"], "perplexity": r["perplexity"],
-                           "vs dense": r["perplexity"] / dense_ppl if dense_ppl else None,
-                           "zero weights": r["sparsity"], "packed MiB": r["size_bytes"] / 2**20,
-                           "of fp16": r["size_bytes"] / r["baseline_size_bytes"], "seconds": r["seconds"],
-                           "calibration": r["calibration"], "run": r["run_id"]} for r in rows])
+    table = pd.DataFrame([{
+        "method": r["label"], "perplexity": r["perplexity"], "95% range": _range(r),
+        "vs dense": r["perplexity"] / dense_ppl if dense_ppl else None,
+        "zero weights": r["sparsity"], "packed MiB": (r["size_bytes"] or 0) / 2**20,
+        "of fp16": r["size_bytes"] / r["baseline_size_bytes"] if r.get("baseline_size_bytes") else None,
+        "seconds": r["seconds"], "calibration": r["calibration"],
+        "recorded": time.strftime("%d %b %H:%M", time.localtime(r["created_at"])) if r.get("created_at") else
+        "this session",
+        "run": r["run_id"]} for r in rows])
     st.dataframe(table, hide_index=True, key="lm_table", column_config={
         "perplexity": st.column_config.NumberColumn(format="%.2f"),
         "vs dense": st.column_config.NumberColumn(format="%.2f×"),
@@ -308,3 +410,9 @@ def results_table(settings: LMSettings, dense_ppl: float | None) -> None:
         "of fp16": st.column_config.NumberColumn(format="percent"),
         "seconds": st.column_config.NumberColumn(format="%.1f")})
     history.show_error()
+
+
+def _range(row: dict) -> str:
+    """The run's 95% range from its windows' spread ('' when it has none recorded)."""
+    interval = perplexity_interval(math.log(row["perplexity"]), row.get("nll_se"))
+    return f"{interval[0]:.2f}–{interval[1]:.2f}" if interval else ""

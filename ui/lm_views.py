@@ -1,24 +1,23 @@
-"""Language-model views: the Concept panel, one run's details, the outlier channels, and the Model page's LM view."""
+"""Language-model views: the Concept panel, one run in detail (its errors beside another run's), the generations,
+and the Model page's LM view."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import streamlit as st
 
+from compression.calibration import ERROR_TOKENS, subsample_size
 from compression.core import InputError
-from compression.lm import (
-    CORPORA,
-    LanguageModel,
-    TextSplit,
-    calibration_ids,
-    channel_max,
-    corpus_available,
-    layer_roles,
-)
+from compression.lm import CORPORA, corpus_available
 from compression.pipeline import fp16_size_bytes
 from compression.plots import language_model as plots_lm
 from ui.downloads import download_button
 from ui.lm_choices import lm_spec
-from ui.lm_models import builtin_text, current_lm, dense_generation, dense_perplexity, lm_model, text_key
+from ui.lm_models import builtin_text, current_lm, dense_generation, dense_perplexity, text_key
+
+PICKED = "lm_view_picked"  # = ui.lm_sections.PICKED: the run the user chose to see in detail (None: the newest)
 
 CONCEPTS = {
     "Magnitude": (r"\widehat W_{ij} = W_{ij}\,\mathbb 1\big[|W_{ij}| \ge \tau_i\big]",
@@ -69,45 +68,134 @@ def concept() -> None:
             tab.markdown(text)
 
 
+def run_key(row: dict, index: int) -> str:
+    """A run's identity on the page: its id in the history, or its place in this session's list."""
+    return row["run_id"] or f"session:{index}"
+
+
+def _follow(choice_key: str, picked_key: str, options: list[str], default: str) -> None:
+    """Show `default` in the widget `choice_key` unless the user picked an option that is still offered."""
+    picked = st.session_state.get(picked_key)
+    st.session_state[choice_key] = picked if picked in options else default
+
+
 def run_details(rows: list[dict], dense_ppl: float | None, spec: str) -> None:
-    """One run's per-layer errors, file sizes, time and notes; then every run's generation beside the dense one."""
+    """One run's per-layer errors (beside another run's, on one colour scale), file sizes, time and notes; then the
+    generations of the last runs beside the dense model's. The detail follows the newest run unless the user picks
+    one (a new batch lets go of the pick)."""
     if not rows:
         return
     st.subheader("One run in detail")
-    labels = {i: f"{r['label']} · calibrated on {r['calibration']}" for i, r in enumerate(rows)}
-    pick = st.selectbox("Run", list(labels), index=len(rows) - 1, format_func=labels.get, key="lm_view_run")
-    row = rows[pick]
+    by_key = {run_key(r, i): r for i, r in enumerate(rows)}
+    keys = list(by_key)
+    labels = {k: _run_label(r) for k, r in by_key.items()}
+    _follow("lm_view_run", PICKED, keys, keys[-1])
+    pick = st.selectbox("Run", keys, format_func=labels.get, key="lm_view_run",
+                        on_change=lambda: st.session_state.update({PICKED: st.session_state["lm_view_run"]}),
+                        help="The newest run, unless you pick another; a new Run follows its runs again.")
+    row = by_key[pick]
     m = st.columns(4)
     delta = f"{row['perplexity'] - dense_ppl:+.2f} vs dense" if dense_ppl else None
     m[0].metric("Perplexity", f"{row['perplexity']:.2f}", delta, delta_color="inverse",
-                help=f"on {row['tokens']:,} held-out tokens")
-    m[1].metric("Packed file", f"{row['size_bytes'] / 2**20:.2f} MiB",
-                f"{row['size_bytes'] / row['baseline_size_bytes']:.0%} of fp16", delta_color="off", delta_arrow="off")
-    m[2].metric("Compression time", f"{row['seconds']:.1f} s", help="calibration forward passes included")
+                help=f"on {row['tokens']:,} held-out tokens" if row.get("tokens") else None)
+    if row.get("size_bytes") and row.get("baseline_size_bytes"):
+        m[1].metric("Packed file", f"{row['size_bytes'] / 2**20:.2f} MiB",
+                    f"{row['size_bytes'] / row['baseline_size_bytes']:.0%} of fp16", delta_color="off",
+                    delta_arrow="off")
+    if row.get("seconds") is not None:
+        m[2].metric("Compression time", f"{row['seconds']:.1f} s", help="calibration forward passes included")
     if row["target_sparsity"] is not None:
         m[3].metric("Sparsity", f"{row['sparsity']:.1%}", help="zeros among the decoder layers' linear weights")
+    elif row["method"] in ("smoothquant", "naive"):
+        m[3].metric("Weights · activations", f"W{row['config']['weight_bits']}A{row['config']['act_bits']}",
+                    help="the norm-fed linears' weights and their input activations")
     else:
         m[3].metric("Weight bits", row["bits"], help=f"{row['sparsity']:.1%} of the weights rounded to exactly zero")
     left, right = st.columns(2)
-    if row["layer_errors"]:
-        left.plotly_chart(plots_lm.layer_error_heatmap(row["layer_errors"],
-                                                       f"{row['label']}: relative output error per linear"),
-                          key="lm_heatmap")
-    sizes = [("fp16", row["baseline_size_bytes"])] + [(r["label"], r["size_bytes"]) for r in rows]
+    with left:
+        error_maps(row, [r for k, r in by_key.items() if k != pick and r["layer_errors"]], labels, by_key)
+    last = rows[-6:]
+    names = [r["label"] if [x["label"] for x in last].count(r["label"]) == 1 else f"{r['label']} #{i + 1}"
+             for i, r in enumerate(last)]  # a repeated run gets its place, or plotly would stack the two bars
+    sizes = [("fp16", rows[-1]["baseline_size_bytes"])] + [(n, r["size_bytes"]) for n, r in zip(names, last)]
     right.plotly_chart(plots_lm.size_bars([s[0] for s in sizes], [s[1] for s in sizes],
-                                          "Bytes of the packed file vs the fp16 file"), key="lm_sizes")
+                                          "Bytes of the packed file vs the fp16 file (the last runs)"),
+                       key="lm_sizes")
     right.caption("Packed files hold group-wise codes bit-packed at the chosen bits plus fp16 scales and zero "
                   "points (quantization), or a 1-bit mask plus the kept fp16 values (pruning; 2:4 keeps 2-bit "
                   "positions instead). Embeddings and norms stay fp16 in every file.")
-    if row["packed"] is not None:
+    if row.get("packed") is not None:
         download_button(right, f"Download the packed file ({len(row['packed']):,} bytes)", row["packed"],
                         f"{row['model']}-{row['label'].replace(' ', '-')}.safetensors", key="lm_packed_download")
-    else:
+    elif row.get("size_bytes"):
         right.caption(f"The packed file ({row['size_bytes']:,} bytes) is measured, not kept: above 16 MiB a "
-                      "session keeps numbers only.")
+                      "session keeps numbers only, and the history keeps none.")
     for note in row["notes"]:
         st.caption(f"Note: {note}")
     generations(rows, spec)
+
+
+def _run_label(row: dict) -> str:
+    when = time.strftime(" · %d %b %H:%M", time.localtime(row["created_at"])) if row.get("created_at") else ""
+    return f"{row['label']} · calibrated on {row['calibration'] or 'nothing'}{when}"
+
+
+def _partner(row: dict, others: dict[str, dict]) -> str | None:
+    """The run to set beside `row` by default: the newest of the plain method its family improves on (RTN for GPTQ
+    and AWQ, magnitude for Wanda and SparseGPT, naive for SmoothQuant) at the same setting, if there is one."""
+    config = row["config"]
+    same = {"gptq": ("rtn", ("bits", "granularity", "group_size")), "awq": ("rtn", ("bits", "granularity",
+                                                                                   "group_size")),
+            "wanda": ("magnitude", ("amount", "nm")), "sparsegpt": ("magnitude", ("amount", "nm")),
+            "smoothquant": ("naive", ("weight_bits", "act_bits", "act_granularity"))}.get(row["method"])
+    if same is None:
+        return None
+    method, fields = same
+    return next((k for k, r in reversed(others.items()) if r["method"] == method
+                 and all(r["config"].get(f) == config.get(f) for f in fields)), None)
+
+
+def error_maps(row: dict, others: list[dict], labels: dict[str, str], by_key: dict[str, dict]) -> None:
+    """The run's per-layer relative errors; beside another run, both on one colour scale, or their ratio."""
+    if not row["layer_errors"]:
+        st.caption("This run recorded no per-layer errors.")
+        return
+    candidates = {k: r for k, r in by_key.items() if r in others}
+    options = ["none", *candidates]
+    _follow("lm_compare_run", "lm_compare_picked", options, _partner(row, candidates) or "none")
+    other_key = st.selectbox("Beside it", options, key="lm_compare_run",
+                             format_func=lambda k: "no other run" if k == "none" else labels[k],
+                             on_change=lambda: st.session_state.update(
+                                 {"lm_compare_picked": st.session_state["lm_compare_run"]}),
+                             help="Another run's per-layer errors on the same colour scale, or the ratio of the two.")
+    tokens = _error_tokens(row)
+    if other_key == "none":
+        st.plotly_chart(plots_lm.layer_error_heatmap(row["layer_errors"], f"{row['label']}: relative output error",
+                                                     tokens=tokens), key="lm_heatmap")
+        return
+    other = candidates[other_key]
+    view = st.radio("Show", ["side by side, one colour scale", "ratio"], horizontal=True, key="lm_heat_view",
+                    bind="query-params")
+    if view == "ratio":
+        st.plotly_chart(plots_lm.layer_error_ratio(row["layer_errors"], other["layer_errors"],
+                                                   f"A = {row['label']} over B = {other['label']}", tokens),
+                        key="lm_heatmap_ratio")
+        return
+    scale = plots_lm.error_range(row["layer_errors"], other["layer_errors"])
+    a, b = st.columns(2)
+    a.plotly_chart(plots_lm.layer_error_heatmap(row["layer_errors"], row["label"], scale, tokens),
+                   key="lm_heatmap")
+    b.plotly_chart(plots_lm.layer_error_heatmap(other["layer_errors"], other["label"], scale, _error_tokens(other)),
+                   key="lm_heatmap_other")
+    st.caption("Both maps share one logarithmic colour scale: the same red means the same relative output error "
+               "‖WX − ŴX‖² / ‖WX‖², measured on each layer's calibration inputs from the already-compressed layers "
+               "before it.")
+
+
+def _error_tokens(row: dict) -> int | None:
+    """How many calibration tokens each layer's error was measured on (at most ERROR_TOKENS, evenly spaced)."""
+    tokens = row.get("calibration_tokens")
+    return subsample_size(int(tokens), ERROR_TOKENS) if tokens else None
 
 
 def generations(rows: list[dict], spec: str) -> None:
@@ -120,39 +208,10 @@ def generations(rows: list[dict], spec: str) -> None:
     st.markdown(f"**Greedy continuations of** “{last['prompt']}”")
     cols = st.columns(len(shown) + 1)
     cols[0].markdown("*dense*")
-    cols[0].text(dense_generation(spec, last["prompt"], last["new_tokens"]))
+    cols[0].text(dense_generation(spec, last["prompt"], int(last["new_tokens"] or 40)))  # the CLI's length
     for col, r in zip(cols[1:], shown):
         col.markdown(f"*{r['label']}*")
         col.text(r["generation"])
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _channel_max(spec: str, _calibration: TextSplit, key: str, layer: int, role: str) -> list[float]:
-    lm = lm_model(spec)
-    ids = calibration_ids(lm.tokenizer, _calibration.calibration, 4, 128)
-    return channel_max(lm, ids, layer, role).tolist()
-
-
-def outliers(lm: LanguageModel, spec: str, calibration: TextSplit) -> None:
-    """Per-channel max|x| at one linear's input of the dense model: the outliers SmoothQuant and AWQ exist for."""
-    st.subheader("Outlier channels")
-    c = st.columns(2)
-    layer = c[0].slider("Decoder layer", 0, lm.info.layers - 1, 0, key="lm_outlier_layer", bind="query-params")
-    role = c[1].selectbox("Input of", layer_roles(lm.model), key="lm_outlier_role", bind="query-params")
-    try:
-        values = _channel_max(spec, calibration, text_key(calibration), layer, role)
-    except InputError as exc:
-        st.error(str(exc))
-        return
-    median = sorted(values)[len(values) // 2]
-    st.plotly_chart(plots_lm.channel_max_chart(values, f"layer {layer}, input of {role}: max |x| per channel "
-                                                       f"(4 × 128 tokens of {calibration.name})"), key="lm_outliers")
-    # half the channels may stay at zero on a degenerate text: there is no ratio to give then
-    ratio = f"{max(values) / median:.1f}× the median" if median > 0 else "above a median of 0"
-    st.caption(f"Largest channel {ratio}. Real LLMs (SmolLM2) show a few channels far "
-               "above the rest: rounding them with the others wastes the grid on them (SmoothQuant moves them into "
-               "the weights, AWQ protects their weights). The tiny GPT has none, which is why Wanda ≈ magnitude and "
-               "AWQ ≈ RTN on it.")
 
 
 def source_note(info) -> None:
@@ -163,6 +222,12 @@ def source_note(info) -> None:
                 "round-to-nearest changes almost nothing and lower bits start from weights already rounded once.")
     elif info.note:
         st.caption(info.note)
+
+
+def shown_source(source: str) -> str:
+    """Where a model came from, without the server's folders: a file or folder name, or what it is."""
+    name = Path(source).name if ("/" in source or "\\" in source) else source
+    return name or "this server"
 
 
 def bits_of(gguf_type: str) -> str:
@@ -190,7 +255,7 @@ def model_page() -> None:
     cols[3].metric("fp16 file", f"{fp16_size_bytes(lm) / 2**20:.1f} MiB")
     st.caption(f"{info.name} · {info.architecture} · hidden size {info.hidden_size} · {info.heads} heads "
                f"({info.kv_heads} key/value) · vocabulary {info.vocab_size:,} · perplexity on {ppl.tokens:,} tokens "
-               f"of {evaluation.name} · source: {info.source}")
+               f"of {evaluation.name} · source: {shown_source(info.source)}")
     source_note(info)
     prompt = st.text_input("Prompt", "In the beginning God created", key="lm_model_prompt", bind="query-params")
     if prompt.strip():

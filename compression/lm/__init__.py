@@ -9,7 +9,7 @@ perplexity, generation, and the layer map the techniques are given (`DecoderLaye
 """
 
 from compression.lm.evaluate import EvalProgress, Perplexity, perplexity, perplexity_interval, perplexity_steps
-from compression.lm.generation import channel_max, generate, max_positions
+from compression.lm.generation import generate, max_positions
 from compression.lm.layer_map import (FAMILIES, DecoderLayers, Family, decoder_layers, family_of, layer_linears,
                                       layer_roles)
 from compression.lm.loading import MODEL_NAMES, load_language_model
@@ -22,9 +22,8 @@ from compression.lm.tinygpt import TINY_GPT, TrainStep, load_tiny_gpt, train_tin
 __all__ = [
     "CORPORA", "FAMILIES", "FORTUNES", "KJV", "MODEL_NAMES", "SMOLLM2", "TINY_GPT",
     "DecoderLayers", "EvalProgress", "Family", "LanguageModel", "ModelInfo", "Perplexity", "TextSplit", "TrainStep",
-    "calibration_ids", "channel_max", "corpus_available", "decode_text", "decoder_layers", "evaluation_ids",
+    "calibration_ids", "corpus_available", "decode_text", "decoder_layers", "evaluation_ids",
     "family_of", "generate", "layer_linears", "layer_roles", "load_gguf", "load_hf_folder", "load_language_model",
     "load_smollm2", "load_text", "load_tiny_gpt", "max_positions", "perplexity", "perplexity_interval",
-    "perplexity_steps", "save_hf_folder", "smollm2_path",
-    "split_text", "train_tiny_gpt",
+    "perplexity_steps", "save_hf_folder", "smollm2_path", "split_text", "train_tiny_gpt",
 ]

@@ -1,13 +1,10 @@
-"""Greedy generation from a prompt, and what the page shows about activations."""
+"""Greedy generation from a prompt."""
 
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
 from compression.core.errors import InputError
-from compression.lm.decoder import capture_layer_call, linear_inputs
-from compression.lm.layer_map import decoder_layers, family_of, layer_linears
 from compression.lm.models import LanguageModel
 
 
@@ -33,25 +30,3 @@ def generate(lm: LanguageModel, prompt: str, max_new_tokens: int = 40) -> str:
                             max_new_tokens=min(max_new_tokens, room), pad_token_id=pad if pad is not None else 0)
     new = out[0, ids.shape[1]:].tolist()
     return lm.tokenizer.decode(new, skip_special_tokens=True)
-
-
-@torch.no_grad()
-def channel_max(lm: LanguageModel, ids: Tensor, layer: int, role: str | None = None) -> Tensor:
-    """max|x_j| over all tokens of `ids` for each input channel j of one linear (default: the first) of a layer.
-
-    Shows activation outliers: a few channels far above the rest are what SmoothQuant and AWQ act on.
-    """
-    layers = decoder_layers(lm.model)
-    if not 0 <= layer < len(layers):
-        raise InputError(f"layer must be from 0 to {len(layers) - 1}, got {layer}")
-    family = family_of(lm.model)
-    linears = layer_linears(family, layers[layer])
-    role = role or next(iter(linears))
-    if role not in linears:
-        raise InputError(f"role must be one of {', '.join(linears)}, got {role!r}")
-    call = capture_layer_call(lm.model, layers[0], ids.to(next(lm.model.parameters()).device))
-    hidden = call.hidden
-    for earlier in layers[:layer]:
-        hidden = call.run(earlier, hidden)
-    x = linear_inputs(layers[layer], {role: linears[role]}, call, hidden)[role]
-    return x.abs().amax(0).float().cpu()
