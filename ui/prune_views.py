@@ -11,6 +11,7 @@ import streamlit as st
 from compression.core import readable
 from compression.plots import pruning as plots
 from compression.calibration import WeightLayers, input_norms
+from ui import why_views
 from ui.prune_sections import calibration
 from compression.pruning import (
     CURVE_AMOUNTS,
@@ -140,6 +141,11 @@ def figures(space: dict, view: Preview, config: PruneConfig, sparsity: float, sa
     if config.nm:
         _nm_tail_note(view, config)
     outlier_note(space, config, samples)
+    if config.method != "structured" and bench.model.module is not None:
+        why = PruneConfig(method="sparsegpt", nm=config.nm) if config.nm else \
+            PruneConfig(amount=min(config.amount if config.amount is not None else view.sparsity, 1.0),
+                        method="sparsegpt")
+        why_views.classifier_pruning(bench.model, calibration(space, samples), layer, why, "prune_why")
 
 
 def outlier_note(space: dict, config: PruneConfig, samples: int) -> None:

@@ -24,6 +24,7 @@ from compression.quantization import (
     worked_example,
 )
 from ui import quantize_sections as sections
+from ui import why_views
 from ui.caching import config_key, model_token, remembered, session_lock
 
 
@@ -218,6 +219,18 @@ def live_views(model: LoadedModel, settings: Settings, result: QuantResult, benc
                                                    point_labels=labels), key="q_curve")
     right.plotly_chart(plots_quant.sqnr_bars([r.layer for r in result.layers], [r.sqnr_db for r in result.layers],
                                              [r.bits for r in result.layers]), key="q_sqnr")
+    why_gptq(model, settings)
+
+
+def why_gptq(model: LoadedModel, settings: Settings) -> None:
+    """GPTQ beside round-to-nearest on the chosen layer and grid, on the calibration images (whatever the method)."""
+    if model.module is None or settings.config.bits < 2:
+        return
+    images = st.session_state["q_calibration"]
+    if settings.samples not in images:
+        images[settings.samples] = calibration_images(model.dataset, settings.samples)
+    why_views.classifier_quantization(model, images[settings.samples], settings.layer,
+                                      replace(settings.config, method="gptq", range_method="min-max"), "q_why")
 
 
 def method_curves(model: LoadedModel, settings: Settings, bench: Workbench) -> dict:
