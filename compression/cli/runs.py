@@ -1,11 +1,13 @@
-"""`runs`: the experiment history (list, export as CSV, delete)."""
+"""`runs`: the experiment history (list, export as CSV, delete, migrate to another database)."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import compression.cli.common as common
-from compression.history import RunStore, runs_table, write_csv
+from compression.core import InputError
+from compression.history import DB_URL_ENV, RunStore, default_path, migrate, runs_table, write_csv
 
 
 def register(sub) -> None:
@@ -20,6 +22,13 @@ def register(sub) -> None:
     delete = actions.add_parser("delete", help="delete runs by id")
     delete.add_argument("ids", nargs="+")
     delete.set_defaults(func=run_delete)
+    move = actions.add_parser("migrate", help="copy every run of one history into another: today's SQLite file into "
+                                             "the PostgreSQL database several servers share")
+    move.add_argument("--from", dest="source", help="the history to copy: a SQLite file or a database URL "
+                                                    "(default: runs.sqlite in the data folder)")
+    move.add_argument("--to", dest="target", help=f"where to: a database URL or a SQLite file (default: ${DB_URL_ENV})")
+    move.add_argument("--json", action="store_true", help="print JSON")
+    move.set_defaults(func=run_migrate)
 
 
 def run_list(args) -> int:
@@ -38,4 +47,17 @@ def run_list(args) -> int:
 
 def run_delete(args) -> int:
     print(f"deleted {RunStore().delete(args.ids)} run(s)")
+    return 0
+
+
+def run_migrate(args) -> int:
+    target = args.target or os.environ.get(DB_URL_ENV, "").strip()
+    if not target:
+        raise InputError(f"say where to: --to postgresql://user@host:port/database, or set ${DB_URL_ENV}")
+    done = migrate(args.source or default_path(), target)
+    if args.json:
+        common.print_json({"copied": done.copied, "present": done.present, "source": done.source,
+                           "target": done.target})
+    else:
+        print(f"copied {done.copied} run(s) from {done.source} to {done.target}; {done.present} were there already")
     return 0

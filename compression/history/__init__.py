@@ -1,4 +1,5 @@
-"""The run history: the SQLite store, comparisons (Pareto), the HTML report and CSV export."""
+"""The run history: the store (a SQLite file, or PostgreSQL for several servers), its migration, comparisons
+(Pareto), the HTML report and CSV export."""
 
 from compression.history.compare import (
     LATENCY_TOLERANCE,
@@ -10,7 +11,9 @@ from compression.history.compare import (
 from compression.history.csv_export import write_csv
 from compression.history.lm_cost import cost_table as lm_cost_table
 from compression.history.lm_cost import measured_runs as measured_lm_runs
+from compression.history.database import DB_URL_ENV, default_path
 from compression.history.jobs import Finish, recorded_job
+from compression.history.migration import Migration, migrate
 from compression.history.report import pipeline_report, runs_report
 from compression.history.store import HistoryError, Run, RunStore, run_from_result, runs_table
 from compression.history.views import (
@@ -25,6 +28,10 @@ from compression.history.views import (
 )
 
 __all__ = [
+    "DB_URL_ENV",
+    "default_path",
+    "migrate",
+    "Migration",
     "lm_cost_table",
     "measured_lm_runs",
     "CLASSIFIER_COLUMNS",

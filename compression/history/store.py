@@ -1,52 +1,49 @@
-"""Experiment history: every run's config, metrics, curves and compressed file in one SQLite file."""
+"""Experiment history: every run's config, metrics, curves and compressed file, in one table of a SQLite file or a
+PostgreSQL database (compression.history.database); each write is one transaction."""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
-import sqlite3
+import sqlite3  # noqa: F401  (tests replace sqlite3.connect through this module to simulate a read-only file)
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
 from compression.core.errors import InputError
+from compression.history.database import (
+    DATA_ENV,
+    WRITE,
+    HistoryError,
+    default_path,
+    engine_for,
+    ensure_schema,
+    explain,
+    locate,
+    runs as table,
+)
 from compression.history.views import LM, lm_setting
 from compression.metrics import LATENCY_METHOD
 
-DATA_ENV = "COMPRESSION_LAB_DATA"
-SCHEMA_VERSION = 2
-# status: done | cancelled | failed for ended runs; running while a job trains (queued ones too); interrupted when
-# the process that ran it is gone (a server restart). owner: who may delete it in shared mode ("" = anyone).
-# process: host:pid:boot of the server running it, so a restart can tell its own in-flight runs from dead ones.
-_COLUMNS = (("status", "TEXT NOT NULL DEFAULT 'done'"), ("owner", "TEXT NOT NULL DEFAULT ''"),
-            ("process", "TEXT NOT NULL DEFAULT ''"))
+__all__ = ["DATA_ENV", "HistoryError", "IN_FLIGHT", "INTERRUPTED", "Run", "RunStore", "default_path",
+           "run_from_result", "runs_table", "this_process"]
+
 IN_FLIGHT = "running"
 INTERRUPTED = "interrupted"
+DONE = "done"
 _BOOT = uuid.uuid4().hex[:8]  # this process's life: a pid can be reused after a restart, this cannot
 # os.kill(pid, 0) asks whether a process exists on POSIX; on Windows signal 0 is CTRL_C_EVENT, so it would send
 # Ctrl+C to the process it asks about. It is never called there.
 _KILL_0_CHECKS = os.name != "nt"
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    created_at REAL NOT NULL,
-    kind TEXT NOT NULL,
-    model TEXT NOT NULL,
-    label TEXT NOT NULL,
-    config TEXT NOT NULL,
-    metrics TEXT NOT NULL,
-    details TEXT NOT NULL,
-    file_name TEXT,
-    file BLOB
-);
-CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
-"""
-_FIELDS = "id, created_at, kind, model, label, config, metrics, details, file_name, status, owner, process"
+_LISTED = [table.c[name] for name in ("id", "created_at", "kind", "model", "label", "config", "metrics", "details",
+                                      "file_name", "status", "owner", "process", "sweep")]
 
 
 def this_process() -> str:
@@ -73,12 +70,6 @@ def _alive(process: str) -> bool:
     return True
 
 
-def default_path() -> Path:
-    """runs.sqlite in the user's data folder ($COMPRESSION_LAB_DATA, else ~/.local/share/compression-lab)."""
-    root = os.environ.get(DATA_ENV) or Path.home() / ".local" / "share" / "compression-lab"
-    return Path(root) / "runs.sqlite"
-
-
 @dataclass(frozen=True)
 class Run:
     """One recorded run. `metrics` are scalars (accuracy, size_bytes, ...); `details` holds curves and per-layer data."""
@@ -95,134 +86,169 @@ class Run:
     created_at: float = 0.0
     status: str = "done"  # done | cancelled | failed | running | interrupted
     owner: str = ""  # who created it, in shared mode; "" for runs anyone may delete
-
-
-class HistoryError(InputError):
-    """The history database cannot be used (locked, read-only, corrupt); the message says what to do."""
+    sweep: str = ""  # the sweep this run is a cell of ("" for none)
 
 
 class RunStore:
-    """A SQLite file shared by every session and process; each write is one atomic transaction."""
+    """The run history shared by every session, process and server: a SQLite file (default) or the PostgreSQL
+    database $COMPRESSION_LAB_DB_URL names; each write is one atomic transaction.
 
-    def __init__(self, path: Path | str | None = None, timeout_s: float = 10.0):
-        self.path = Path(path) if path is not None else default_path()
+    `where` is a file path or a database URL; by default $COMPRESSION_LAB_DB_URL, else runs.sqlite in the data folder.
+    """
+
+    def __init__(self, where: Path | str | None = None, timeout_s: float = 10.0):
+        self.location = locate(where)
+        self.path = self.location.path  # the SQLite file (None on a server database)
         self.timeout_s = timeout_s
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as db:
-                db.executescript(_SCHEMA)
-                have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-                for name, kind in _COLUMNS:  # a version-1 file gains the columns; its runs stay "done"
-                    if name not in have:
-                        db.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except sqlite3.DatabaseError as exc:
-            raise self._explain(exc) from exc
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._engine = engine_for(self.location, timeout_s)
+            ensure_schema(self.location, self._engine)
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            raise explain(self.location, exc) from exc
         except OSError as exc:
             raise HistoryError(f"cannot create the history database at {self.path}: {exc.strerror}") from exc
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
-        try:
-            # WAL: readers never block the writer; a killed writer's transaction is rolled back on next open.
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            yield db
-        finally:
-            db.close()
-
-    def _explain(self, exc: sqlite3.Error) -> HistoryError:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            return HistoryError(f"the history database {self.path} is locked by another process; try again")
-        if "readonly" in text or "read-only" in text:
-            return HistoryError(f"the history database {self.path} is read-only; runs cannot be saved "
-                                f"(set ${DATA_ENV} to a writable folder)")
-        if "not a database" in text or "malformed" in text:
-            return HistoryError(f"{self.path} is not a valid history database; move it away to start afresh")
-        return HistoryError(f"history database error at {self.path}: {text}")
+    @property
+    def dialect(self) -> str:
+        """sqlite or postgresql."""
+        return self.location.dialect
 
     def record(self, run: Run) -> str:
         """Store `run` in one transaction and return its id; nothing is stored if the process dies mid-way."""
         run_id = run.id or uuid.uuid4().hex[:12]
-        process = this_process() if run.status == IN_FLIGHT else ""
-        self._write("INSERT INTO runs (id, created_at, kind, model, label, config, metrics, details, file_name, "
-                    "file, status, owner, process) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (run_id, run.created_at or time.time(), *self._values(run), run.status, run.owner, process))
+        self._write(lambda db: db.execute(insert(table).values(id=run_id, **self._row(run))))
         return run_id
+
+    def record_once(self, run: Run) -> bool:
+        """Store `run` under its own id unless a run that ended well (done) already has that id; a cancelled,
+        failed or interrupted record of it is replaced. True when this call wrote it: a sweep's cell, whose id
+        its sweep and config fix, is thus in the history exactly once however often it is delivered."""
+        if not run.id:
+            raise ValueError("record_once needs the run's own id")
+
+        def write(db: Connection) -> bool:
+            status = db.execute(select(table.c.status).where(table.c.id == run.id)).scalar_one_or_none()
+            if status == DONE:
+                return False
+            if status is None:
+                db.execute(insert(table).values(id=run.id, **self._row(run)))
+            else:
+                db.execute(update(table).where(table.c.id == run.id, table.c.status != DONE).values(**self._row(run)))
+            return True
+
+        try:
+            return self._write(write)
+        except HistoryError as exc:
+            if isinstance(exc.__cause__, IntegrityError):  # another driver inserted it between our read and write
+                return False
+            raise
 
     def finish(self, run_id: str, run: Run) -> None:
         """Replace the in-flight record `run_id` by the ended `run` (its status says how it ended)."""
-        self._write("UPDATE runs SET kind=?, model=?, label=?, config=?, metrics=?, details=?, file_name=?, file=?, "
-                    "status=?, process='' WHERE id=?", (*self._values(run), run.status, run_id))
+        values = self._row(run)
+        values.pop("created_at")
+        self._write(lambda db: db.execute(update(table).where(table.c.id == run_id).values(**values)))
 
-    @staticmethod
-    def _values(run: Run) -> tuple:
-        return (run.kind, run.model, run.label or run.kind, json.dumps(dict(run.config), default=str),
-                json.dumps(dict(run.metrics)), json.dumps(dict(run.details), default=str), run.file_name, run.file)
+    def _row(self, run: Run) -> dict[str, Any]:
+        return {"created_at": run.created_at or time.time(), "kind": run.kind, "model": run.model,
+                "label": run.label or run.kind, "config": json.dumps(dict(run.config), default=str),
+                "metrics": json.dumps(dict(run.metrics)), "details": json.dumps(dict(run.details), default=str),
+                "file_name": run.file_name, "file": run.file, "status": run.status, "owner": run.owner,
+                "process": this_process() if run.status == IN_FLIGHT else "", "sweep": run.sweep or None}
 
-    def _write(self, sql: str, args, many: bool = False) -> int:
-        """One statement in one transaction; returns the rows changed."""
+    def _write(self, work: Callable[[Connection], Any]) -> Any:
+        """`work` in one writing transaction (SQLite: the write lock taken first); returns what it returns."""
         try:
-            with self._connect() as db:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    count = (db.executemany if many else db.execute)(sql, args).rowcount
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-        except sqlite3.Error as exc:
-            raise self._explain(exc) from exc
-        return count
+            with self._engine.connect().execution_options(**{WRITE: True}) as db, db.begin():
+                return work(db)
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            raise explain(self.location, exc) from exc
 
-    def runs(self, kind: str | None = None, model: str | None = None) -> list[Run]:
+    def _read(self, statement) -> list:
+        try:
+            with self._engine.connect() as db:
+                return list(db.execute(statement))
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            raise explain(self.location, exc) from exc
+
+    def runs(self, kind: str | None = None, model: str | None = None, sweep: str | None = None,
+             ids: Sequence[str] | None = None) -> list[Run]:
         """Recorded runs, newest first, without their file bytes (use `get` for those). Reading writes nothing:
         a run left in flight by a server that has since stopped reads as interrupted (see `_run`)."""
-        query = f"SELECT {_FIELDS} FROM runs"
-        where, args = [], []
-        if kind:
-            where.append("kind = ?"), args.append(kind)
-        if model:
-            where.append("model = ?"), args.append(model)
-        if where:
-            query += " WHERE " + " AND ".join(where)
-        try:
-            with self._connect() as db:
-                rows = db.execute(query + " ORDER BY created_at DESC", args).fetchall()
-        except sqlite3.Error as exc:
-            raise self._explain(exc) from exc
-        return [self._run(r) for r in rows]
+        query = select(*_LISTED)
+        for column, value in (("kind", kind), ("model", model), ("sweep", sweep)):
+            if value:
+                query = query.where(table.c[column] == value)
+        if ids is not None:
+            query = query.where(table.c.id.in_(list(ids)))
+        return [self._run(row) for row in self._read(query.order_by(table.c.created_at.desc()))]
 
     def get(self, run_id: str) -> Run:
-        try:
-            with self._connect() as db:
-                row = db.execute(f"SELECT {_FIELDS}, file FROM runs WHERE id = ?", (run_id,)).fetchone()
-        except sqlite3.Error as exc:
-            raise self._explain(exc) from exc
-        if row is None:
+        rows = self._read(select(*_LISTED, table.c.file).where(table.c.id == run_id))
+        if not rows:
             raise InputError(f"no run with id {run_id!r}")
-        return self._run(row)
+        return self._run(rows[0])
+
+    def count(self, sweep: str | None = None) -> int:
+        """How many runs are recorded (of one sweep)."""
+        query = select(func.count()).select_from(table)
+        if sweep:
+            query = query.where(table.c.sweep == sweep)
+        return int(self._read(query)[0][0])
 
     def delete(self, run_ids: list[str], owner: str | None = None) -> int:
         """Delete these runs; with `owner`, only those it created (shared mode). Returns how many went."""
-        if owner is None:
-            return self._write("DELETE FROM runs WHERE id = ?", [(i,) for i in run_ids], many=True)
-        return self._write("DELETE FROM runs WHERE id = ? AND owner = ?", [(i, owner) for i in run_ids], many=True)
+        if not run_ids:
+            return 0
+        query = delete(table).where(table.c.id.in_(list(run_ids)))
+        if owner is not None:
+            query = query.where(table.c.owner == owner)
+        return self._write(lambda db: db.execute(query).rowcount)
+
+    def rows(self, batch: int = 50) -> Iterator[list[dict[str, Any]]]:
+        """Every stored row as it is (file bytes and in-flight process included), oldest first, `batch` at a time:
+        what a migration copies."""
+        columns = [c.name for c in table.columns]
+        ids = [row[0] for row in self._read(select(table.c.id).order_by(table.c.created_at, table.c.id))]
+        for start in range(0, len(ids), batch):
+            chunk = self._read(select(table).where(table.c.id.in_(ids[start:start + batch])))
+            yield [dict(zip(columns, row)) for row in chunk]
+
+    def add_rows(self, rows: list[dict[str, Any]]) -> int:
+        """Insert stored rows (from `rows()` of another history) whose ids are not here yet, in one transaction;
+        returns how many were added."""
+        def write(db: Connection) -> int:
+            ids = [row["id"] for row in rows]
+            have = {r[0] for r in db.execute(select(table.c.id).where(table.c.id.in_(ids)))}
+            new = [row for row in rows if row["id"] not in have]
+            if new:
+                db.execute(insert(table), new)
+            return len(new)
+
+        return self._write(write) if rows else 0
 
     def check(self) -> str:
-        """SQLite's own integrity check: 'ok' when the file is sound."""
-        with self._connect() as db:
-            return db.execute("PRAGMA integrity_check").fetchone()[0]
+        """'ok' when the database is sound: SQLite's own integrity check; a server database answering a query."""
+        try:
+            with self._engine.connect() as db:
+                if self.path is not None:
+                    return db.exec_driver_sql("PRAGMA integrity_check").scalar_one()
+                db.execute(select(func.count()).select_from(table)).scalar_one()
+                return "ok"
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            raise explain(self.location, exc) from exc
 
     @staticmethod
     def _run(row) -> Run:
-        run_id, created, kind, model, label, config, metrics, details, file_name, status, owner, process, *rest = row
+        run_id, created, kind, model, label, config, metrics, details, file_name, status, owner, process, sweep, \
+            *rest = row
         if status == IN_FLIGHT and not _alive(process):  # its server stopped: no one can finish it any more
             status = INTERRUPTED
         return Run(kind, model, json.loads(config), json.loads(metrics), json.loads(details), label, file_name,
-                   rest[0] if rest else None, run_id, created, status, owner)
+                   bytes(rest[0]) if rest and rest[0] is not None else None, run_id, created, status, owner,
+                   sweep or "")
 
 
 def runs_table(runs: list[Run]) -> list[dict[str, Any]]:
