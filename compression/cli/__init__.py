@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from compression.cli import distill, export, info, lm, pipeline, prune, quantize, runs
+from compression.cli import distill, export, info, lm, pipeline, prune, quantize, runs, sweep
 from compression.core import InputError, logs
 from compression.core.threads import use_threads
 
@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["main"]
 
 # Each module exposes register(subparsers) and sets `func` on its parser.
-COMMANDS = [info, export, distill, quantize, prune, pipeline, lm, runs]
+COMMANDS = [info, export, distill, quantize, prune, pipeline, lm, sweep, runs]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

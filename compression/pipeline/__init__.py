@@ -1,5 +1,6 @@
 """Verbs that chain techniques: prune → distill → weight sharing → encode and the budget search over such
-pipelines; the one-shot walk of any model (`compress`) and of a causal language model (`compress_lm`)."""
+pipelines; the one-shot walk of any model (`compress`) and of a causal language model (`compress_lm`); sweeps of
+one-shot settings over a model, cell by cell on a backend (`expand_sweep`, `run_sweep`)."""
 
 from compression.pipeline.budget import (
     BudgetConfig,
@@ -51,8 +52,34 @@ from compression.pipeline.lm_export import Export, export_gguf, export_hf_folder
 from compression.pipeline.lm_live import LiveRTN
 from compression.pipeline.oneshot import OneShotConfig, OneShotResult, block_process, compress
 from compression.pipeline.run import STEPS, PipelineConfig, run_pipeline
+from compression.pipeline.sweep import (
+    CLASSIFIER,
+    LANGUAGE_MODEL,
+    Sweep,
+    SweepCell,
+    SweepEstimate,
+    SweepGrid,
+    SweepSettings,
+    estimate_sweep,
+    expand_sweep,
+)
+from compression.pipeline.sweep_cell import run_cell
+from compression.pipeline.sweep_run import CellState, SweepState, run_sweep
 
 __all__ = [
+    "CellState",
+    "CLASSIFIER",
+    "estimate_sweep",
+    "expand_sweep",
+    "LANGUAGE_MODEL",
+    "run_cell",
+    "run_sweep",
+    "Sweep",
+    "SweepCell",
+    "SweepEstimate",
+    "SweepGrid",
+    "SweepSettings",
+    "SweepState",
     "Agreement",
     "agreement",
     "Cost",
