@@ -111,3 +111,10 @@ def test_the_ratio_view_is_centred_on_one():
     fig = FIGURES["ratio"]()
     heat = fig.data[0]
     assert heat.z[0][0] == pytest.approx(math.log2(0.1 / 0.005)) and heat.zmid == 0 and heat.zmin == -heat.zmax
+
+
+def test_one_huge_outlier_puts_the_ranking_on_a_log_axis():
+    fig = plots_why.outlier_bars(["layer 11 · down", "layer 28 · down", "layer 1 · down"], [2168.3, 346.0, 31.2],
+                                 [1229, 678, 83], "t")
+    assert fig.layout.xaxis.type == "log" and "(log)" in fig.layout.xaxis.title.text
+    assert FIGURES["outliers"]().layout.xaxis.type != "log"  # 77× and 20× read fine on a linear axis

@@ -111,15 +111,14 @@ def run_details(rows: list[dict], dense_ppl: float | None, spec: str) -> None:
                     help="the norm-fed linears' weights and their input activations")
     else:
         m[3].metric("Weight bits", row["bits"], help=f"{row['sparsity']:.1%} of the weights rounded to exactly zero")
+    error_maps(row, [r for k, r in by_key.items() if k != pick and r["layer_errors"]], labels, by_key)
     left, right = st.columns(2)
-    with left:
-        error_maps(row, [r for k, r in by_key.items() if k != pick and r["layer_errors"]], labels, by_key)
     last = rows[-6:]
     names = [r["label"] if [x["label"] for x in last].count(r["label"]) == 1 else f"{r['label']} #{i + 1}"
              for i, r in enumerate(last)]  # a repeated run gets its place, or plotly would stack the two bars
     sizes = [("fp16", rows[-1]["baseline_size_bytes"])] + [(n, r["size_bytes"]) for n, r in zip(names, last)]
-    right.plotly_chart(plots_lm.size_bars([s[0] for s in sizes], [s[1] for s in sizes],
-                                          "Bytes of the packed file vs the fp16 file (the last runs)"),
+    left.plotly_chart(plots_lm.size_bars([s[0] for s in sizes], [s[1] for s in sizes],
+                                         "Bytes of the packed file vs the fp16 file (the last runs)"),
                        key="lm_sizes")
     right.caption("Packed files hold group-wise codes bit-packed at the chosen bits plus fp16 scales and zero "
                   "points (quantization), or a 1-bit mask plus the kept fp16 values (pruning; 2:4 keeps 2-bit "
@@ -163,23 +162,24 @@ def error_maps(row: dict, others: list[dict], labels: dict[str, str], by_key: di
     candidates = {k: r for k, r in by_key.items() if r in others}
     options = ["none", *candidates]
     _follow("lm_compare_run", "lm_compare_picked", options, _partner(row, candidates) or "none")
-    other_key = st.selectbox("Beside it", options, key="lm_compare_run",
+    pick, how = st.columns(2)
+    other_key = pick.selectbox("Beside it", options, key="lm_compare_run",
                              format_func=lambda k: "no other run" if k == "none" else labels[k],
                              on_change=lambda: st.session_state.update(
                                  {"lm_compare_picked": st.session_state["lm_compare_run"]}),
                              help="Another run's per-layer errors on the same colour scale, or the ratio of the two.")
     tokens = _error_tokens(row)
     if other_key == "none":
-        st.plotly_chart(plots_lm.layer_error_heatmap(row["layer_errors"], f"{row['label']}: relative output error",
-                                                     tokens=tokens), key="lm_heatmap")
+        st.columns(2)[0].plotly_chart(plots_lm.layer_error_heatmap(
+            row["layer_errors"], f"{row['label']}: relative output error", tokens=tokens), key="lm_heatmap")
         return
     other = candidates[other_key]
-    view = st.radio("Show", ["side by side, one colour scale", "ratio"], horizontal=True, key="lm_heat_view",
+    view = how.radio("Show", ["side by side, one colour scale", "ratio"], horizontal=True, key="lm_heat_view",
                     bind="query-params")
     if view == "ratio":
-        st.plotly_chart(plots_lm.layer_error_ratio(row["layer_errors"], other["layer_errors"],
-                                                   f"A = {row['label']} over B = {other['label']}", tokens),
-                        key="lm_heatmap_ratio")
+        st.columns(2)[0].plotly_chart(plots_lm.layer_error_ratio(
+            row["layer_errors"], other["layer_errors"], f"A = {row['label']} over B = {other['label']}", tokens),
+            key="lm_heatmap_ratio")
         return
     scale = plots_lm.error_range(row["layer_errors"], other["layer_errors"])
     a, b = st.columns(2)

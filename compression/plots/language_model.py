@@ -129,6 +129,13 @@ def _measured(title: str, tokens: int | None) -> str:
     return title + (f"<br><sup>measured on {tokens:,} calibration tokens</sup>" if tokens else "")
 
 
+def _map_layout(fig: go.Figure, title: str, layers: int) -> None:
+    """A layers × linears map tall enough for its layers (30 for SmolLM2), every layer or every fifth one ticked."""
+    fig.update_layout(title=title, xaxis_title="linear", yaxis_title="decoder layer",
+                      **{**_LAYOUT, "height": max(320, 110 + 12 * layers), "margin": dict(l=10, r=10, t=60, b=10)})
+    fig.update_yaxes(autorange="reversed", dtick=1 if layers <= 16 else 5)
+
+
 def layer_error_heatmap(rows: Sequence[Mapping], title: str, z_range: tuple[float, float] | None = None,
                         tokens: int | None = None) -> go.Figure:
     """Relative output error ‖WX−ŴX‖²/‖WX‖² from rows {layer, role, relative_error}: layers × roles, coloured by
@@ -141,9 +148,7 @@ def layer_error_heatmap(rows: Sequence[Mapping], title: str, z_range: tuple[floa
     fig = go.Figure(go.Heatmap(z=z, x=roles, y=layers, customdata=text, colorscale="Reds", zmin=low, zmax=high,
                                colorbar={"title": "rel. error", **_error_ticks(low, high)},
                                hovertemplate="layer %{y} · %{x}<br>‖WX−ŴX‖²/‖WX‖² = %{customdata:.3g}<extra></extra>"))
-    fig.update_layout(title=_measured(title, tokens), xaxis_title="linear", yaxis_title="decoder layer",
-                      **{**_LAYOUT, "margin": dict(l=10, r=10, t=60, b=10)})
-    fig.update_yaxes(autorange="reversed", dtick=1)
+    _map_layout(fig, _measured(title, tokens), len(layers))
     return fig
 
 
@@ -164,9 +169,7 @@ def layer_error_ratio(rows_a: Sequence[Mapping], rows_b: Sequence[Mapping], titl
                                          "ticktext": [f"×{2.0 ** t:g}" if t >= 0 else f"×1/{2.0 ** -t:g}"
                                                       for t in ticks]},
                                hovertemplate="layer %{y} · %{x}<br>A / B = 2^%{z:.2f}<extra></extra>"))
-    fig.update_layout(title=_measured(title, tokens), xaxis_title="linear", yaxis_title="decoder layer",
-                      **{**_LAYOUT, "margin": dict(l=10, r=10, t=60, b=10)})
-    fig.update_yaxes(autorange="reversed", dtick=1)
+    _map_layout(fig, _measured(title, tokens), len(layers))
     return fig
 
 

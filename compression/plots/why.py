@@ -140,7 +140,11 @@ def outlier_bars(names: Sequence[str], ratios: Sequence[float], channels: Sequen
                            text=[f"{r:.1f}× (channel {c})" for r, c in zip(ratios, channels)],
                            textposition="outside", cliponaxis=False,
                            hovertemplate="%{y}: %{x:.1f}× the median channel<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title="loudest channel's max |x| over the median channel's",
+    wide = bool(ratios) and max(ratios) > 20 * min(ratios)  # one 2,000× would flatten every 30× beside it
+    fig.update_layout(title=title, xaxis_title="loudest channel's max |x| over the median channel's"
+                      + (" (log)" if wide else ""),
                       **{**_LAYOUT, "height": 60 + 26 * len(names), "margin": dict(l=10, r=110, t=40, b=10)})
     fig.update_yaxes(autorange="reversed")
+    if wide:
+        fig.update_xaxes(**log_axis(list(ratios), lambda v: f"{v:,.0f}×"))
     return fig
