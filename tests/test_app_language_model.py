@@ -284,11 +284,14 @@ def test_a_new_visit_shows_the_history_runs_and_says_what_it_hides():
     RunStore().record(run_from_result("lm", "tiny-gpt", {  # a run on other evaluation tokens: not comparable
         "config": {"kind": "quantize", **lm_config("rtn", bits=3).to_dict()}, "perplexity": 9.0, "tokens": 2032,
         "seq_len": 128, "evaluation": "kjv", "eval_key": "kjv:other|16x128", "layer_errors": []}, "rtn 3-bit g64"))
+    RunStore().record(run_from_result("lm", "tiny-gpt", {  # a teacher's run from the command line, same tokens
+        "config": {"kind": "quantize", **lm_config("rtn", bits=2).to_dict()}, "perplexity": 30.0, "tokens": 4 * 63,
+        "seq_len": 64, "evaluation_text": "kjv", "calibration_text": "kjv", "layer_errors": []}, "rtn 2-bit g64"))
     at = lm_page(lm_methods=["gptq"])  # a reload: a new session with nothing of its own
     assert not at.exception
     assert [t["x"] for t in chart(at, "lm_chart_sparsity")["data"]] == [[0.5]]
-    assert any(t["name"] == "rtn g64" and t["x"] == [4] for t in chart(at, "lm_chart_bits")["data"])
-    assert list(at.dataframe[0].value["method"]) == ["magnitude 50%", "rtn 4-bit g64"]
+    assert any(t["name"] == "rtn g64" and t["x"] == [2, 4] for t in chart(at, "lm_chart_bits")["data"])
+    assert list(at.dataframe[0].value["method"]) == ["magnitude 50%", "rtn 4-bit g64", "rtn 2-bit g64"]
     assert any("1 run measured on other evaluation tokens (2,032 tokens of kjv)" in c.value for c in at.caption)
     at.radio(key="lm_source").set_value("session").run()  # this session's runs only
     assert not chart(at, "lm_chart_sparsity")["data"]

@@ -396,7 +396,7 @@ def results_table(rows: list[dict], dense_ppl: float | None) -> None:
     table = pd.DataFrame([{
         "method": r["label"], "perplexity": r["perplexity"], "95% range": _range(r),
         "vs dense": r["perplexity"] / dense_ppl if dense_ppl else None,
-        "zero weights": r["sparsity"], "packed MiB": (r["size_bytes"] or 0) / 2**20,
+        "zero weights": r["sparsity"], "packed MiB": r["size_bytes"] / 2**20 if r.get("size_bytes") else None,
         "of fp16": r["size_bytes"] / r["baseline_size_bytes"] if r.get("baseline_size_bytes") else None,
         "seconds": r["seconds"], "calibration": r["calibration"],
         "recorded": time.strftime("%d %b %H:%M", time.localtime(r["created_at"])) if r.get("created_at") else

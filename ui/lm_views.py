@@ -104,22 +104,24 @@ def run_details(rows: list[dict], dense_ppl: float | None, spec: str) -> None:
                     delta_arrow="off")
     if row.get("seconds") is not None:
         m[2].metric("Compression time", f"{row['seconds']:.1f} s", help="calibration forward passes included")
+    zeros = f"{row['sparsity']:.1%}" if row.get("sparsity") is not None else "not recorded"
     if row["target_sparsity"] is not None:
-        m[3].metric("Sparsity", f"{row['sparsity']:.1%}", help="zeros among the decoder layers' linear weights")
+        m[3].metric("Sparsity", zeros, help="zeros among the decoder layers' linear weights")
     elif row["method"] in ("smoothquant", "naive"):
         m[3].metric("Weights · activations", f"W{row['config']['weight_bits']}A{row['config']['act_bits']}",
                     help="the norm-fed linears' weights and their input activations")
     else:
-        m[3].metric("Weight bits", row["bits"], help=f"{row['sparsity']:.1%} of the weights rounded to exactly zero")
+        m[3].metric("Weight bits", row["bits"], help=f"weights rounded to exactly zero: {zeros}")
     error_maps(row, [r for k, r in by_key.items() if k != pick and r["layer_errors"]], labels, by_key)
     left, right = st.columns(2)
-    last = rows[-6:]
+    last = [r for r in rows if r.get("size_bytes") and r.get("baseline_size_bytes")][-6:]
     names = [r["label"] if [x["label"] for x in last].count(r["label"]) == 1 else f"{r['label']} #{i + 1}"
              for i, r in enumerate(last)]  # a repeated run gets its place, or plotly would stack the two bars
-    sizes = [("fp16", rows[-1]["baseline_size_bytes"])] + [(n, r["size_bytes"]) for n, r in zip(names, last)]
-    left.plotly_chart(plots_lm.size_bars([s[0] for s in sizes], [s[1] for s in sizes],
-                                         "Bytes of the packed file vs the fp16 file (the last runs)"),
-                       key="lm_sizes")
+    if last:  # a run from the command line may have recorded no sizes
+        sizes = [("fp16", last[-1]["baseline_size_bytes"])] + [(n, r["size_bytes"]) for n, r in zip(names, last)]
+        left.plotly_chart(plots_lm.size_bars([s[0] for s in sizes], [s[1] for s in sizes],
+                                             "Bytes of the packed file vs the fp16 file (the last runs)"),
+                          key="lm_sizes")
     right.caption("Packed files hold group-wise codes bit-packed at the chosen bits plus fp16 scales and zero "
                   "points (quantization), or a 1-bit mask plus the kept fp16 values (pruning; 2:4 keeps 2-bit "
                   "positions instead). Embeddings and norms stay fp16 in every file.")
