@@ -1,5 +1,6 @@
 """The measuring child of compression.pipeline.lm_cost: reads a job (JSON) on stdin, rebuilds the model from its
-folder, marks the peak resident memory from there on, times decode and prefill, and prints one JSON line.
+folder, marks the peak resident memory from there on, times decode and prefill, and writes its answer (JSON) to the
+file the job names.
 
 Run as `python -m compression.pipeline.lm_child`; it is started by lm_cost.run_child, never by a user.
 """
@@ -43,8 +44,8 @@ def _reset_peak() -> bool:
 def _peak_since_start() -> int | None:
     """ru_maxrss where /proc is missing (kilobytes on Linux, bytes on macOS); the peak then includes loading."""
     try:
-        import resource
-    except ImportError:  # Windows
+        import resource  # lazy: a Unix module (Windows has none)
+    except ImportError:
         return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
@@ -62,8 +63,8 @@ def main() -> int:
     peak = _status_bytes("VmHWM") if reset else _peak_since_start()
     method = ("VmHWM of the measuring process, reset after the model was loaded" if reset else
               "ru_maxrss of the measuring process (includes loading the model)" if peak else "not available here")
-    print(json.dumps({"speed": speed.to_dict(), "peak_rss_bytes": peak, "runtime_rss_bytes": runtime,
-                      "memory_method": method}))
+    Path(job["answer"]).write_text(json.dumps({"speed": speed.to_dict(), "peak_rss_bytes": peak,
+                                               "runtime_rss_bytes": runtime, "memory_method": method}))
     return 0
 
 

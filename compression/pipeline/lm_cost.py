@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from compression.core import settings
 from compression.core.errors import InputError
+from compression.core.threads import use_threads
 from compression.core.hardware import (DEVICES, FITS, PREDICTION, Bandwidth, DeviceClass, estimate,
                                        predicted_tokens_per_s)
 from compression.lm import LanguageModel, perplexity
@@ -125,7 +126,6 @@ def measure_cost(deployed: Deployed, prompt: Tensor, config: CostConfig) -> Cost
     kv = kv_bytes_per_token(model, context, next(model.parameters()).element_size())
     threads = config.threads or settings.torch_threads()
     if not config.in_child:
-        from compression.core.threads import use_threads
         previous = torch.get_num_threads()
         use_threads(threads)
         try:
@@ -144,15 +144,16 @@ def measure_cost(deployed: Deployed, prompt: Tensor, config: CostConfig) -> Cost
 
 
 def run_child(job: dict) -> dict:
-    """Run the measuring child on `job`; its last stdout line is its JSON answer."""
-    done = subprocess.run([sys.executable, "-m", "compression.pipeline.lm_child"], input=json.dumps(job),
-                          capture_output=True, text=True, timeout=CHILD_TIMEOUT_S,
-                          env={**os.environ, "OMP_NUM_THREADS": str(job["threads"])})
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"the measuring process failed (exit {done.returncode}): {tail[:300]}")
-    return json.loads(lines[-1])
+    """Run the measuring child on `job`; it writes its JSON answer to a file we name (the engine never prints)."""
+    with tempfile.TemporaryDirectory() as folder:
+        answer = Path(folder) / "answer.json"
+        done = subprocess.run([sys.executable, "-m", "compression.pipeline.lm_child"],
+                              input=json.dumps({**job, "answer": str(answer)}), capture_output=True, text=True,
+                              timeout=CHILD_TIMEOUT_S, env={**os.environ, "OMP_NUM_THREADS": str(job["threads"])})
+        if done.returncode != 0 or not answer.is_file():
+            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"the measuring process failed (exit {done.returncode}): {tail[:300]}")
+        return json.loads(answer.read_text())
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ layout.json (which modules are kernel modules, which tensors are aliases of othe
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +53,6 @@ def deploy_dense(model: nn.Module, dtype: torch.dtype = torch.float32) -> Deploy
 
 
 def _copy_to(model: nn.Module, dtype: torch.dtype) -> nn.Module:
-    import copy
     return copy.deepcopy(model).to(dtype)
 
 
