@@ -45,3 +45,4 @@ lm_speed.section(lm, settings, dense_ppl)  # What it buys: speed, memory, device
 views.run_details(shown.rows, dense_ppl, spec)
 sections.live_rtn_refine(live, dense_ppl)  # the live point's full evaluation, once everything above is drawn
 why_section(lm, settings)
+from ui.sweep import lm_section; lm_section()  # the Sweep section (ui/sweep.py), one line beside the page

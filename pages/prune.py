@@ -3,7 +3,7 @@
 import streamlit as st
 
 from compression.core import readable
-from ui import history
+from ui import history, sweep
 from ui.common import model_with_weights
 from ui.prune_finetune import finetune_section
 from ui.prune_sections import calibration, concept, controls, workspace
@@ -31,3 +31,4 @@ why_not_faster(view)
 sensitivity(space, view, config)
 images = calibration(space, state["samples"]) if config.needs_calibration else None
 finetune_section(model, config, view.sparsity, space["baseline"].evaluation.accuracy, images)
+sweep.classifier_section(model, "prune")  # a grid of settings, each cell measured and recorded

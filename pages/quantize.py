@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from ui import history
+from ui import history, sweep
 from ui import quantize_sections as sections
 from ui import quantize_views as views
 from ui.common import model_with_weights
@@ -23,3 +23,4 @@ history.record_button("quantize", model.name, record, views.run_label(settings.c
 sections.activations_section(model, result.config)  # the model in force: mixed precision included
 sections.qat_section(model, replace(settings.config, method="rtn"))  # QAT trains toward round-to-nearest grids
 sections.int8_section(model, result.weights)
+sweep.classifier_section(model, "quantize")  # a grid of settings, each cell measured and recorded

@@ -115,7 +115,7 @@ class LocalBackend:
     def __init__(self, slots: int = 1):
         if slots < 1:
             raise ValueError(f"a backend needs at least one slot, got {slots}")
-        self.name = f"this process ({slots} at a time)"
+        self.name = f"this process, {slots} cell{'s' if slots > 1 else ''} at a time"
         self.slots = slots
         self.device = "cpu"
         self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="sweep-task")
@@ -166,22 +166,11 @@ class RayBackend:
     connection), each task declaring `num_cpus` (and one GPU where the cluster has GPUs)."""
 
     def __init__(self, address: str | None = None, num_cpus: float = 1.0, slots: int | None = None):
-        ray = _import_ray()
-        if not ray.is_initialized():
-            env = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
-            try:
-                ray.init(address=address or "auto", log_to_driver=False, logging_level="warning",
-                         runtime_env={"env_vars": env} if env else None)
-            except ConnectionError as exc:
-                raise InputError(f"cannot reach the Ray cluster at {address or 'auto'}: {exc}") from None
-        resources = ray.cluster_resources()
-        self.gpus = 1 if resources.get("GPU", 0) >= 1 else 0
+        ray = _join(address)
+        self.name, cpus, self.gpus = describe_cluster(address)
         self.device = "cuda" if self.gpus else "cpu"
         self.num_cpus = num_cpus
-        self.slots = slots or max(1, int(resources.get("CPU", 1) // num_cpus))
-        gpus = f", {int(resources['GPU'])} GPUs" if self.gpus else ""
-        where = address or ray.get_runtime_context().gcs_address
-        self.name = f"the Ray cluster at {where} ({int(resources.get('CPU', 0))} CPUs{gpus})"
+        self.slots = slots or max(1, int(cpus // num_cpus))
         self._ray = ray
         self._remote = ray.remote(_ray_task)
         self._board = ray.remote(num_cpus=0)(_Board).remote()
@@ -216,6 +205,29 @@ class RayBackend:
     def close(self) -> None:
         self.cancel()
         self._ray.kill(self._board)
+
+
+def _join(address: str | None):
+    """The ray module, this process connected to the cluster at `address` (once: a connected process stays)."""
+    ray = _import_ray()
+    if not ray.is_initialized():
+        env = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
+        try:
+            ray.init(address=address or "auto", log_to_driver=False, logging_level="warning",
+                     runtime_env={"env_vars": env} if env else None)
+        except ConnectionError as exc:
+            raise InputError(f"cannot reach the Ray cluster at {address or 'auto'}: {exc}") from None
+    return ray
+
+
+def describe_cluster(address: str | None) -> tuple[str, float, int]:
+    """(what to call the cluster, its CPUs, 1 when a task may have a GPU else 0), joining it if need be."""
+    ray = _join(address)
+    resources = ray.cluster_resources()
+    gpus = 1 if resources.get("GPU", 0) >= 1 else 0
+    shown = f", {int(resources['GPU'])} GPUs" if gpus else ""
+    where = address or ray.get_runtime_context().gcs_address
+    return f"the Ray cluster at {where} ({int(resources.get('CPU', 0))} CPUs{shown})", resources.get("CPU", 1), gpus
 
 
 def _first_line(exc: Exception) -> str:

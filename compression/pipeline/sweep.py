@@ -138,9 +138,23 @@ class SweepCell:
         else:
             what = f"{self.method} {self.bits}-bit " + (f"g{self.group_size}" if self.group_size else "per channel")
         if self.calibration_samples:
-            what += f", {self.calibration_text + ' ' if self.calibration_text else ''}" \
-                    f"{self.calibration_samples} {'windows' if self.family == LANGUAGE_MODEL else 'images'}"
+            what += ", " + self._calibration
         return what
+
+    @property
+    def series(self) -> str:
+        """The chart line a cell belongs to: everything but its x value ('gptq g64, kjv 16', 'wanda 2:4')."""
+        name = self.method + (" 2:4" if self.nm else "")
+        if self.method in QUANT_METHODS:
+            name += f" g{self.group_size}" if self.group_size else " per channel"
+        if self.calibration_samples:
+            name += ", " + self._calibration
+        return name
+
+    @property
+    def _calibration(self) -> str:
+        unit = "windows" if self.family == LANGUAGE_MODEL else "images"
+        return f"{self.calibration_text + ' ' if self.calibration_text else ''}{self.calibration_samples} {unit}"
 
     @property
     def x_axis(self) -> tuple[str, float]:
@@ -226,15 +240,15 @@ class SweepEstimate:
 
     @property
     def duration(self) -> str:
-        """The estimate in words: 'under a second', '40 s', '3 min 10 s', '1 h 5 min'."""
+        """The estimate in words: 'under a second', 'about 40 s', 'about 3 min 10 s', 'about 1 h 5 min'."""
         total = round(self.seconds)
         if self.seconds < 1:
             return "under a second"
         if total < 90:
-            return f"{total} s"
+            return f"about {total} s"
         if total < 3600:
-            return f"{total // 60} min {total % 60} s"
-        return f"{total // 3600} h {total % 3600 // 60} min"
+            return f"about {total // 60} min {total % 60} s"
+        return f"about {total // 3600} h {total % 3600 // 60} min"
 
     @property
     def basis(self) -> str:
