@@ -21,18 +21,22 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 @contextmanager
-def serve(log: Path, env: Mapping[str, str] | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
-    """Yield (the server process, its base URL) once /_stcore/health says ok; RuntimeError if it never does."""
+def serve(log: Path, env: Mapping[str, str] | None = None,
+          host: str = "127.0.0.1") -> Iterator[tuple[subprocess.Popen, str]]:
+    """Yield (the server process, its base URL) once /_stcore/health says ok; RuntimeError if it never does.
+
+    `host` is a loopback address (127.0.0.0/8): two servers on 127.0.0.1 and 127.0.0.2 are two sites to a browser,
+    each with its own cookies, as two machines behind a balancer would be."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         port = s.getsockname()[1]
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",
-             "--server.address=127.0.0.1", f"--server.port={port}", "--browser.gatherUsageStats=false",
+             f"--server.address={host}", f"--server.port={port}", "--browser.gatherUsageStats=false",
              "--server.fileWatcherType=none"],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **(env or {})})
-        url = f"http://127.0.0.1:{port}"
+        url = f"http://{host}:{port}"
         try:
             deadline = time.time() + 60
             while True:

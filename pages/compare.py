@@ -70,7 +70,8 @@ def _test_sizes(models) -> dict[str, int]:
 
 ensure_routed()
 st.title("Compare")
-st.caption("Every run from every page and the CLI is recorded here (an SQLite file in your data folder). "
+st.caption("Every run from every page, sweep and the CLI is recorded here (an SQLite file in your data folder, or the "
+           "PostgreSQL database several servers share). "
            "Classifiers are ranked by accuracy on held-out images (higher is better), language models by perplexity "
            "on held-out text (lower is better); the two never share a ranking or a chart.")
 
