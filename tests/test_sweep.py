@@ -192,3 +192,9 @@ def test_a_language_model_cell_measures_the_same_perplexity_as_the_cell_run_alon
         run = store.get(cell.id)
         assert run.kind == "lm" and run.metrics["perplexity"] == json.loads(alone.stdout)
         assert run.metrics["baseline_perplexity"] > 0 and run.details["evaluation_text"] == "kjv"
+
+
+def test_only_a_language_models_cells_follow_a_gpu_backend():
+    lm = expand_sweep("tiny-gpt", LANGUAGE_MODEL, SweepGrid(methods=("rtn",)), LM_SETTINGS, device="cuda")
+    vision = expand_sweep("mlp", CLASSIFIER, SweepGrid(methods=("rtn",)), device="cuda")
+    assert {c.device for c in lm.cells} == {"cuda"} and {c.device for c in vision.cells} == {"cpu"}

@@ -63,7 +63,7 @@ class Backend(Protocol):
     slots: int  # tasks that run at once
     device: str  # where a task's tensors go: cuda on a cluster with GPUs (each task then declares one), else cpu
 
-    def submit(self, key: str, fn: Task, payload: dict) -> None: ...
+    def submit(self, key: str, fn: Task, payload: dict, gpu: bool = False) -> None: ...
 
     def wait(self, timeout_s: float) -> list[Outcome]: ...
 
@@ -123,7 +123,7 @@ class LocalBackend:
         self._stop = threading.Event()
         self._futures: dict[Future, str] = {}
 
-    def submit(self, key: str, fn: Task, payload: dict) -> None:
+    def submit(self, key: str, fn: Task, payload: dict, gpu: bool = False) -> None:
         report = _reporter(key, self._board.report, self._stop.is_set)
         self._futures[self._pool.submit(fn, payload, report)] = key
 
@@ -176,10 +176,11 @@ class RayBackend:
         self._board = ray.remote(num_cpus=0)(_Board).remote()
         self._refs: dict[Any, str] = {}
 
-    def submit(self, key: str, fn: Task, payload: dict) -> None:
-        ref = self._remote.options(num_cpus=self.num_cpus, num_gpus=self.gpus, max_retries=RETRIES,
-                                   retry_exceptions=False, name=f"sweep-cell-{key}").remote(fn, payload, key,
-                                                                                          self._board)
+    def submit(self, key: str, fn: Task, payload: dict, gpu: bool = False) -> None:
+        """`gpu`: the task puts its tensors on CUDA, so it declares one GPU (and then needs a cluster that has one)."""
+        options = dict(num_cpus=self.num_cpus, num_gpus=1 if gpu and self.gpus else 0, max_retries=RETRIES,
+                       retry_exceptions=False, name=f"sweep-cell-{key}")
+        ref = self._remote.options(**options).remote(fn, payload, key, self._board)
         self._refs[ref] = key
 
     def wait(self, timeout_s: float) -> list[Outcome]:

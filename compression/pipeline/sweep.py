@@ -117,7 +117,7 @@ class SweepCell:
     eval_samples: int = 0
     seq_len: int = 0
     seed: int = 0
-    device: str = "cpu"  # where it runs: not part of what it is
+    device: str = "cpu"  # where a language model's tensors go (cuda on a cluster with GPUs): not part of what it is
 
     @property
     def kind(self) -> str:
@@ -202,7 +202,8 @@ def expand_sweep(model: str, family: str, grid: SweepGrid, settings: SweepSettin
     sweep_id = _digest({"owner": owner, "model": model, "family": family,
                         "settings": settings.to_dict() if family == LANGUAGE_MODEL else {}}, 12)
     lm = family == LANGUAGE_MODEL
-    shared = {"sweep": sweep_id, "model": model, "family": family, "device": device}
+    # the one-shot verbs of the classifiers run on the CPU; a language model's cells go where `device` says
+    shared = {"sweep": sweep_id, "model": model, "family": family, "device": device if lm else "cpu"}
     if lm:
         shared.update(evaluation=settings.evaluation, eval_samples=settings.eval_samples, seq_len=settings.seq_len,
                       seed=settings.seed)

@@ -96,7 +96,7 @@ def run_sweep(sweep: Sweep, backend: Backend, store: RunStore | None = None,
                                           record={"metrics": dict(run.metrics), "run_id": run.id}, recorded=False)
     todo = [c for c in sweep.cells if cells[c.id].status == QUEUED]
     for cell in todo:
-        backend.submit(cell.id, run_cell, cell.to_dict())
+        backend.submit(cell.id, run_cell, cell.to_dict(), gpu=cell.device == "cuda")
     left = {c.id for c in todo}
 
     def state() -> SweepState:
