@@ -198,3 +198,13 @@ def test_only_a_language_models_cells_follow_a_gpu_backend():
     lm = expand_sweep("tiny-gpt", LANGUAGE_MODEL, SweepGrid(methods=("rtn",)), LM_SETTINGS, device="cuda")
     vision = expand_sweep("mlp", CLASSIFIER, SweepGrid(methods=("rtn",)), device="cuda")
     assert {c.device for c in lm.cells} == {"cuda"} and {c.device for c in vision.cells} == {"cpu"}
+
+
+def test_a_sweep_knows_the_models_it_can_load_and_refuses_others(tmp_path):
+    from compression.pipeline import sweep_family
+
+    (tmp_path / "model.gguf").write_bytes(b"GGUF")
+    assert sweep_family("cnn") == CLASSIFIER and sweep_family("smollm2") == LANGUAGE_MODEL
+    assert sweep_family(str(tmp_path)) == LANGUAGE_MODEL and sweep_family(str(tmp_path / "model.gguf")) == LANGUAGE_MODEL
+    with pytest.raises(InputError, match="neither a zoo model"):
+        sweep_family("upload.onnx")

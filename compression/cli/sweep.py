@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from compression.core import Drive, InputError
 from compression.core.backends import LocalBackend, RayBackend, ray_address
@@ -14,7 +13,6 @@ from compression.history import HistoryError, RunStore
 from compression.lm import MODEL_NAMES
 from compression.models import ZOO
 from compression.pipeline import (
-    CLASSIFIER,
     LANGUAGE_MODEL,
     CellState,
     SweepGrid,
@@ -22,6 +20,7 @@ from compression.pipeline import (
     estimate_sweep,
     expand_sweep,
     run_sweep,
+    sweep_family,
 )
 
 SHOWN = ("accuracy", "baseline_accuracy", "perplexity", "baseline_perplexity", "size_bytes", "baseline_size_bytes",
@@ -82,19 +81,8 @@ def _ints(text: str) -> tuple[int, ...]:
         raise InputError(f"expected comma-separated whole numbers, got {text!r}") from None
 
 
-def family_of(model: str) -> str:
-    """Which kind of model `model` names; cells load it from its own source, so uploads cannot be swept."""
-    if model in ZOO:
-        return CLASSIFIER
-    path = Path(model)
-    if model in MODEL_NAMES or path.is_dir() or (path.is_file() and path.suffix.lower() == ".gguf"):
-        return LANGUAGE_MODEL
-    raise InputError(f"--model {model!r} is neither a zoo model ({', '.join(ZOO)}) nor a language model "
-                     f"({', '.join(MODEL_NAMES)}, a Hugging Face folder, a .gguf file)")
-
-
 def run(args) -> int:
-    family = family_of(args.model)
+    family = sweep_family(args.model)
     lm = family == LANGUAGE_MODEL
     grid = SweepGrid(methods=args.methods, sparsities=args.sparsities, patterns=args.patterns, bits=args.bits,
                      group_sizes=args.group_sizes or ((64,) if lm else (0,)),

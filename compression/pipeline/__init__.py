@@ -62,6 +62,7 @@ from compression.pipeline.sweep import (
     SweepSettings,
     estimate_sweep,
     expand_sweep,
+    sweep_family,
 )
 from compression.pipeline.sweep_cell import run_cell
 from compression.pipeline.sweep_run import CellState, SweepState, run_sweep
@@ -80,6 +81,7 @@ __all__ = [
     "SweepGrid",
     "SweepSettings",
     "SweepState",
+    "sweep_family",
     "Agreement",
     "agreement",
     "Cost",

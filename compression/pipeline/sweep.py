@@ -19,10 +19,13 @@ import json
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from compression.core import readable
 from compression.core.errors import InputError
 from compression.history import Run
+from compression.lm import MODEL_NAMES
+from compression.models import ZOO
 from compression.pipeline.lm import PRUNE_METHODS as LM_PRUNE
 from compression.pipeline.lm import QUANT_METHODS as LM_QUANT
 from compression.pruning import CALIBRATED as PRUNE_CALIBRATED
@@ -38,6 +41,18 @@ MAX_CELLS = 400  # a grid larger than this is refused: at 25-60 s a language-mod
 GUESS_S = {CLASSIFIER: {"magnitude": 1.0, "rtn": 1.0, "wanda": 2.0, "sparsegpt": 3.0, "gptq": 3.0, "awq": 4.0},
            LANGUAGE_MODEL: {"magnitude": 10.0, "rtn": 10.0, "wanda": 20.0, "sparsegpt": 40.0, "gptq": 40.0,
                             "awq": 60.0}}
+
+
+def sweep_family(model: str) -> str:
+    """Which kind of model `model` names, for a sweep: a zoo classifier, or a language model (tiny-gpt, smollm2, a
+    Hugging Face folder, a .gguf file). A cell loads its model from such a name, so uploads cannot be swept."""
+    if model in ZOO:
+        return CLASSIFIER
+    path = Path(model)
+    if model in MODEL_NAMES or path.is_dir() or (path.is_file() and path.suffix.lower() == ".gguf"):
+        return LANGUAGE_MODEL
+    raise InputError(f"{model!r} is neither a zoo model ({', '.join(ZOO)}) nor a language model "
+                     f"({', '.join(MODEL_NAMES)}, a Hugging Face folder, a .gguf file)")
 
 
 def is_calibrated(method: str) -> bool:
