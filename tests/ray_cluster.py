@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -68,6 +69,7 @@ def ray_head(num_cpus: int = 2, env: Mapping[str, str] | None = None, log: Path 
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)  # whatever of its group is left: only what we started
             proc.wait(timeout=30)
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 def disconnect() -> None:
