@@ -80,7 +80,7 @@ def _positive_int(env: str, default: int) -> int:
 # The shared server (a class on one machine): see the README's "Running for a class".
 SHARED_ENV = "COMPRESSION_LAB_SHARED"  # 1: visitors delete only their own runs, uploads are capped, jobs pooled
 MAX_JOBS_ENV = "COMPRESSION_LAB_MAX_JOBS"  # how many background jobs train at once; the rest queue
-TORCH_THREADS_ENV = "COMPRESSION_LAB_TORCH_THREADS"  # torch's intra-op threads in the server process
+TORCH_THREADS_ENV = "COMPRESSION_LAB_TORCH_THREADS"  # torch's intra-op threads per request, job and CLI command
 
 
 def shared_mode() -> bool:
@@ -96,5 +96,6 @@ def max_jobs() -> int:
 
 
 def torch_threads() -> int:
-    """torch's intra-op threads in the server: $COMPRESSION_LAB_TORCH_THREADS, else 1 (measured: README)."""
+    """torch's intra-op threads for every request, background job and CLI command: $COMPRESSION_LAB_TORCH_THREADS,
+    else 1 (measured: README, `python -m bench threads`)."""
     return _positive_int(TORCH_THREADS_ENV, 1)
