@@ -13,6 +13,7 @@ whose worker died (`max_retries`), and cancelling force-stops the tasks in fligh
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -94,8 +95,6 @@ def _reporter(key: str, send: Callable[..., Any], cancelled: Callable[[], bool] 
               ) -> Callable[[float, str], None]:
     """`report(fraction, text)` for one task: forwards at most every REPORT_EVERY_S (always the first and the
     last), and raises Cancelled once the task's work is cancelled."""
-    import socket
-
     worker, started, last = f"{socket.gethostname()}:{os.getpid()}", time.time(), [0.0]
 
     def report(fraction: float, text: str) -> None:

@@ -21,7 +21,7 @@ BLOCK = 32  # weights per Q8_0 / Q4_0 block
 
 
 @dataclass(frozen=True, eq=False)
-class GGUFTensor:
+class TensorToWrite:
     """One tensor as it goes into the file: float data (F32/F16) or packed blocks (Q8_0/Q4_0)."""
 
     name: str
@@ -80,7 +80,7 @@ def _add_field(writer: GGUFWriter, key: str, value: object) -> None:
         raise TypeError(f"GGUF field {key}: cannot write a {type(value).__name__}")
 
 
-def write_gguf(path: Path, architecture: str, fields: Mapping[str, object], tensors: Sequence[GGUFTensor]) -> int:
+def write_gguf(path: Path, architecture: str, fields: Mapping[str, object], tensors: Sequence[TensorToWrite]) -> int:
     """Write a GGUF file (general.architecture = `architecture`, then `fields` in order, then the tensors); returns
     its size in bytes."""
     writer = GGUFWriter(str(path), architecture)

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from compression.core.errors import InputError
-from compression.formats.gguf_write import BLOCK, GGUFTensor, q4_0_blocks, q8_0_blocks, write_gguf
+from compression.formats.gguf_write import BLOCK, TensorToWrite, q4_0_blocks, q8_0_blocks, write_gguf
 from compression.formats.packed import AffineCodes, decode
 from compression.lm import LanguageModel, family_of, save_hf_folder
 from compression.pipeline.lm import unpack
@@ -184,14 +184,14 @@ def export_gguf(lm: LanguageModel, qtensors: Mapping[str, QTensor], path: Path, 
         found = gguf_blocks(qtensors[name]) if name in qtensors else None
         if isinstance(found, tuple):
             kind, rows = found
-            tensors.append(GGUFTensor(target, _permute_rows(rows, heads_here) if heads_here else rows, kind))
+            tensors.append(TensorToWrite(target, _permute_rows(rows, heads_here) if heads_here else rows, kind))
             exported.append(ExportedTensor(name, kind, True))
             kinds.add(kind)
             continue
         values = param.detach().float().numpy()
         values = _permute_rows(values, heads_here) if heads_here else values
         kind = "F32" if values.ndim == 1 or float_type == "F32" else "F16"
-        tensors.append(GGUFTensor(target, values.astype(np.float16 if kind == "F16" else np.float32), kind))
+        tensors.append(TensorToWrite(target, values.astype(np.float16 if kind == "F16" else np.float32), kind))
         exact = kind == "F32" or bool(np.array_equal(values.astype(np.float16).astype(np.float32), values))
         note = f"quantized, but no GGUF block holds its grid exactly: {found}; stored as {kind}" \
             if isinstance(found, str) else ""
