@@ -39,7 +39,7 @@ class Cancelled(Exception):
 
 
 @dataclass(frozen=True)
-class Progress:
+class TaskProgress:
     """The last progress a task reported: how far (0–1), what it does, where it runs, since when."""
 
     fraction: float
@@ -68,7 +68,7 @@ class Backend(Protocol):
 
     def wait(self, timeout_s: float) -> list[Outcome]: ...
 
-    def progress(self) -> dict[str, Progress]: ...
+    def progress(self) -> dict[str, TaskProgress]: ...
 
     def cancel(self) -> None: ...
 
@@ -80,13 +80,13 @@ class _Board:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._latest: dict[str, Progress] = {}
+        self._latest: dict[str, TaskProgress] = {}
 
     def report(self, key: str, fraction: float, text: str, worker: str, started_at: float) -> None:
         with self._lock:
-            self._latest[key] = Progress(fraction, text, worker, started_at)
+            self._latest[key] = TaskProgress(fraction, text, worker, started_at)
 
-    def snapshot(self) -> dict[str, Progress]:
+    def snapshot(self) -> dict[str, TaskProgress]:
         with self._lock:
             return dict(self._latest)
 
@@ -142,7 +142,7 @@ class LocalBackend:
                                     f"{type(error).__name__}: {error}"))
         return outcomes
 
-    def progress(self) -> dict[str, Progress]:
+    def progress(self) -> dict[str, TaskProgress]:
         return self._board.snapshot()
 
     def cancel(self) -> None:
@@ -195,7 +195,7 @@ class RayBackend:
                 outcomes.append(Outcome(key, None, _first_line(exc)))
         return outcomes
 
-    def progress(self) -> dict[str, Progress]:
+    def progress(self) -> dict[str, TaskProgress]:
         return self._ray.get(self._board.snapshot.remote())
 
     def cancel(self) -> None:
