@@ -16,8 +16,8 @@ from contextlib import contextmanager
 
 LM_RUN = ["lm", "--model", "smollm2", "--samples", "8", "--eval-samples", "8", "--seq-len", "128", "--json",
           "--no-record"]
-DISTILL = ["distill", "--teacher", "cnn", "--student-hidden", "32", "--epochs", "10", "--labeled-fraction", "0.05",
-           "--json", "--no-record"]
+DISTILL = ["distill", "--teacher", "cnn", "--student-hidden", "32", "--alpha", "0.5", "--temperature", "4",
+           "--epochs", "10", "--labeled-fraction", "0.05", "--json", "--no-record"]
 TIMEOUT_S = 600
 TARGETS = {1: 2.5, 2: 4.0}
 

@@ -169,7 +169,9 @@ def show(measured: list[dict], dense_ppl: float | None) -> None:
                "only this model, less that process before it read the model (its Python runtime, "
                f"{(dense['runtime_rss_bytes'] or 0) / MIB:,.0f} MiB here; process peak beside it). Bytes per token are "
                "computed from the tensors the model reads, not timed. Estimate tok/s = this machine's copy bandwidth ÷ bytes "
-               "read per token (weights + KV cache): an estimate, not a measurement.")
+               "read per token (weights + KV cache): an estimate, not a measurement, and an upper bound: it leaves out "
+               "the work per token that does not shrink with the weights (attention, norms, kernel launches), so it "
+               "runs further ahead of the measured figure the smaller the model reads.")
     def model_bytes(cost: dict) -> float | None:
         mib = model_mib(cost)
         return mib * MIB if mib else None
