@@ -14,8 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from torch import Tensor
 
 from compression.core import readable
@@ -74,6 +72,9 @@ def load_dataset(name: str) -> Dataset:
 
 @lru_cache(maxsize=None)
 def _digits() -> Dataset:
+    from sklearn.datasets import load_digits  # lazy: scikit-learn and the pandas it pulls in weigh 110 MB, and a
+    from sklearn.model_selection import train_test_split  # language-model process never reads the digits
+
     bunch = load_digits()
     x = (bunch.images / 16.0).astype(np.float32)[:, None]  # (N, 1, 8, 8) in [0, 1]
     y = bunch.target.astype(np.int64)

@@ -76,3 +76,18 @@ def test_damaged_and_foreign_files_are_refused():
         load_packed(bytes(flipped))
     with pytest.raises(InputError):
         load_packed(b"PK\x03\x04" + data[4:])
+
+
+@pytest.mark.parametrize("bits,scheme,dtype", [(4, "symmetric", torch.int8), (4, "asymmetric", torch.int8),
+                                               (8, "symmetric", torch.int8), (8, "asymmetric", torch.int16),
+                                               (16, "asymmetric", torch.int32)])
+def test_codes_are_held_in_the_smallest_integer_type_and_round_trip_at_the_range_ends(bits, scheme, dtype):
+    """A model's codes wait in memory until it is packed: int32 codes of 4-bit weights weighed as much as the
+    float32 weights. The ends of the range (−128 and 127, or 0 and 255) must survive packing in that type."""
+    w = torch.linspace(-3.0, 1.0, 512).reshape(8, 64)
+    qtensor = quantize_tensor(w, bits, QuantConfig(bits=bits, scheme=scheme, granularity="per-channel"))
+    assert qtensor.codes.dtype == dtype
+    low, high = qtensor.qparams.quant_min, qtensor.qparams.quant_max
+    assert int(qtensor.codes.min()) in (low, low + 1) and int(qtensor.codes.max()) == high or bits == 16
+    decoded = load_packed(save_packed({"w": qtensor}))["w"]
+    assert torch.equal(decoded, qtensor.dequantize())

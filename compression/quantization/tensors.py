@@ -18,7 +18,7 @@ from compression.quantization.primitives import (EPS, QParams, _broadcast, check
 class QTensor:
     """Integer codes plus what turns them back into floats; `kind` "binary" means x̂ = (2c - 1) * scale."""
 
-    codes: Tensor  # int32, the shape of the original tensor
+    codes: Tensor  # int8, int16 or int32 (primitives.code_dtype), the shape of the original tensor
     qparams: QParams
     bits: int
     kind: str = "affine"  # "affine" | "binary"
@@ -34,7 +34,7 @@ def binarize(x: Tensor, axis: int | None = None) -> QTensor:
     """1 bit: sign(x) x mean|x| (per channel along `axis`); zero counts as positive."""
     check_finite(x)
     alpha = reduce(x.abs(), axis, "mean").clamp_min(EPS)
-    codes = (x >= 0).to(torch.int32)
+    codes = (x >= 0).to(torch.int8)
     return QTensor(codes, QParams(alpha, torch.zeros_like(alpha, dtype=torch.int32), 0, 1, axis), 1, "binary")
 
 
@@ -47,7 +47,7 @@ def ternarize(x: Tensor, axis: int | None = None) -> QTensor:
     kept_count = reduce(keep.float(), axis, "sum")
     alpha = torch.where(kept_count > 0, kept_sum / kept_count.clamp_min(1), torch.zeros_like(kept_sum))
     alpha = alpha.clamp_min(EPS)
-    codes = (torch.sign(x) * keep).to(torch.int32)
+    codes = (torch.sign(x) * keep).to(torch.int8)
     return QTensor(codes, QParams(alpha, torch.zeros_like(alpha, dtype=torch.int32), -1, 1, axis), 2)
 
 
