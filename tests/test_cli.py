@@ -86,3 +86,21 @@ def test_a_malicious_file_on_the_cli_is_refused(tmp_path):
     path.write_bytes(buffer.getvalue())
     result = cli("info", "--model", str(path), "--arch", "mlp")
     assert result.returncode == 2 and "hacked" not in result.stdout and "refused" in result.stderr
+
+
+def test_runs_list_gives_each_run_its_own_measure(tmp_path, monkeypatch, capsys):
+    from compression.cli import main
+    from compression.history import Run, RunStore
+
+    monkeypatch.setenv("COMPRESSION_LAB_DATA", str(tmp_path))
+    monkeypatch.delenv("COMPRESSION_LAB_DB_URL", raising=False)
+    store = RunStore()
+    store.record(Run(kind="prune", model="mlp", config={"method": "sparsegpt", "sparsity": 0.8},
+                     metrics={"accuracy": 0.9528, "size_bytes": 32201}))
+    store.record(Run(kind="lm", model="tiny-gpt", config={"method": "gptq", "bits": 3},
+                     metrics={"perplexity": 4.987, "baseline_perplexity": 4.95, "size_bytes": 403928}))
+    assert main(["runs", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    lm, prune = (next(line for line in lines if f" {kind} " in line) for kind in ("lm", "prune"))
+    assert "perplexity 4.99" in lm and "accuracy" not in lm  # a language model is never ranked by accuracy
+    assert "accuracy 0.9528" in prune and "done" in prune

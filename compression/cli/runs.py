@@ -39,10 +39,16 @@ def run_list(args) -> int:
         write_csv(rows, sys.stdout)
     else:
         for row in rows:
-            acc = row.get("accuracy")
-            print(f"{row['id']}  {row['created']}  {row['kind']:<9} {row['model']:<14} "
-                  f"accuracy {acc if acc is None else f'{acc:.4f}'}  size_bytes {row.get('size_bytes')}")
+            print(f"{row['id']}  {row['created']}  {row['kind']:<9} {row['model']:<21} {row.get('label') or '':<24} "
+                  f"{row.get('status') or '':<11} {_measure(row)}  size_bytes {row.get('size_bytes')}")
     return 0
+
+
+def _measure(row: dict) -> str:
+    """A run's own measure: a language model's perplexity (lower is better), a classifier's accuracy."""
+    if row.get("perplexity") is not None:
+        return f"perplexity {row['perplexity']:.2f}"
+    return f"accuracy {row['accuracy']:.4f}" if row.get("accuracy") is not None else "not measured"
 
 
 def run_delete(args) -> int:
