@@ -34,6 +34,9 @@ def test_the_pruning_page_shows_why_on_the_layer_of_its_mask(zoo):
     at.selectbox(key="prune_mask_layer").set_value("conv2.weight").run()
     assert titles(at)["prune_why_sparsegpt_row"].startswith("conv2")
     assert any("SparseGPT chooses its mask" in m.value for m in at.markdown)
+    # a conv's input rows are patches of the calibration images, never a language model's tokens
+    assert any("calibration image patches of the dense model's input to conv2" in c.value for c in at.caption)
+    assert not any("tokens" in c.value for c in at.caption)
 
 
 def test_the_quantization_page_shows_gptq_against_rtn_on_its_layer_and_grid(zoo):
@@ -43,3 +46,4 @@ def test_the_quantization_page_shows_gptq_against_rtn_on_its_layer_and_grid(zoo)
     shown = titles(at)
     assert shown["q_why_row"].startswith("fc2") and shown["q_why_err"] == "fc2: relative output error at 3 bits"
     assert any("GPTQ lowers the output error" in m.value for m in at.markdown)
+    assert any("Measured on 512 calibration images of the dense model's input to fc2." in c.value for c in at.caption)

@@ -28,15 +28,17 @@ def _e(v: float) -> str:
     return f"{v:.2g}" if v >= 0.01 else f"{v:.1e}"
 
 
-def _measured(tokens: int, inputs: int, layer: str) -> str:
-    """Where the numbers come from, and when so few tokens let a calibrated method fit them exactly."""
-    note = (f" With fewer calibration tokens than the layer has inputs ({tokens:,} < {inputs:,}), GPTQ and SparseGPT "
-            "can fit these very tokens almost exactly: their error here is flattered, and the held-out perplexity "
+def _measured(tokens: int, inputs: int, layer: str, unit: str = "tokens") -> str:
+    """Where the numbers come from, and when so few rows let a calibrated method fit them exactly. `unit` names a
+    row of the layer's input: a language model's tokens, a classifier's images (or, for a conv, image patches)."""
+    held_out = "perplexity" if unit == "tokens" else "accuracy"
+    note = (f" With fewer calibration {unit} than the layer has inputs ({tokens:,} < {inputs:,}), GPTQ and SparseGPT "
+            f"can fit these very {unit} almost exactly: their error here is flattered, and the held-out {held_out} "
             "says what carries over." if tokens < inputs else "")
-    return f"Measured on {tokens:,} calibration tokens of the dense model's input to {layer}.{note}"
+    return f"Measured on {tokens:,} calibration {unit} of the dense model's input to {layer}.{note}"
 
 
-def gptq_view(why: QuantWhy, key: str) -> None:
+def gptq_view(why: QuantWhy, key: str, unit: str = "tokens") -> None:
     """GPTQ's error push along one row, and the output errors it trades its weight errors for."""
     st.plotly_chart(plots_why.gptq_row(why.to_dict()), key=f"{key}_row")
     rtn, gptq = why.row_error["round-to-nearest"], why.row_error["GPTQ"]
@@ -50,10 +52,10 @@ def gptq_view(why: QuantWhy, key: str) -> None:
     st.plotly_chart(plots_why.error_bars({f"row {why.row}": why.row_error, "whole layer": why.layer_error}, COLORS,
                                          f"{why.layer}: relative output error at {why.bits} bits"), key=f"{key}_err")
     st.caption(f"Row {why.row} is the median row by the ratio of the two errors (a typical row, not the best one). "
-               + _measured(why.tokens, why.inputs, why.layer))
+               + _measured(why.tokens, why.inputs, why.layer, unit))
 
 
-def sparsegpt_view(why: PruneWhy, key: str) -> None:
+def sparsegpt_view(why: PruneWhy, key: str, unit: str = "tokens") -> None:
     """SparseGPT's updates of one row's survivors, and the errors of magnitude, Wanda and SparseGPT side by side."""
     st.plotly_chart(plots_why.sparsegpt_row(why.to_dict()), key=f"{key}_row")
     e = why.row_error
@@ -68,10 +70,10 @@ def sparsegpt_view(why: PruneWhy, key: str) -> None:
                                          f"{why.layer}: relative output error at {why.pattern}"), key=f"{key}_err")
     st.caption(f"Row {why.row} is the median row by how much the updates lower its error. Magnitude and Wanda rank "
                "within each row; SparseGPT's unstructured mask is chosen per block of 128 columns over all rows. "
-               + _measured(why.tokens, why.inputs, why.layer))
+               + _measured(why.tokens, why.inputs, why.layer, unit))
 
 
-def wanda_view(why: PruneWhy, key: str) -> None:
+def wanda_view(why: PruneWhy, key: str, unit: str = "tokens") -> None:
     """Per input channel, the weights Wanda keeps that magnitude drops, beside the channel's input norm."""
     st.plotly_chart(plots_why.wanda_channels(why.to_dict()), key=f"{key}_channels")
     moved = sum(why.wanda_only)
@@ -86,7 +88,7 @@ def wanda_view(why: PruneWhy, key: str) -> None:
         f"input norm is {spread:.1f}× the median channel's, and Wanda keeps {why.wanda_only[loud]:,} of its weights "
         f"that magnitude would drop. The layer's output error: magnitude {_e(e['magnitude'])}, Wanda "
         f"{_e(e['Wanda'])}. Where no channel is much louder than the rest, the two scores rank nearly alike.")
-    st.caption(f"Both at {why.pattern}, ranked within each row. " + _measured(why.tokens, why.inputs, why.layer))
+    st.caption(f"Both at {why.pattern}, ranked within each row. " + _measured(why.tokens, why.inputs, why.layer, unit))
 
 
 def smoothing_view(why: SmoothWhy, key: str) -> None:
@@ -134,6 +136,11 @@ def weight_layer(module, images, weight_name: str) -> OneLayer:
     return one_layer(module, WeightLayers(), images, names.index(layer), layer)
 
 
+def _unit(rows: int, images: int) -> str:
+    """What one row of a classifier layer's input is: an image for a Linear, a patch of one for a Conv2d (unfolded)."""
+    return "images" if rows == images else "image patches"
+
+
 def _shown(label: str, key: str) -> bool:
     """A toggle (kept in the URL): the views are drawn, and redrawn on every slider move, only once asked for."""
     return st.toggle(label, key=key, bind="query-params",
@@ -150,7 +157,7 @@ def classifier_quantization(model, images, weight_name: str, config: QuantConfig
     except InputError as exc:
         st.info(str(exc))
         return
-    gptq_view(why, key)
+    gptq_view(why, key, _unit(why.tokens, len(images)))
 
 
 def classifier_pruning(model, images, weight_name: str, config: PruneConfig, key: str) -> None:
@@ -166,6 +173,6 @@ def classifier_pruning(model, images, weight_name: str, config: PruneConfig, key
         return
     left, right = st.tabs(["SparseGPT vs magnitude", "Wanda vs magnitude"])
     with left:
-        sparsegpt_view(why, f"{key}_sparsegpt")
+        sparsegpt_view(why, f"{key}_sparsegpt", _unit(why.tokens, len(images)))
     with right:
-        wanda_view(why, f"{key}_wanda")
+        wanda_view(why, f"{key}_wanda", _unit(why.tokens, len(images)))
