@@ -52,6 +52,16 @@ def test_lm_prints_the_measured_json_and_records_the_run(folder_and_text, capsys
     assert payload["run_id"] in {run.id for run in RunStore().runs(kind="lm")}
 
 
+def test_a_recorded_cli_run_shows_on_the_page_with_its_noise(folder_and_text, capsys):
+    from ui.lm_runs import row_from_run  # the page's reading of a recorded run
+
+    folder, text = folder_and_text
+    assert main(small(folder, text, "--method", "rtn", "--bits", "4")) == 0
+    run = RunStore().get(json.loads(capsys.readouterr().out)["run_id"])
+    row = row_from_run(run)
+    assert row["windows"] == 2 and row["nll_se"] > 0 and row["calibration_tokens"] == 4 * 32  # its 95% range
+
+
 def test_lm_writes_a_folder_and_a_packed_file(folder_and_text, tmp_path, capsys):
     folder, text = folder_and_text
     args = small(folder, text, "--method", "sparsegpt", "--out", str(tmp_path / "out"), "--packed-out",
