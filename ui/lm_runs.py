@@ -9,7 +9,6 @@ batch, whether or not a page still watches.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 
@@ -119,8 +118,7 @@ def measure_steps(model: LanguageModel, result: LMResult, evaluation: Tensor, pr
         "method": method_of(config), "series": series_of(config), "label": config.label,
         "config": {"kind": method_kind(config), **config.to_dict()}, "sparsity": result.sparsity(), "bits": bits,
         "target_sparsity": config.amount if isinstance(config, PruneConfig) else None,
-        "perplexity": ppl.perplexity, "tokens": ppl.tokens, "windows": ppl.windows,
-        "nll_se": ppl.nll_se if math.isfinite(ppl.nll_se) else None,  # one window: no spread to measure
+        "perplexity": ppl.perplexity, "tokens": ppl.tokens, **ppl.noise(),
         "seconds": result.seconds, "size_bytes": size_bytes,
         "packed": pack(result) if size_bytes <= PACKED_KEEP_BYTES else None,
         "baseline_size_bytes": fp16_size_bytes(model),

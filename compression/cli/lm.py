@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -107,8 +106,8 @@ def run(args) -> int:
         "size_bytes": packed_size_bytes(result), "baseline_size_bytes": fp16_size_bytes(lm),
         "evaluation_text": evaluation.name, "calibration_text": calibration.name, "seq_len": seq_len,
         # what the page records of its own runs, so a run prepared here shows its 95% range there too
-        "measured_on": {"windows": measured.windows, "nll_se": measured.nll_se if math.isfinite(measured.nll_se)
-                        else None, "calibration_tokens": args.samples * seq_len, "eval_samples": args.eval_samples},
+        "measured_on": {**measured.noise(), "calibration_tokens": args.samples * seq_len,
+                        "eval_samples": args.eval_samples},
     }
     if cost_config is not None:
         if not args.json:

@@ -33,6 +33,11 @@ class Perplexity:
         default z); None with a single window."""
         return perplexity_interval(self.nll, self.nll_se, z)
 
+    def noise(self) -> dict:
+        """What a recorded run keeps to redraw its 95% range: the windows and the NLL's standard error (None for one
+        window, where there is no spread to measure; JSON has no NaN)."""
+        return {"windows": self.windows, "nll_se": self.nll_se if math.isfinite(self.nll_se) else None}
+
     def to_dict(self) -> dict:
         return asdict(self)
 
