@@ -135,10 +135,14 @@ def classifier_speedup(store: RunStore) -> None:
         backend = cluster.backend()
         first_wall, first = drive(expand_sweep("cnn", CLASSIFIER, SweepGrid(methods=("rtn",), bits=(8,)),
                                                owner=f"warm-{cpus}-{time.time_ns()}"), backend, store)
-        # warm every worker: one cheap cell each, so each has imported torch and the engine before the clock runs
-        for w in range(cpus):
-            drive(expand_sweep("cnn", CLASSIFIER, SweepGrid(methods=("rtn",), bits=(w + 2,)),
-                               owner=f"warm-{cpus}-{w}-{time.time_ns()}"), backend, store)
+        # warm every worker before the clock runs (each has imported torch and the engine): rounds of cheap cells
+        # submitted together until they ran on `cpus` processes, since Ray starts a second worker only while
+        # tasks wait and the first finishes cheap cells before it is up
+        for _ in range(30):
+            _, warm = drive(expand_sweep("cnn", CLASSIFIER, SweepGrid(methods=("rtn",), bits=(2, 3, 4, 5, 6, 7)),
+                                         owner=f"warm-{cpus}-{time.time_ns()}"), backend, store)
+            if len({c.record["worker"]["pid"] for c in warm.cells}) >= cpus:
+                break
         runs, cells = [], []
         for r in range(REPEATS):
             wall, state = drive(expand_sweep("cnn", CLASSIFIER, CNN_GRID, owner=f"ray{cpus}-{r}-{time.time_ns()}"),

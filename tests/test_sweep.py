@@ -141,6 +141,48 @@ def test_a_failed_cell_is_recorded_as_failed_and_run_again_on_resume(zoo, tmp_pa
     assert [c.status for c in again.cells] == ["done", "skipped"] and store.get(doomed).status == "done"
 
 
+class _Recorder:
+    """A backend that records the order cells are submitted in and ends each at once, cancelled."""
+
+    name, slots, device = "recorder", 2, "cpu"
+
+    def __init__(self):
+        self.submitted = []
+
+    def submit(self, key, fn, payload, gpu=False):
+        self.submitted.append(key)
+
+    def wait(self, timeout_s):
+        from compression.core.backends import Outcome
+
+        return [Outcome(key, None, "cancelled") for key in self.submitted]
+
+    def progress(self):
+        return {}
+
+    def cancel(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_the_longest_cells_start_first_and_the_state_keeps_the_grids_order():
+    grid = SweepGrid(methods=("rtn", "sparsegpt", "gptq"), sparsities=(0.5,), bits=(4,),
+                     calibration_samples=(128, 2048))
+    sweep = expand_sweep("cnn", CLASSIFIER, grid)
+    backend = _Recorder()
+    run = Drive(run_sweep(sweep, backend, None, poll_s=0.01))
+    for _ in run:
+        pass
+    label = {c.id: c.label for c in sweep.cells}
+    # most calibration images first; among equals the grid's order (sparsegpt before gptq, same guess); rtn last
+    assert [label[k] for k in backend.submitted] == [
+        "sparsegpt 50%, 2048 images", "gptq 4-bit per channel, 2048 images",
+        "sparsegpt 50%, 128 images", "gptq 4-bit per channel, 128 images", "rtn 4-bit per channel"]
+    assert [c.cell.id for c in run.result.cells] == [c.id for c in sweep.cells]
+
+
 def test_cancel_stops_a_running_cell_at_its_next_report():
     from compression.core.backends import Cancelled
 

@@ -244,6 +244,13 @@ def _digest(data: dict, digits: int) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:digits]
 
 
+def longest_first(cells: Sequence[SweepCell]) -> list[SweepCell]:
+    """`cells` in the order to start them: those expected to take longest first (more calibration samples, then a
+    slower method; otherwise the grid's order)."""
+    # Longest-processing-time-first: on several workers no long cell then starts last while the others sit idle.
+    return sorted(cells, key=lambda c: (-c.calibration_samples, -GUESS_S[c.family].get(c.method, 1.0)))
+
+
 @dataclass(frozen=True)
 class SweepEstimate:
     """How long the cells still to run should take: an estimate, with what it is based on."""

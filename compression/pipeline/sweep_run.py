@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from compression.core.backends import Backend, Outcome
 from compression.history import HistoryError, Run, RunStore, run_from_result
-from compression.pipeline.sweep import Sweep, SweepCell
+from compression.pipeline.sweep import Sweep, SweepCell, longest_first
 from compression.pipeline.sweep_cell import run_cell
 
 QUEUED, RUNNING, DONE, FAILED, SKIPPED, CANCELLED = "queued", "running", "done", "failed", "skipped", "cancelled"
@@ -95,7 +95,7 @@ def run_sweep(sweep: Sweep, backend: Backend, store: RunStore | None = None,
                 cells[run.id] = CellState(cells[run.id].cell, SKIPPED, 1.0, "in the history already",
                                           record={"metrics": dict(run.metrics), "run_id": run.id}, recorded=False)
     todo = [c for c in sweep.cells if cells[c.id].status == QUEUED]
-    for cell in todo:
+    for cell in longest_first(todo):
         backend.submit(cell.id, run_cell, cell.to_dict(), gpu=cell.device == "cuda")
     left = {c.id for c in todo}
 
