@@ -11,7 +11,7 @@ ROWS = [
     {"id": "a", "model": "SmolLM2", "label": "rtn 4-bit g64", "perplexity": 20.5, "decode_tokens_per_s": 50.0,
      "decode_speedup": 2.5, "prefill_tokens_per_s": 500.0, "weight_bytes_per_token": 90 * 2 ** 20,
      "peak_memory_bytes": 700 * 2 ** 20, "real_perplexity": 20.4, "real_top1_accuracy": 0.41,
-     "predicted_decode_tokens_per_s": 150.0},
+     "predicted_decode_tokens_per_s": 150.0, "predicted_decode_tokens_per_s_here": 110.0},
     {"id": "b", "model": "SmolLM2", "label": "wanda 50%", "perplexity": 33.0, "decode_tokens_per_s": 20.0,
      "decode_speedup": 1.0, "peak_memory_bytes": 1100 * 2 ** 20, "top1_accuracy": 0.35},
     {"id": "c", "model": "SmolLM2", "label": "gptq 4-bit g64", "perplexity": 18.0},  # not measured
@@ -26,6 +26,7 @@ def test_cost_table_lists_measured_runs_in_words():
     assert row["decode tokens/s"] == "50.0" and row["× dense float32"] == "2.50×"
     assert row["weights read per token"] == "90.0 MiB" and row["peak memory"] == "700.0 MiB"
     assert row["next-token top-1"] == "41.0%" and dict(zip(headers, cells[1]))["next-token top-1"] == "35.0%"
+    assert row["estimate tokens/s"] == "150.0" and row["estimate here tokens/s"] == "110.0"
 
 
 def compare_script():

@@ -8,12 +8,14 @@ import pytest
 import torch
 
 from compression.core import run_to_end
-from compression.core.hardware import DEVICES, DeviceClass, devices_from_rows, estimate, measure_bandwidth
+from compression.core.hardware import (DEVICES, DeviceClass, devices_from_rows, estimate, measure_bandwidth,
+                                       predicted_tokens_per_s_here)
 from compression.core.errors import InputError
 from compression.lm import perplexity
 from compression.lm.speed import kv_bytes_per_token, measure_speed
 from compression.pipeline import (CostConfig, compress_lm, deploy_dense, deploy_kernels, lm_config, measure_cost,
                                   prompt_ids, run_cost, weight_bytes)
+from compression.pipeline.lm_cost import reads_weights
 from compression.pipeline.lm_deploy import load_deployed, save_deployed
 from compression.quantization import Int4Linear, Int8Embedding, Int8Linear
 from lm_helpers import tiny_gpt2, tiny_llama, token_ids
@@ -102,6 +104,29 @@ def test_measure_speed_fields(llama):
     assert speed.prefill_tokens_per_s > 0
 
 
+def test_decode_time_is_split_between_the_weight_layers_and_the_rest(llama, rtn4):
+    prompt = token_ids(llama, 1, 24)[0]
+    plain = measure_speed(llama.model, prompt, new_tokens=3, repeats=1)
+    assert plain.decode_weight_layers_ms is None and plain.decode_other_ms is None
+    deployed = deploy_kernels(rtn4, head="int8").model
+    # every linear of the dense model, and on the deployed one the kernel modules that replaced them
+    assert sum(map(reads_weights, deployed.modules())) == sum(map(reads_weights, llama.model.modules())) > 0
+    assert any(isinstance(m, Int4Linear) for m in deployed.modules() if reads_weights(m))
+    for model in (llama.model, deployed):
+        speed = measure_speed(model, prompt, new_tokens=3, repeats=1, weight_layer=reads_weights)
+        assert speed.decode_weight_layers_ms > 0 and speed.decode_other_ms >= 0
+        assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())  # hooks taken off
+    with pytest.raises(InputError, match="no module"):
+        measure_speed(llama.model, prompt, new_tokens=1, repeats=1, weight_layer=lambda m: False)
+
+
+def test_the_estimate_here_adds_the_time_outside_the_weight_layers_to_their_bytes_at_bandwidth(llama):
+    assert predicted_tokens_per_s_here(1.0, 1e6, 1.0) == pytest.approx(500.0)  # 1 ms of bytes + 1 ms of the rest
+    cost = measure_cost(deploy_dense(llama.model), token_ids(llama, 1, 24)[0], QUICK)
+    other_s = cost.speed.decode_other_ms / 1000
+    assert cost.predicted_tokens_per_s_here(2.0) == pytest.approx(1 / (cost.weight_bytes_per_token / 2e9 + other_s))
+
+
 def test_kv_bytes(llama):
     # 2 layers × (keys + values) × 2 kv heads × 16 dims × 10 tokens × 4 bytes
     assert kv_bytes_per_token(llama.model, 10, 4) == 2 * 2 * 2 * 16 * 10 * 4
@@ -156,7 +181,8 @@ def test_bandwidth_fields():
 CLI_FIELDS = {"top1_accuracy", "baseline_top1_accuracy", "kernel", "decode_tokens_per_s", "decode_tokens_per_s_min",
               "decode_tokens_per_s_max", "prefill_tokens_per_s", "dense_decode_tokens_per_s", "decode_speedup",
               "weight_bytes_per_token", "peak_memory_bytes", "bandwidth_gb_s", "predicted_decode_tokens_per_s",
-              "real_perplexity", "top1_agreement", "max_abs_logit_diff", "cost"}
+              "real_perplexity", "top1_agreement", "max_abs_logit_diff", "cost", "predicted_decode_tokens_per_s_here",
+              "decode_weight_layers_ms", "decode_other_ms"}
 
 
 def test_cli_measure_speed_prints_the_cost_fields(tmp_path, capsys):

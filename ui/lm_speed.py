@@ -161,6 +161,7 @@ def show(measured: list[dict], dense_ppl: float | None) -> None:
         "decode tok/s": number(format="%.1f"), "× dense": number(format="%.2f×"), "prefill tok/s": number(format="%.0f"),
         "weights MiB/token (computed)": number(format="%.1f"), "model MiB (measured)": number(format="%.0f"),
         "process peak MiB": number(format="%.0f"), "estimate tok/s": number(format="%.0f"),
+        "estimate here tok/s": number(format="%.0f"),
         "perplexity": number(format="%.2f"), "perplexity, real kernels": number(format="%.2f"),
         "top-1": number(format="percent")})
     st.caption(f"Decode and prefill: batch 1, {dense['threads']} thread(s), median of {dense['repeats']} repeats "
@@ -171,7 +172,10 @@ def show(measured: list[dict], dense_ppl: float | None) -> None:
                "computed from the tensors the model reads, not timed. Estimate tok/s = this machine's copy bandwidth ÷ bytes "
                "read per token (weights + KV cache): an estimate, not a measurement, and an upper bound: it leaves out "
                "the work per token that does not shrink with the weights (attention, norms, kernel launches), so it "
-               "runs further ahead of the measured figure the smaller the model reads.")
+               "runs further ahead of the measured figure the smaller the model reads. Estimate here tok/s = 1 ÷ "
+               "(the weights' bytes ÷ that bandwidth + the time per token measured outside the weight layers, timed "
+               "by hooks in one more decode): also an estimate; where it runs ahead of the measured figure, the "
+               "weight layers' kernels are slower than reading their bytes.")
     def model_bytes(cost: dict) -> float | None:
         mib = model_mib(cost)
         return mib * MIB if mib else None
@@ -219,6 +223,7 @@ def cost_table(rows: list[dict], dense: dict, dense_ppl: float | None) -> pd.Dat
               "weights MiB/token (computed)": dense["weight_bytes_per_token"] / MIB,
               "model MiB (measured)": model_mib(dense), "process peak MiB": (dense["peak_rss_bytes"] or 0) / MIB or None,
               "estimate tok/s": rows[-1].get("dense_predicted_decode_tokens_per_s"),
+              "estimate here tok/s": rows[-1].get("dense_predicted_decode_tokens_per_s_here"),
               "perplexity": dense_ppl, "perplexity, real kernels": None, "top-1": None}]
     for r in rows:
         table.append({"run": r["label"], "kernel": r["kernel"], "decode tok/s": r["decode_tokens_per_s"],
@@ -227,7 +232,8 @@ def cost_table(rows: list[dict], dense: dict, dense_ppl: float | None) -> pd.Dat
                       "weights MiB/token (computed)": r["weight_bytes_per_token"] / MIB,
                       "model MiB (measured)": model_mib(r["cost"]["run"]),
                       "process peak MiB": (r.get("peak_memory_bytes") or 0) / MIB or None,
-                      "estimate tok/s": r.get("predicted_decode_tokens_per_s"), "perplexity": r["perplexity"],
+                      "estimate tok/s": r.get("predicted_decode_tokens_per_s"),
+                      "estimate here tok/s": r.get("predicted_decode_tokens_per_s_here"), "perplexity": r["perplexity"],
                       "perplexity, real kernels": r.get("real_perplexity"),
                       "top-1": r.get("real_top1_accuracy", r.get("top1_accuracy"))})
     return pd.DataFrame(table)

@@ -159,7 +159,11 @@ def print_cost(payload: dict) -> None:
               f"{payload['max_abs_logit_diff']:.3g}")
     if payload.get("predicted_decode_tokens_per_s"):
         print(f"  estimate: {payload['predicted_decode_tokens_per_s']:.1f} tokens/s = copy bandwidth "
-              f"{payload['bandwidth_gb_s']:.1f} GB/s ÷ bytes per token")
+              f"{payload['bandwidth_gb_s']:.1f} GB/s ÷ bytes per token (an upper bound)")
+    if payload.get("predicted_decode_tokens_per_s_here"):
+        print(f"  estimate here: {payload['predicted_decode_tokens_per_s_here']:.1f} tokens/s = the weights at that "
+              f"bandwidth + {payload['decode_other_ms']:.1f} ms a token measured outside the weight layers "
+              f"({payload['decode_weight_layers_ms']:.1f} ms inside them)")
     for device in payload["cost"]["devices"]:
         print(f"  estimate on {device['device']}: {'fits' if device['fits'] else 'does not fit'} "
               f"({device['needed_bytes'] / mib:,.0f} MiB), ~{device['tokens_per_s']:,.0f} tokens/s")

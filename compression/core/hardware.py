@@ -3,7 +3,8 @@ table of device classes with published figures, and decode tokens/s predicted as
 
 Decoding one token at batch 1 reads every weight once (and the KV cache) and does little arithmetic per byte, so
 memory bandwidth bounds its speed: predicted tokens/s = bandwidth ÷ bytes per token, an upper bound a real runtime
-approaches but does not reach (attention, norms, the framework's own overhead).
+approaches but does not reach (attention, norms, the framework's own overhead). On this machine, where that overhead
+is measured, a second estimate adds it: the weight layers at bandwidth plus the measured time outside them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from compression.core.errors import InputError
 GB = 1e9  # bandwidths in GB/s, decimal, as vendors publish them
 GIB = 2 ** 30
 PREDICTION = "estimate: bandwidth ÷ bytes read per token (weights + KV cache)"
+PREDICTION_HERE = ("estimate for this machine: 1 ÷ (weight bytes per token ÷ bandwidth + the measured time per token "
+                   "outside the weight layers)")
 FITS = ("estimate: every weight + a float16 KV cache of 2,048 tokens ≤ the device's memory (its OS and apps need "
         "some of it too)")
 
@@ -75,6 +78,13 @@ def devices_from_rows(rows: Sequence[Mapping]) -> tuple[DeviceClass, ...]:
 def predicted_tokens_per_s(bandwidth_gb_s: float, bytes_per_token: float) -> float:
     """Estimate: decode tokens/s if reading `bytes_per_token` at `bandwidth_gb_s` were all a token cost."""
     return bandwidth_gb_s * GB / bytes_per_token if bytes_per_token > 0 else float("inf")
+
+
+def predicted_tokens_per_s_here(bandwidth_gb_s: float, weight_bytes_per_token: float, other_ms: float) -> float:
+    """Estimate: decode tokens/s if the weight layers ran at `bandwidth_gb_s` and the rest of a token took the
+    `other_ms` measured outside them (which compressing the weights does not change)."""
+    seconds = weight_bytes_per_token / (bandwidth_gb_s * GB) + other_ms / 1000.0
+    return 1.0 / seconds if seconds > 0 else float("inf")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -28,6 +29,15 @@ class Speed:
     new_tokens: int
     repeats: int
     threads: int
+    # ms per decoded token inside the weight layers (forward hooks, one decode after the timed ones); None: not timed
+    decode_weight_layers_ms: float | None = None
+
+    @property
+    def decode_other_ms(self) -> float | None:
+        """ms per decoded token outside the weight layers: attention over the KV cache, norms, sampling, Python."""
+        if self.decode_weight_layers_ms is None:
+            return None
+        return max(0.0, 1000.0 / self.decode_tokens_per_s - self.decode_weight_layers_ms)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -40,9 +50,10 @@ def _forward(model: nn.Module, ids: Tensor, cache: DynamicCache) -> Tensor:
 
 @torch.no_grad()
 def measure_speed(model: nn.Module, prompt: Tensor, new_tokens: int = 32, repeats: int = 5,
-                  warmup: int = 1) -> Speed:
+                  warmup: int = 1, weight_layer: Callable[[nn.Module], bool] | None = None) -> Speed:
     """Time `repeats` greedy continuations of `prompt` (1-D token ids) by `new_tokens` tokens after `warmup` untimed
-    ones: prefill tokens/s from the prompt's forward pass, decode tokens/s from the tokens after it."""
+    ones: prefill tokens/s from the prompt's forward pass, decode tokens/s from the tokens after it; with
+    `weight_layer`, also the decode's time inside the modules it picks (in one more continuation, hooked)."""
     if prompt.dim() != 1 or prompt.numel() < 1:
         raise InputError("the prompt must be a non-empty 1-D tensor of token ids")
     if new_tokens < 1 or repeats < 1:
@@ -60,8 +71,38 @@ def measure_speed(model: nn.Module, prompt: Tensor, new_tokens: int = 32, repeat
         if run >= warmup:
             prefill.append(ids.shape[1] / (middle - start))
             decode.append(new_tokens / (end - middle))
+    layers_ms = None if weight_layer is None else _weight_layers_ms(model, ids, new_tokens, weight_layer)
     return Speed(statistics.median(decode), min(decode), max(decode), statistics.median(prefill), ids.shape[1],
-                 new_tokens, repeats, torch.get_num_threads())
+                 new_tokens, repeats, torch.get_num_threads(), layers_ms)
+
+
+def _weight_layers_ms(model: nn.Module, ids: Tensor, new_tokens: int, weight_layer: Callable[[nn.Module], bool]
+                      ) -> float:
+    """ms per decoded token spent inside the modules `weight_layer` picks, timed between forward hooks; apart from
+    the timed continuations, whose figures the hooks' own cost would skew."""
+    spent, start, counting = [0.0], [0.0], [False]
+
+    def enter(module, args):
+        start[0] = time.perf_counter()
+
+    def leave(module, args, output):
+        if counting[0]:
+            spent[0] += time.perf_counter() - start[0]
+
+    handles = [h for m in model.modules() if weight_layer(m)
+               for h in (m.register_forward_pre_hook(enter), m.register_forward_hook(leave))]
+    if not handles:
+        raise InputError("no module of this model is a weight layer: nothing to time")
+    try:
+        cache = DynamicCache(config=model.config)
+        token = _forward(model, ids, cache).argmax(-1, keepdim=True)
+        counting[0] = True
+        for _ in range(new_tokens):
+            token = _forward(model, token, cache).argmax(-1, keepdim=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return spent[0] / new_tokens * 1000.0
 
 
 def kv_bytes_per_token(model: nn.Module, context: int, element_bytes: int) -> int:

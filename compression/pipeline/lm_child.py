@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from compression.lm.speed import measure_speed
+from compression.pipeline.lm_cost import reads_weights
 from compression.pipeline.lm_deploy import load_deployed
 
 STATUS = Path("/proc/self/status")
@@ -59,7 +60,7 @@ def main() -> int:
     gc.collect()
     reset = _reset_peak()
     speed = measure_speed(model, torch.tensor(job["prompt"], dtype=torch.long), int(job["new_tokens"]),
-                          int(job["repeats"]))
+                          int(job["repeats"]), weight_layer=reads_weights)
     peak = _status_bytes("VmHWM") if reset else _peak_since_start()
     method = ("VmHWM of the measuring process, reset after the model was loaded" if reset else
               "ru_maxrss of the measuring process (includes loading the model)" if peak else "not available here")

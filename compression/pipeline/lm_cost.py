@@ -25,12 +25,14 @@ from torch import Tensor, nn
 from compression.core import settings
 from compression.core.errors import InputError
 from compression.core.threads import use_threads
-from compression.core.hardware import (DEVICES, FITS, PREDICTION, Bandwidth, DeviceClass, estimate,
-                                       predicted_tokens_per_s)
+from compression.core.hardware import (DEVICES, FITS, PREDICTION, PREDICTION_HERE, Bandwidth, DeviceClass, estimate,
+                                       predicted_tokens_per_s, predicted_tokens_per_s_here)
+from compression.calibration import is_weight_layer
 from compression.lm import LanguageModel, perplexity
 from compression.lm.speed import Speed, kv_bytes_per_token, measure_speed
 from compression.pipeline.lm import LMResult
 from compression.pipeline.lm_deploy import Deployed, deploy_dense, deploy_kernels, save_deployed
+from compression.quantization import Int4Linear, Int8Linear
 
 FITS_CONTEXT = 2048  # tokens of KV cache the "fits in memory?" estimate holds beside the weights
 CHILD_TIMEOUT_S = 600
@@ -79,6 +81,13 @@ class Cost:
         """Estimate: bandwidth ÷ bytes per token."""
         return predicted_tokens_per_s(bandwidth_gb_s, self.bytes_per_token)
 
+    def predicted_tokens_per_s_here(self, bandwidth_gb_s: float) -> float | None:
+        """Estimate for this machine: the weights at bandwidth plus the time measured outside the weight layers
+        (None when that was not timed)."""
+        other = self.speed.decode_other_ms
+        return None if other is None else predicted_tokens_per_s_here(bandwidth_gb_s, self.weight_bytes_per_token,
+                                                                       other)
+
     def fits_bytes(self, model: nn.Module) -> int:
         """Estimate of the memory a device needs: every tensor plus a float16 KV cache of FITS_CONTEXT tokens."""
         return self.resident_weight_bytes + kv_bytes_per_token(model, FITS_CONTEXT, 2)
@@ -109,6 +118,11 @@ def weight_bytes(model: nn.Module) -> tuple[int, int]:
     return held - skipped, held
 
 
+def reads_weights(module: nn.Module) -> bool:
+    """A module that reads a weight matrix per token: a linear layer, GPT-2's Conv1D, or a real low-bit kernel."""
+    return is_weight_layer(module) or isinstance(module, (Int4Linear, Int8Linear))
+
+
 def prompt_ids(model: nn.Module, ids: Tensor, config: CostConfig) -> Tensor:
     """The fixed prompt: the first tokens of `ids` (held-out windows), as many as the model's context allows."""
     context = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", 1024)
@@ -129,7 +143,7 @@ def measure_cost(deployed: Deployed, prompt: Tensor, config: CostConfig) -> Cost
         previous = torch.get_num_threads()
         use_threads(threads)
         try:
-            speed = measure_speed(model, prompt, config.new_tokens, config.repeats)
+            speed = measure_speed(model, prompt, config.new_tokens, config.repeats, weight_layer=reads_weights)
         finally:
             torch.set_num_threads(previous)
         return Cost(deployed.variant, speed, per_token, kv, held, None, None, "not measured (timed in-process)")
@@ -209,6 +223,9 @@ def summary(cost: Cost, dense: Cost, bandwidth: Bandwidth | None) -> dict:
     if bandwidth is not None:
         out["bandwidth_gb_s"] = bandwidth.gb_s
         out["predicted_decode_tokens_per_s"] = cost.predicted_tokens_per_s(bandwidth.gb_s)
+        out["predicted_decode_tokens_per_s_here"] = cost.predicted_tokens_per_s_here(bandwidth.gb_s)
+    out["decode_weight_layers_ms"] = cost.speed.decode_weight_layers_ms
+    out["decode_other_ms"] = cost.speed.decode_other_ms
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
 
 
@@ -227,6 +244,8 @@ class RunCost:
         out = summary(self.cost, self.dense, self.bandwidth)
         if self.bandwidth is not None:
             out["dense_predicted_decode_tokens_per_s"] = self.dense.predicted_tokens_per_s(self.bandwidth.gb_s)
+            out["dense_predicted_decode_tokens_per_s_here"] = self.dense.predicted_tokens_per_s_here(
+                self.bandwidth.gb_s)
         if self.agreement is not None:
             out.update({"real_perplexity": self.agreement.perplexity_real,
                         "real_top1_accuracy": self.agreement.top1_accuracy_real,
@@ -237,7 +256,8 @@ class RunCost:
                        "agreement": self.agreement.to_dict() if self.agreement else None,
                        "bandwidth": self.bandwidth.to_dict() if self.bandwidth else None,
                        "devices": list(self.devices), "notes": list(self.notes),
-                       "estimates": {"predicted_decode_tokens_per_s": PREDICTION, "fits": FITS}}
+                       "estimates": {"predicted_decode_tokens_per_s": PREDICTION,
+                                     "predicted_decode_tokens_per_s_here": PREDICTION_HERE, "fits": FITS}}
         return out
 
 
