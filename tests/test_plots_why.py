@@ -82,6 +82,18 @@ def test_unstructured_and_2_4_runs_of_one_method_look_different():
     assert wanda.marker.symbol != nm.marker.symbol and nm.line.dash == "dot"
 
 
+@pytest.mark.parametrize("errors, pattern", [
+    (ERRORS, r"^\d(\.\d)?e-\d$"),  # 0.002 to 0.2: powers of ten throughout, never 0.01 above 1.0e-03
+    ({"row": {"a": 0.4, "b": 0.02}}, r"^0?\.?\d+$"),  # all at least 0.01: decimals
+])
+def test_an_error_chart_writes_its_numbers_one_way(errors, pattern):
+    import re
+
+    fig = plots_why.error_bars(errors, {}, "t")
+    texts = [*fig.layout.yaxis.ticktext, *(t for bar in fig.data for t in bar.text)]
+    assert texts and all(re.match(pattern, t) for t in texts), texts
+
+
 def test_only_1_2_5_log_ticks_are_labelled():
     fig = plots_lm.perplexity_curves(POINTS, "x", "sparsity", "t", 15.2)
     mantissas = {f"{v / 10 ** math.floor(math.log10(v)):.0f}" for v in fig.layout.yaxis.tickvals}

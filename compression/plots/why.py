@@ -5,7 +5,7 @@ migration of each channel's range, and the errors they leave side by side."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -17,8 +17,17 @@ GREY, BLUE, RED, ORANGE = "#9d9da1", "#4c78a8", "#e45756", "#f58518"
 _TALL = {**_LAYOUT, "height": 460, "margin": dict(l=10, r=10, t=40, b=90)}
 
 
-def _error_format(v: float) -> str:
-    return f"{v:.2g}" if v >= 0.01 else f"{v:.1e}"
+def _error_format(values: Sequence[float]) -> Callable[[float], str]:
+    """One number format for all the errors on a chart: decimals while every one is at least 0.01, else powers of
+    ten for all (2e-3 beside 1e-2; never 0.01 above 1.0e-03 on one axis)."""
+    if min(values, default=1.0) >= 0.01:
+        return lambda v: f"{v:.2g}"
+    return _scientific
+
+
+def _scientific(v: float) -> str:
+    mantissa, exponent = f"{v:.1e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
 
 
 def gptq_row(why: Mapping) -> go.Figure:
@@ -78,16 +87,17 @@ def error_bars(groups: Mapping[str, Mapping[str, float]], colors: Mapping[str, s
     row, the whole layer), on a log axis: methods an order of magnitude apart stay readable."""
     fig = go.Figure()
     methods = list(dict.fromkeys(m for errors in groups.values() for m in errors))
+    shown = [v for errors in groups.values() for v in errors.values() if v is not None and v > 0]
+    label = _error_format(shown)
     for method in methods:
         values = [groups[g].get(method) for g in groups]
         fig.add_trace(go.Bar(x=list(groups), y=values, name=method, marker_color=colors.get(method),
-                             text=[_error_format(v) if v is not None else "" for v in values],
+                             text=[label(v) if v is not None else "" for v in values],
                              textposition="outside", cliponaxis=False,
                              hovertemplate=method + " %{y:.3g}<extra></extra>"))
-    shown = [v for errors in groups.values() for v in errors.values() if v is not None and v > 0]
     fig.update_layout(title=title, yaxis_title="‖X(W−Ŵ)‖² / ‖XW‖² (log, lower is better)", barmode="group",
                       legend=legend_below(), **{**_LAYOUT, "height": 380, "margin": dict(l=10, r=10, t=40, b=70)})
-    fig.update_yaxes(**log_axis(shown, _error_format))
+    fig.update_yaxes(**log_axis(shown, label))
     if shown:  # room above the tallest bar for its label
         fig.update_yaxes(range=[math.log10(min(shown)) - 0.3, math.log10(max(shown)) + 0.5])
     return fig
