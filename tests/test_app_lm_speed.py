@@ -52,6 +52,7 @@ def test_measuring_fills_the_cost_table_chart_and_history():
     cost = next(v for v in tables if "decode tok/s" in v.columns)
     assert list(cost["run"]) == ["dense float32", "rtn 4-bit g32"]
     assert {"perplexity", "perplexity, real kernels", "top-1", "model MiB (measured)", "process peak MiB"} <= set(cost.columns)
+    assert (cost["estimate here tok/s"] > 0).all() and (cost["estimate tok/s"] > 0).all()  # dense and the run
     estimates = next(v for v in tables if "fits? (estimate)" in v.columns)
     assert len(estimates) == 3  # one row per device class for the one run
     spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "lm_cost_chart" in c.proto.id)
