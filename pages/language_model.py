@@ -3,6 +3,7 @@
 
 import streamlit as st
 
+from ui import lm_live
 from ui import lm_sections as sections
 from ui import lm_speed
 from ui import lm_views as views
@@ -35,7 +36,7 @@ dense_ppl = dense.perplexity if dense is not None else None
 sections.run_section(lm, settings, dense_ppl)
 shown = sections.shown_runs(settings, lm.info.name)
 slot, points = sections.charts(shown.rows, settings, dense_ppl)
-live = sections.live_rtn_first(settings, slot, points, dense_ppl)
+live = lm_live.live_rtn_first(settings, slot, points, dense_ppl)
 if dense is not None:
     st.caption(f"Dense perplexity {dense.perplexity:.2f} on {dense.tokens:,} held-out tokens of "
                f"{settings.evaluation.name} (the dashed line); {sections.noise(dense)}.")
@@ -43,6 +44,6 @@ sections.hidden_note(shown, settings)
 sections.results_table(shown.rows, dense_ppl)
 lm_speed.section(lm, settings, dense_ppl)  # What it buys: speed, memory, devices (on a button)
 views.run_details(shown.rows, dense_ppl, spec)
-sections.live_rtn_refine(live, dense_ppl)  # the live point's full evaluation, once everything above is drawn
+lm_live.live_rtn_refine(live, dense_ppl)  # the live point's full evaluation, once everything above is drawn
 why_section(lm, settings)
 from ui.sweep import lm_section; lm_section()  # the Sweep section (ui/sweep.py), one line beside the page

@@ -13,7 +13,7 @@ from compression import lm
 from compression.core import run_to_end
 from compression.history import RunStore, run_from_result
 from compression.pipeline import compress_lm, lm_config
-from ui import lm_choices, lm_sections
+from ui import lm_choices, lm_live, lm_sections
 
 SMALL = {"lm_eval_samples": 4, "lm_calib_samples": 4, "lm_seq_len": 64}  # keeps every run a few seconds
 
@@ -88,10 +88,10 @@ def test_page_draws_live_rtn_on_the_bits_chart(tiny_gpt):
 def test_the_quick_live_reading_sits_beside_the_dense_model_on_the_same_tokens(tiny_gpt, monkeypatch):
     """Before the full evaluation, the short slice's RTN value is shown beside the dense model's on that slice, never
     on the chart against the full evaluation's dense line."""
-    monkeypatch.setattr(lm_sections, "live_rtn_refine", lambda live, dense: None)  # stop after the quick reading
+    monkeypatch.setattr(lm_live, "live_rtn_refine", lambda live, dense: None)  # stop after the quick reading
     at = lm_page(lm_methods=["rtn"], lm_bits=3)
     metrics = {m.label: float(m.value.lstrip("×")) for m in at.metric}
-    ids = kjv_ids(tiny_gpt, *lm_sections.SHORT)
+    ids = kjv_ids(tiny_gpt, *lm_live.SHORT)
     rounded = run_to_end(compress_lm(tiny_gpt, lm_config("rtn", bits=3))).lm.model
     quick = next(v for k, v in metrics.items() if k.startswith("Live rtn 3-bit g64, first"))
     assert quick == pytest.approx(lm.perplexity(rounded, ids).perplexity, abs=0.006)

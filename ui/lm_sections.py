@@ -1,5 +1,5 @@
-"""The Language-model page's controls, background run, the runs it shows (this session's and the history's), its
-charts and the live RTN point (ui/lm_views.py: one run in detail; ui/lm_why.py: why each method works)."""
+"""The Language-model page's controls, background run, the runs it shows (this session's and the history's) and its
+charts (ui/lm_live.py: the live RTN point; ui/lm_views.py: one run in detail; ui/lm_why.py: why each method works)."""
 
 from __future__ import annotations
 
@@ -16,14 +16,13 @@ from compression.core import InputError, Job, settings
 from compression.history import HistoryError, RunStore
 from compression.lm import (CORPORA, LanguageModel, Perplexity, TextSplit, calibration_ids, corpus_available,
                             evaluation_ids, perplexity_interval)
-from compression.pipeline import config_from_dict, lm_config
+from compression.pipeline import config_from_dict
 from compression.plots import language_model as plots_lm
 from compression.quantization import ACT_GRANULARITIES
 from ui import history, jobs
-from ui.lm_models import (UPLOADED_TEXT, dense_perplexity, evaluation_key, live_perplexity, recorded_key, text_key,
-                          text_split)
-from ui.lm_runs import (METHODS, PRUNING, SHORT, W_A, BatchRecord, LMProgress, configs_for, plotted, row_from_run,
-                        run_methods, series_of)
+from ui.lm_models import UPLOADED_TEXT, dense_perplexity, evaluation_key, recorded_key, text_key, text_split
+from ui.lm_runs import (METHODS, PRUNING, W_A, BatchRecord, LMProgress, configs_for, plotted, row_from_run,
+                        run_methods)
 from ui.lm_views import PICKED
 
 JOB, META, RESULTS, LIVE, ERROR, BUSY = "lm_job", "lm_meta", "lm_results", "lm_live", "lm_error", "lm_busy"
@@ -284,109 +283,6 @@ def charts(rows: list[dict], settings: LMSettings, dense_ppl: float | None):
     if wa:
         st.plotly_chart(plots_lm.perplexity_wa(wa, dense_ppl), key="lm_chart_wa")
     return right.empty(), [p for p in points if p["method"] not in PRUNING and p["method"] not in W_A]
-
-
-def bits_chart(slot, points: list[dict], settings: LMSettings, dense_ppl: float | None,
-               live: dict | None = None, key: str = "lm_chart_bits") -> None:
-    """The weight-only bits chart (`key`: the chart before and after the live RTN point need two keys)."""
-    merged = {(p["series"], p["x"]): p for p in live_points(settings) + points}  # a run replaces a live point
-    slot.plotly_chart(plots_lm.perplexity_curves(list(merged.values()), "x", "weight bits (weights only)",
-                                                 "Perplexity vs bits", dense_ppl, live=live,
-                                                 x_range=(1.5, 8.5)), key=key)
-
-
-def live_points(settings: LMSettings) -> list[dict]:
-    return [{"method": "rtn", "series": series, "x": bits, "perplexity": ppl, "label": f"{series} {bits}-bit (live)"}
-            for (spec, key, series, bits), ppl in st.session_state.get(LIVE, {}).items()
-            if spec == settings.spec and key == settings.eval_key]
-
-
-@dataclass
-class LiveRTN:
-    """The live RTN point: measured on a short slice first (beside the dense model on that slice), then on the full
-    evaluation tokens, the ones the dense line is measured on, which puts it on the chart."""
-
-    slot: object  # the bits chart's st.empty()
-    points: list[dict]
-    dense_ppl: float | None
-    settings: LMSettings | None = None
-    label: str = ""
-    note: object = None
-
-
-def live_rtn_first(settings: LMSettings, slot, points: list[dict], dense_ppl: float | None) -> LiveRTN:
-    """RTN follows the bits slider: draw the bits chart now, and if RTN is chosen its value on a short slice
-    beside the dense model's on the very same tokens (the chart's dense line is measured on other, more tokens)."""
-    live = LiveRTN(slot, points, dense_ppl)
-    if "rtn" not in settings.methods:
-        bits_chart(slot, points, settings, dense_ppl)
-        return live
-    config = lm_config("rtn", bits=settings.bits, group_size=settings.group_size)
-    live.settings, live.label = settings, f"live: {config.label}"
-    full = _live_cached(settings)
-    if full is not None:
-        bits_chart(slot, points, settings, dense_ppl, {"x": config.bits, "perplexity": full.perplexity,
-                                                       "label": live.label})
-        st.caption(_full_caption(live.label, full))
-        return live
-    bits_chart(slot, points, settings, dense_ppl, key="lm_chart_bits_wait")  # the chart at once, RTN point next
-    live.note = st.empty()
-    try:
-        quick = _live(settings, *SHORT)
-        dense_short = dense_perplexity(settings.spec, settings.evaluation, text_key(settings.evaluation), *SHORT)
-    except InputError as exc:
-        live.note.error(str(exc))
-        live.settings = None
-        return live
-    with live.note.container():
-        m = st.columns(3)
-        m[0].metric(f"Live {config.label}, first {quick.tokens:,} tokens", f"{quick.perplexity:.2f}",
-                    help=noise(quick))
-        m[1].metric("Dense model, the same tokens", f"{dense_short.perplexity:.2f}", help=noise(dense_short))
-        m[2].metric("Ratio", f"×{quick.perplexity / dense_short.perplexity:.3f}", delta_color="off",
-                    delta_arrow="off")
-        st.caption(f"A quick first reading on {quick.tokens:,} tokens, both models on the same tokens. "
-                   f"{noise(quick).capitalize()}. Measuring the {settings.eval_samples * (settings.seq_len - 1):,} "
-                   "evaluation tokens of the chart's dense line…")
-    return live
-
-
-def _live(settings: LMSettings, samples: int, seq_len: int) -> Perplexity:
-    return live_perplexity(settings.spec, settings.evaluation, text_key(settings.evaluation), settings.bits,
-                           settings.group_size, samples, seq_len)
-
-
-def _live_cached(settings: LMSettings) -> Perplexity | None:
-    """The full evaluation of the live setting if this session has it already."""
-    return st.session_state.get("lm_live_full", {}).get(_live_key(settings))
-
-
-def _live_key(settings: LMSettings) -> tuple:
-    config = lm_config("rtn", bits=settings.bits, group_size=settings.group_size)
-    return settings.spec, settings.eval_key, series_of(config), config.bits
-
-
-def _full_caption(label: str, full: Perplexity) -> str:
-    return (f"{label.capitalize()}: perplexity {full.perplexity:.2f} on {full.tokens:,} tokens, the same tokens as "
-            f"the dense line; {noise(full)}.")
-
-
-def live_rtn_refine(live: LiveRTN, dense_ppl: float | None) -> None:
-    """The full evaluation of the live setting, drawn on the chart (last on the page: everything else first)."""
-    settings = live.settings
-    if settings is None or live.note is None:
-        return
-    try:
-        full = _live(settings, settings.eval_samples, settings.seq_len)
-    except InputError as exc:
-        live.note.error(str(exc))
-        return
-    key = _live_key(settings)
-    st.session_state.setdefault("lm_live_full", {})[key] = full
-    st.session_state.setdefault(LIVE, {})[key] = full.perplexity
-    bits_chart(live.slot, live.points, settings, dense_ppl, {"x": settings.bits, "perplexity": full.perplexity,
-                                                             "label": live.label})
-    live.note.caption(_full_caption(live.label, full))
 
 
 def results_table(rows: list[dict], dense_ppl: float | None) -> None:
