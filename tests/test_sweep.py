@@ -10,7 +10,7 @@ import sys
 import pytest
 from conftest import ROOT
 
-from compression.core import Drive, InputError
+from compression.core import Drive, InputError, run_to_end
 from compression.core.backends import LocalBackend
 from compression.history import Run, RunStore
 from compression.pipeline import (
@@ -147,7 +147,7 @@ class _Recorder:
     name, slots, device = "recorder", 2, "cpu"
 
     def __init__(self):
-        self.submitted = []
+        self.submitted, self.cancelled = [], False
 
     def submit(self, key, fn, payload, gpu=False):
         self.submitted.append(key)
@@ -161,10 +161,10 @@ class _Recorder:
         return {}
 
     def cancel(self):
-        pass
+        self.cancelled = True
 
     def close(self):
-        pass
+        self.cancel()
 
 
 def test_the_longest_cells_start_first_and_the_state_keeps_the_grids_order():
@@ -172,15 +172,14 @@ def test_the_longest_cells_start_first_and_the_state_keeps_the_grids_order():
                      calibration_samples=(128, 2048))
     sweep = expand_sweep("cnn", CLASSIFIER, grid)
     backend = _Recorder()
-    run = Drive(run_sweep(sweep, backend, None, poll_s=0.01))
-    for _ in run:
-        pass
+    state = run_to_end(run_sweep(sweep, backend, None, poll_s=0.01))
     label = {c.id: c.label for c in sweep.cells}
     # most calibration images first; among equals the grid's order (sparsegpt before gptq, same guess); rtn last
     assert [label[k] for k in backend.submitted] == [
         "sparsegpt 50%, 2048 images", "gptq 4-bit per channel, 2048 images",
         "sparsegpt 50%, 128 images", "gptq 4-bit per channel, 128 images", "rtn 4-bit per channel"]
-    assert [c.cell.id for c in run.result.cells] == [c.id for c in sweep.cells]
+    assert [c.cell.id for c in state.cells] == [c.id for c in sweep.cells]
+    assert not backend.cancelled  # every cell ended: nothing left in flight to stop
 
 
 def test_cancel_stops_a_running_cell_at_its_next_report():
